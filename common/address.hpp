@@ -1,0 +1,23 @@
+// address.hpp — envelope addresses and domain names as postwarden compares them: lower-cased
+// (SPEC §3), split at the last '@', domains walked up to their parents. Pure.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postwarden {
+
+std::string to_lower(std::string_view text);
+
+// The domain part of an address, lower-cased: "" for "<>" / "" or an address without '@'.
+std::string domain_of(std::string_view address);
+
+// "a.b.example.com" → {"a.b.example.com", "b.example.com", "example.com", "com"}: the names a
+// block:domain entry may be spelled as to cover this domain. A trailing dot is ignored.
+std::vector<std::string> domain_and_parents(std::string_view domain);
+
+// The last label: "com" for "mail.example.com", "" for an empty domain or an address literal.
+std::string_view top_level_domain(std::string_view domain);
+
+}  // namespace postwarden

@@ -1,0 +1,101 @@
+// config.hpp — postwarden.conf (SPEC §2): the typed configuration every program reads, and the
+// loader that fills it from the INI file.
+//
+// The keys are one table (config_table.cpp: section, name, default, one line of doc, setter);
+// the parser, --check-config, the shipped conf/postwarden.conf and its test all follow from it.
+// A loaded Config is immutable and shared as shared_ptr<const Config>: a reload (SIGHUP) swaps
+// the pointer and sessions keep the snapshot they started with.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/endpoint.hpp"
+#include "common/inet.hpp"
+
+namespace postwarden {
+
+enum class FailMode { open, closed };
+std::string_view to_string(FailMode mode);
+
+// One sending-quota window: at most `count` recipients per `seconds`.
+struct QuotaWindow {
+    long count = 0;
+    long seconds = 0;
+};
+// "100/3600, 1000/86400" → windows; "0" or "" → none (off). Used for [quota] and
+// quota:limits:<login>.
+std::optional<std::vector<QuotaWindow>> parse_quota_windows(std::string_view text,
+                                                            std::string* error);
+
+struct Config {
+    struct Redis {
+        Endpoint address;
+        std::string password;
+        std::string prefix;
+        int timeout_ms = 0;
+    } redis;
+    struct Policyd {
+        std::vector<Endpoint> listen;
+        FailMode fail_mode = FailMode::open;
+        std::vector<Cidr> trusted_networks;
+        int max_connections = 0;
+        int idle_timeout = 0;
+    } policyd;
+    struct Lists {
+        FailMode fail_mode = FailMode::open;  // resolved: inherits [policyd] fail_mode when unset
+    } lists;
+    struct Greylist {
+        bool enabled = true;
+        long delay = 0, retry_window = 0, pass_ttl = 0;
+        long auto_allow_clients = 0;
+        bool trust_authenticated = true;
+        int subnet_v4 = 24, subnet_v6 = 64;
+        FailMode fail_mode = FailMode::open;  // resolved
+    } greylist;
+    struct Quota {
+        std::vector<QuotaWindow> limits;
+        long penalty_max = 0;
+        std::vector<QuotaWindow> auto_block;  // empty: off
+        long reserve_ttl = 0;
+        FailMode fail_mode = FailMode::closed;  // resolved
+    } quota;
+    struct Milter {
+        std::string listen;
+        std::string authserv_id;  // resolved: the host name when empty
+        std::string dmarc_reject, dmarc_quarantine;
+        bool enforce_from = true;
+    } milter;
+    struct Dns {
+        std::vector<std::string> nameservers;
+        int timeout_ms = 0;
+    } dns;
+    struct Metrics {
+        std::optional<Endpoint> policyd_listen, milter_listen;
+    } metrics;
+    struct Replies {
+        std::string blocked_login, blocked_sender, blocked_network, blocked_tld;
+        std::string greylisted, greylist_passed, throttled, unavailable;
+    } replies;
+};
+
+// Every key of the table, for documentation and the shipped-file test.
+struct ConfigKeyInfo {
+    std::string_view section, name, default_value, doc;
+};
+const std::vector<ConfigKeyInfo>& config_keys();
+
+// A Config holding every default.
+Config default_config();
+
+// Loads `path`. On any error returns nullptr and sets *error to "FILE:LINE: [section] key: what is
+// wrong" (SPEC §2). Never touches the network.
+std::shared_ptr<const Config> load_config(const std::string& path, std::string* error);
+// The same from text (tests, fuzzing); `name` stands in for the file name in messages.
+std::shared_ptr<const Config> parse_config(std::string_view text, std::string_view name,
+                                           std::string* error);
+
+}  // namespace postwarden

@@ -1,0 +1,293 @@
+// config_table.cpp — every configuration key: section, name, default, one line of doc, and how
+// its value is parsed and bounded. Adding a key is adding a row here and a line in
+// conf/postwarden.conf (tests/unit/config_test.cpp checks the two agree).
+#include "common/config_table.hpp"
+
+#include <charconv>
+
+#include "common/inet.hpp"
+
+namespace postwarden::config_detail {
+
+namespace {
+
+template <typename T>
+bool parse_number(std::string_view v, T lo, T hi, T* out, std::string* error) {
+    T value{};
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), value);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || value < lo || value > hi) {
+        *error = "expected a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+        return false;
+    }
+    *out = value;
+    return true;
+}
+
+bool parse_bool(std::string_view v, bool* out, std::string* error) {
+    if (v == "yes" || v == "true" || v == "on" || v == "1") return *out = true, true;
+    if (v == "no" || v == "false" || v == "off" || v == "0") return *out = false, true;
+    *error = "expected yes or no";
+    return false;
+}
+
+bool parse_fail_mode(std::string_view v, std::optional<FailMode>* out, bool allow_empty,
+                     std::string* error) {
+    if (v == "open") return *out = FailMode::open, true;
+    if (v == "closed") return *out = FailMode::closed, true;
+    if (v.empty() && allow_empty) return out->reset(), true;
+    *error = allow_empty ? "expected open, closed, or empty to inherit [policyd] fail_mode"
+                         : "expected open or closed";
+    return false;
+}
+
+bool parse_choice(std::string_view v, std::initializer_list<std::string_view> choices,
+                  std::string* out, std::string* error) {
+    for (auto c : choices)
+        if (v == c) return *out = std::string(v), true;
+    *error = "expected one of:";
+    for (auto c : choices)
+        *error += " " + std::string(c);
+    return false;
+}
+
+bool parse_one_endpoint(std::string_view v, Endpoint* out, std::string* error) {
+    auto ep = parse_endpoint(v, error);
+    if (ep) *out = *ep;
+    return ep.has_value();
+}
+
+bool parse_optional_endpoint(std::string_view v, std::optional<Endpoint>* out, std::string* error) {
+    if (v.empty()) return out->reset(), true;
+    Endpoint ep;
+    if (!parse_one_endpoint(v, &ep, error)) return false;
+    *out = ep;
+    return true;
+}
+
+std::vector<std::string_view> split_list(std::string_view v) {
+    std::vector<std::string_view> out;
+    std::size_t pos = 0;
+    while (pos <= v.size()) {
+        auto end = v.find_first_of(", \t", pos);
+        if (end == std::string_view::npos) end = v.size();
+        if (end > pos) out.push_back(v.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    return out;
+}
+
+bool parse_endpoint_list(std::string_view v, std::vector<Endpoint>* out, std::string* error) {
+    out->clear();
+    for (auto item : split_list(v)) {
+        Endpoint ep;
+        if (!parse_one_endpoint(item, &ep, error)) return false;
+        out->push_back(ep);
+    }
+    if (out->empty()) *error = "at least one address is needed";
+    return !out->empty();
+}
+
+// host[:port] or [v6]:port, as c-ares takes them; the port is checked, the host must be an IP
+// address: the resolver cannot resolve its own server's name.
+bool parse_nameservers(std::string_view v, std::vector<std::string>* out, std::string* error) {
+    out->clear();
+    for (auto item : split_list(v)) {
+        std::string_view host = item;
+        if (item.front() == '[' ||
+            (item.find(':') != std::string_view::npos && item.find(':') == item.rfind(':'))) {
+            auto ep = parse_endpoint(item, error);
+            if (!ep) return false;
+            if (!parse_ip(ep->host))
+                return *error = "'" + ep->host + "' is not an IP address", false;
+            out->push_back(std::string(item));
+            continue;
+        }
+        if (!parse_ip(host))
+            return *error = "'" + std::string(item) + "' is not an IP address[:port]", false;
+        out->push_back(std::string(item));
+    }
+    return true;
+}
+
+// libmilter's socket syntax: inet:PORT@HOST, inet6:PORT@HOST, unix:/path (local:/path).
+bool parse_milter_socket(std::string_view v, std::string* out, std::string* error) {
+    auto colon = v.find(':');
+    auto scheme = v.substr(0, colon);
+    auto rest = colon == std::string_view::npos ? std::string_view() : v.substr(colon + 1);
+    bool ok = false;
+    if (scheme == "unix" || scheme == "local") {
+        ok = !rest.empty() && rest.front() == '/';
+    } else if (scheme == "inet" || scheme == "inet6") {
+        unsigned short port = 0;
+        auto at = rest.find('@');
+        std::string ignored;
+        ok = parse_number<unsigned short>(rest.substr(0, at), 1, 65535, &port, &ignored);
+    }
+    if (!ok)
+        *error = "expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path";
+    else
+        *out = std::string(v);
+    return ok;
+}
+
+// A reply text after the action: it must start with an enhanced status code of the right class,
+// so a temporary condition can never be configured into a permanent reject.
+bool parse_reply(std::string_view v, char status_class, std::string* out, std::string* error) {
+    if (v.size() < 6 || v[0] != status_class || v[1] != '.') {
+        *error = std::string("must start with an enhanced status code ") + status_class +
+                 ".X.Y followed by text";
+        return false;
+    }
+    *out = std::string(v);
+    return true;
+}
+
+// A setter as a captureless lambda; variadic because bodies contain commas.
+#define SET(...)                                                  \
+    [](Building& b, std::string_view v, std::string* e) -> bool { \
+        auto& c = b.config;                                       \
+        (void)c;                                                  \
+        (void)e;                                                  \
+        __VA_ARGS__                                               \
+    }
+
+}  // namespace
+
+const std::vector<Key>& key_table() {
+    static const std::vector<Key> table = {
+        {{"redis", "address", "127.0.0.1:6379",
+          "host:port, [v6]:port, or unix:/path/to/redis.sock"},
+         SET(return parse_one_endpoint(v, &c.redis.address, e);)},
+        {{"redis", "password", "", "AUTH password; empty: none"},
+         SET(c.redis.password = std::string(v); return true;)},
+        {{"redis", "prefix", "pw:", "every key postwarden touches starts with this"},
+         SET(if (v.find_first_of("{} \t") != std::string_view::npos) return * e =
+                 "must not contain braces or blanks",
+             false;
+             c.redis.prefix = std::string(v); return true;)},
+        {{"redis", "timeout_ms", "250",
+          "per command; past it the request is answered per fail_mode"},
+         SET(return parse_number(v, 1, 60000, &c.redis.timeout_ms, e);)},
+
+        {{"policyd", "listen", "127.0.0.1:10040", "several, comma separated; unix:/path also"},
+         SET(return parse_endpoint_list(v, &c.policyd.listen, e);)},
+        {{"policyd", "fail_mode", "open",
+          "open: DUNNO when Redis can't answer; closed: DEFER_IF_PERMIT"},
+         SET(std::optional<FailMode> m; if (!parse_fail_mode(v, &m, false, e)) return false;
+             c.policyd.fail_mode = *m; return true;)},
+        {{"policyd", "trusted_networks", "127.0.0.0/8, ::1/128",
+          "clients treated as outbound (like mynetworks)"},
+         SET(auto n = parse_cidr_list(v, e); if (!n) return false; c.policyd.trusted_networks = *n;
+             return true;)},
+        {{"policyd", "max_connections", "2000",
+          "beyond it new connections are refused, logged, counted"},
+         SET(return parse_number(v, 1, 1000000, &c.policyd.max_connections, e);)},
+        {{"policyd", "idle_timeout", "300",
+          "seconds a silent client connection is kept (Postfix reuses them)"},
+         SET(return parse_number(v, 1, 86400, &c.policyd.idle_timeout, e);)},
+
+        {{"lists", "fail_mode", "", "block/allow lists when Redis fails; empty: inherit [policyd]"},
+         SET(return parse_fail_mode(v, &b.lists_fail_mode, true, e);)},
+
+        {{"greylist", "enabled", "yes", "greylist inbound mail from unknown triplets (S1)"},
+         SET(return parse_bool(v, &c.greylist.enabled, e);)},
+        {{"greylist", "delay", "300", "seconds before a retry of a new triplet is accepted"},
+         SET(return parse_number(v, 0L, 86400L, &c.greylist.delay, e);)},
+        {{"greylist", "retry_window", "172800", "seconds a first attempt waits for its retry"},
+         SET(return parse_number(v, 1L, 31536000L, &c.greylist.retry_window, e);)},
+        {{"greylist", "pass_ttl", "3024000",
+          "seconds a passed triplet is remembered after it was last seen"},
+         SET(return parse_number(v, 1L, 315360000L, &c.greylist.pass_ttl, e);)},
+        {{"greylist", "auto_allow_clients", "5",
+          "after N passed triplets the client network skips greylisting; 0 = off"},
+         SET(return parse_number(v, 0L, 1000000L, &c.greylist.auto_allow_clients, e);)},
+        {{"greylist", "trust_authenticated", "yes",
+          "S2: SPF pass + aligned valid DKIM is never greylisted (needs the milter)"},
+         SET(return parse_bool(v, &c.greylist.trust_authenticated, e);)},
+        {{"greylist", "subnet_v4", "24", "triplets use the client's /24 (v4)"},
+         SET(return parse_number(v, 8, 32, &c.greylist.subnet_v4, e);)},
+        {{"greylist", "subnet_v6", "64", "and its /64 (v6), like postgrey's default"},
+         SET(return parse_number(v, 16, 128, &c.greylist.subnet_v6, e);)},
+        {{"greylist", "fail_mode", "", "per-check override of [policyd] fail_mode; empty: inherit"},
+         SET(return parse_fail_mode(v, &b.greylist_fail_mode, true, e);)},
+
+        {{"quota", "limits", "100/3600, 1000/86400",
+          "recipients per window (seconds) for each authenticated user; several windows"},
+         SET(auto w = parse_quota_windows(v, e); if (!w) return false; c.quota.limits = *w;
+             return true;)},
+        {{"quota", "penalty_max", "86400", "S3: ceiling of the throttle extension"},
+         SET(return parse_number(v, 0L, 31536000L, &c.quota.penalty_max, e);)},
+        {{"quota", "auto_block", "3000/3600",
+          "S4: recipients attempted per window that block the user; 0 = off"},
+         SET(auto w = parse_quota_windows(v, e); if (!w) return false; c.quota.auto_block = *w;
+             return true;)},
+        {{"quota", "reserve_ttl", "900",
+          "seconds a recipient reserved at RCPT waits for END-OF-MESSAGE"},
+         SET(return parse_number(v, 10L, 86400L, &c.quota.reserve_ttl, e);)},
+        {{"quota", "fail_mode", "closed",
+          "per-check override: an unknown quota state must not open the floodgates"},
+         SET(return parse_fail_mode(v, &b.quota_fail_mode, true, e);)},
+
+        {{"milter", "listen", "inet:8891@127.0.0.1", "libmilter socket syntax"},
+         SET(return parse_milter_socket(v, &c.milter.listen, e);)},
+        {{"milter", "authserv_id", "", "Authentication-Results id; empty: the host name"},
+         SET(if (v.find_first_of(" \t;") != std::string_view::npos) return * e =
+                 "must be one token without blanks or ';'",
+             false;
+             c.milter.authserv_id = std::string(v); return true;)},
+        {{"milter", "dmarc_reject", "reject",
+          "what p=reject failures get: reject | quarantine | none"},
+         SET(return parse_choice(v, {"reject", "quarantine", "none"}, &c.milter.dmarc_reject, e);)},
+        {{"milter", "dmarc_quarantine", "header",
+          "what p=quarantine failures get: header | hold | none"},
+         SET(return parse_choice(v, {"header", "hold", "none"}, &c.milter.dmarc_quarantine, e);)},
+        {{"milter", "enforce_from", "yes", "S8 for authenticated senders"},
+         SET(return parse_bool(v, &c.milter.enforce_from, e);)},
+
+        {{"dns", "nameservers", "",
+          "empty: the system resolver; else host[:port], comma separated"},
+         SET(return parse_nameservers(v, &c.dns.nameservers, e);)},
+        {{"dns", "timeout_ms", "2000", "per lookup, retries included"},
+         SET(return parse_number(v, 100, 60000, &c.dns.timeout_ms, e);)},
+
+        {{"metrics", "policyd_listen", "", "Prometheus endpoint of policyd, e.g. 127.0.0.1:9140"},
+         SET(return parse_optional_endpoint(v, &c.metrics.policyd_listen, e);)},
+        {{"metrics", "milter_listen", "", "the milter's, e.g. 127.0.0.1:9141; empty = off"},
+         SET(return parse_optional_endpoint(v, &c.metrics.milter_listen, e);)},
+
+        {{"replies", "blocked_login", "5.7.1 Sender address rejected: Access denied",
+          "REJECT text for a login in block:login"},
+         SET(return parse_reply(v, '5', &c.replies.blocked_login, e);)},
+        {{"replies", "blocked_sender",
+          "5.7.1 Sender email or domain is blacklisted from sending through this relay",
+          "REJECT text for block:sender and block:domain"},
+         SET(return parse_reply(v, '5', &c.replies.blocked_sender, e);)},
+        {{"replies", "blocked_network", "5.7.1 Your network is blacklisted",
+          "REJECT text for block:net"},
+         SET(return parse_reply(v, '5', &c.replies.blocked_network, e);)},
+        {{"replies", "blocked_tld",
+          "5.7.1 Your domain's TLD is blacklisted from sending through this relay",
+          "REJECT text for block:tld"},
+         SET(return parse_reply(v, '5', &c.replies.blocked_tld, e);)},
+        {{"replies", "greylisted", "4.7.1 Greylisted, please try again in {seconds} seconds",
+          "DEFER_IF_PERMIT text; {seconds} is the time left"},
+         SET(return parse_reply(v, '4', &c.replies.greylisted, e);)},
+        {{"replies", "greylist_passed", "X-Greylist: delayed {seconds} seconds by postwarden",
+          "header PREPENDed when a triplet passes; {seconds}: the delay"},
+         SET(if (v.find(':') == std::string_view::npos || v.front() == ' ') return * e =
+                 "must be a header 'Name: value'",
+             false;
+             c.replies.greylist_passed = std::string(v); return true;)},
+        {{"replies", "throttled", "4.7.1 Sending rate limit exceeded, try again after {time}",
+          "DEFER text for a throttled user; {time}: RFC 3339"},
+         SET(return parse_reply(v, '4', &c.replies.throttled, e);)},
+        {{"replies", "unavailable", "4.3.0 Policy service unavailable",
+          "DEFER_IF_PERMIT text when a fail_mode=closed check cannot answer"},
+         SET(return parse_reply(v, '4', &c.replies.unavailable, e);)},
+    };
+    return table;
+}
+
+#undef SET
+
+}  // namespace postwarden::config_detail

@@ -1,0 +1,254 @@
+// decision.cpp — pure decision logic of policyd; see decision.hpp for the flow.
+#include "policyd/decision.hpp"
+
+#include "common/address.hpp"
+
+namespace postwarden::policy {
+
+namespace {
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    return out;
+}
+
+const char* kind_name(ListKind kind) {
+    return kind == ListKind::allow ? "allow" : "block";
+}
+
+void add_query(std::vector<ListQuery>& out, const Config& config, ListKind kind, ListWhat what,
+               std::string_view list, std::string_view rcpt_domain,
+               std::vector<std::string> members) {
+    if (members.empty()) return;
+    std::string key = config.redis.prefix + kind_name(kind) + ":" + std::string(list);
+    if (!rcpt_domain.empty()) key += ":" + std::string(rcpt_domain);
+    out.push_back({std::move(key), std::move(members), kind, what, !rcpt_domain.empty()});
+}
+
+// sender, domain and (inbound only) net lists of one level, allow before block.
+void add_level(std::vector<ListQuery>& out, const Facts& f, const Config& config,
+               std::string_view rcpt_domain) {
+    for (auto kind : {ListKind::allow, ListKind::block}) {
+        if (!f.sender.empty())
+            add_query(out, config, kind, ListWhat::sender, "sender", rcpt_domain, {f.sender});
+        add_query(out, config, kind, ListWhat::domain, "domain", rcpt_domain,
+                  domain_and_parents(f.sender_domain));
+        if (!f.outbound && f.client)
+            add_query(out, config, kind, ListWhat::net, "net", rcpt_domain,
+                      network_candidates(*f.client));
+    }
+}
+
+std::string sanitize_tag(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c == '{' || c == '}') c = '_';
+    return out;
+}
+
+std::string printable(std::string_view s) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : s) {
+        if (c >= 0x20 && c != 0x7f) {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out += "\\x";
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+Facts facts_of(const Request& r, const Config& config) {
+    Facts f;
+    f.state = upper(r.get("protocol_state"));
+    f.queue_id = std::string(r.get("queue_id"));
+    f.instance = std::string(r.get("instance"));
+    f.client_address = std::string(r.get("client_address"));
+    f.client = parse_ip(f.client_address);
+    f.client_name = std::string(r.get("client_name"));
+    f.helo = to_lower(r.get("helo_name"));
+    f.sender = to_lower(r.get("sender"));
+    f.sender_domain = domain_of(f.sender);
+    f.recipient = to_lower(r.get("recipient"));
+    f.recipient_domain = domain_of(f.recipient);
+    f.login = to_lower(r.get("sasl_username"));
+    f.outbound =
+        !f.login.empty() || (f.client && any_contains(config.policyd.trusted_networks, *f.client));
+    return f;
+}
+
+std::vector<ListQuery> plan_lists(const Facts& f, const Config& config) {
+    std::vector<ListQuery> out;
+    if (f.outbound && !f.login.empty())
+        add_query(out, config, ListKind::block, ListWhat::login, "login", "", {f.login});
+    // Outbound mail goes to foreign domains: only the global lists speak for it.
+    if (!f.outbound && !f.recipient_domain.empty()) add_level(out, f, config, f.recipient_domain);
+    add_level(out, f, config, "");
+    auto tld = top_level_domain(f.sender_domain);
+    if (!tld.empty()) {
+        add_query(out, config, ListKind::block, ListWhat::tld, "tld", "", {std::string(tld)});
+        add_query(out, config, ListKind::allow, ListWhat::tld_exempt, "tld", "",
+                  domain_and_parents(f.sender_domain));
+    }
+    return out;
+}
+
+ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
+                           const std::vector<std::vector<bool>>& hits, bool outbound) {
+    auto hit = [&](std::size_t i) -> std::string {
+        for (std::size_t j = 0; j < queries[i].members.size() && j < hits[i].size(); ++j)
+            if (hits[i][j]) return queries[i].key + " " + queries[i].members[j];
+        return {};
+    };
+    auto first = [&](auto pred) -> std::pair<const ListQuery*, std::string> {
+        for (std::size_t i = 0; i < queries.size() && i < hits.size(); ++i)
+            if (pred(queries[i]))
+                if (auto m = hit(i); !m.empty()) return {&queries[i], m};
+        return {nullptr, {}};
+    };
+    auto is = [](ListWhat w) { return [w](const ListQuery& q) { return q.what == w; }; };
+    if (auto [q, m] = first(is(ListWhat::login)); q) return {ListVerdict::block_login, m};
+
+    ListOutcome lists;
+    for (bool per_domain : {true, false}) {
+        auto level = [&](ListKind k) {
+            return [=](const ListQuery& q) {
+                return q.per_recipient_domain == per_domain && q.kind == k &&
+                       (q.what == ListWhat::sender || q.what == ListWhat::domain ||
+                        q.what == ListWhat::net);
+            };
+        };
+        if (auto [q, m] = first(level(ListKind::allow)); q) {
+            lists = {ListVerdict::allow, m};
+            break;
+        }
+        if (auto [q, m] = first(level(ListKind::block)); q) {
+            auto v =
+                q->what == ListWhat::net ? ListVerdict::block_network : ListVerdict::block_sender;
+            return {v, m};
+        }
+    }
+    // An inbound allow entry skips the block lists, block:tld included; outbound, block:tld
+    // applies whatever the allow lists say (SPEC §3).
+    if (lists.verdict == ListVerdict::allow && !outbound) return lists;
+    if (auto [q, m] = first(is(ListWhat::tld)); q && !first(is(ListWhat::tld_exempt)).first)
+        return {ListVerdict::block_tld, m};
+    return lists;
+}
+
+GreylistKeys greylist_keys(const Facts& f, std::string_view spf_domain, const Config& config) {
+    GreylistKeys k;
+    if (!spf_domain.empty()) {
+        k.identity = sanitize_tag(to_lower(spf_domain));
+    } else if (f.client) {
+        int len = f.client->v6 ? config.greylist.subnet_v6 : config.greylist.subnet_v4;
+        k.identity = Cidr{mask(*f.client, len), len}.to_string();
+    } else {
+        k.identity = "unknown";
+    }
+    const auto& p = config.redis.prefix;
+    k.triplet = p + "grey:{" + k.identity + "}:" + f.sender + ":" + f.recipient;
+    k.client = p + "awl:{" + k.identity + "}";
+    return k;
+}
+
+std::optional<GreylistOutcome> parse_greylist_reply(std::string_view verdict, long long seconds) {
+    GreylistVerdict v;
+    if (verdict == "new")
+        v = GreylistVerdict::defer_new;
+    else if (verdict == "early")
+        v = GreylistVerdict::defer_early;
+    else if (verdict == "passed")
+        v = GreylistVerdict::passed;
+    else if (verdict == "known")
+        v = GreylistVerdict::known;
+    else if (verdict == "client")
+        v = GreylistVerdict::client_allowed;
+    else
+        return std::nullopt;
+    if (seconds < 0) return std::nullopt;
+    return GreylistOutcome{v, static_cast<long>(seconds)};
+}
+
+std::string expand(std::string_view text, std::string_view name, std::string_view value) {
+    std::string pattern = "{" + std::string(name) + "}";
+    std::string out;
+    std::size_t pos = 0;
+    for (auto at = text.find(pattern); at != std::string_view::npos; at = text.find(pattern, pos)) {
+        out.append(text.substr(pos, at - pos)).append(value);
+        pos = at + pattern.size();
+    }
+    return out.append(text.substr(pos));
+}
+
+Decision dunno(std::string reason, std::string detail) {
+    return {"DUNNO", std::move(reason), std::move(detail)};
+}
+
+Decision list_decision(const ListOutcome& o, const Config& config) {
+    const auto& r = config.replies;
+    std::string detail = "list=" + o.matched;
+    switch (o.verdict) {
+        case ListVerdict::block_login:
+            return {"REJECT " + r.blocked_login, "block-login", detail};
+        case ListVerdict::block_sender:
+            return {"REJECT " + r.blocked_sender, "block-sender", detail};
+        case ListVerdict::block_network:
+            return {"REJECT " + r.blocked_network, "block-net", detail};
+        case ListVerdict::block_tld:
+            return {"REJECT " + r.blocked_tld, "block-tld", detail};
+        case ListVerdict::allow:
+            return dunno("allow", detail);
+        case ListVerdict::none:
+            break;
+    }
+    return dunno("none");
+}
+
+Decision greylist_decision(const GreylistOutcome& o, const Config& config) {
+    auto secs = std::to_string(o.seconds);
+    switch (o.verdict) {
+        case GreylistVerdict::defer_new:
+        case GreylistVerdict::defer_early:
+            return {"DEFER_IF_PERMIT " + expand(config.replies.greylisted, "seconds", secs),
+                    "greylist",
+                    (o.verdict == GreylistVerdict::defer_new ? "triplet=new" : "triplet=early")};
+        case GreylistVerdict::passed:
+            if (o.seconds == 0) return dunno("greylist-passed", "delay=0");
+            return {"PREPEND " + expand(config.replies.greylist_passed, "seconds", secs),
+                    "greylist-passed", "delay=" + secs};
+        case GreylistVerdict::known:
+            return dunno("greylist-known");
+        case GreylistVerdict::client_allowed:
+            return dunno("greylist-client", "passed=" + secs);
+    }
+    return dunno("greylist-known");
+}
+
+Decision unavailable_decision(FailMode mode, std::string_view check, const Config& config) {
+    std::string reason = std::string(check) + "-unavailable";
+    if (mode == FailMode::open) return dunno(reason, "fail_mode=open");
+    return {"DEFER_IF_PERMIT " + config.replies.unavailable, reason, "fail_mode=closed"};
+}
+
+std::string log_line(const Facts& f, const Decision& d) {
+    std::string line = f.queue_id.empty() ? "NOQUEUE" : printable(f.queue_id);
+    line += ": action=" + d.action.substr(0, d.action.find(' '));
+    line += " reason=" + d.reason;
+    line += " client=" + printable(f.client_name.empty() ? "unknown" : f.client_name) + "[" +
+            printable(f.client_address) + "]";
+    if (!f.helo.empty()) line += " helo=<" + printable(f.helo) + ">";
+    if (!f.login.empty()) line += " sasl_username=" + printable(f.login);
+    line += " sender=<" + printable(f.sender) + "> rcpt=<" + printable(f.recipient) + ">";
+    if (!d.detail.empty()) line += " " + printable(d.detail);
+    return line;
+}
+
+}  // namespace postwarden::policy

@@ -1,0 +1,108 @@
+// decision.hpp — what policyd decides, as pure functions of a request, the configuration and the
+// answers Redis and SPF gave (STYLE §2: no sockets, no Redis, no clock). The handler (handler.hpp)
+// is the shell that asks Redis and SPF and feeds their answers in here.
+//
+// Flow at protocol_state=RCPT (SPEC §4):
+//   outbound: block:login → sender/domain lists → block:tld (unless allow:tld) → quota
+//   inbound:  lists (per recipient domain, then global) → block:tld → greylisting
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/inet.hpp"
+#include "policyd/protocol.hpp"
+
+namespace postwarden::policy {
+
+// The request attributes a decision uses, normalised once (lower-cased where SPEC §3 says so).
+struct Facts {
+    std::string state;  // protocol_state, upper-case as Postfix sends it
+    std::string queue_id;
+    std::string instance;
+    std::optional<IpAddress> client;
+    std::string client_address;  // verbatim, for logs
+    std::string client_name;
+    std::string helo;
+    std::string sender;  // lower-cased; "" for the null sender
+    std::string sender_domain;
+    std::string recipient;
+    std::string recipient_domain;
+    std::string login;  // sasl_username, lower-cased
+    bool outbound = false;
+};
+
+Facts facts_of(const Request& request, const Config& config);
+
+// ---- block and allow lists -------------------------------------------------------------------
+
+enum class ListKind { allow, block };
+enum class ListWhat { sender, domain, net, login, tld, tld_exempt };
+
+// One set lookup: is any of `members` in the set `key`? (SMISMEMBER key members...)
+struct ListQuery {
+    std::string key;
+    std::vector<std::string> members;
+    ListKind kind;
+    ListWhat what;
+    bool per_recipient_domain;
+};
+
+std::vector<ListQuery> plan_lists(const Facts& facts, const Config& config);
+
+enum class ListVerdict { none, allow, block_login, block_sender, block_network, block_tld };
+
+struct ListOutcome {
+    ListVerdict verdict = ListVerdict::none;
+    std::string matched;  // "key member" that decided, for the log
+};
+
+// hits[i][j]: whether queries[i].members[j] is in queries[i].key.
+ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
+                           const std::vector<std::vector<bool>>& hits, bool outbound);
+
+// ---- greylisting ---------------------------------------------------------------------------
+
+// Who the client is for greylisting: its network, or the SPF-authenticated domain (SPEC §4).
+struct GreylistKeys {
+    std::string identity;
+    std::string triplet;  // KEYS[1] of greylist.lua
+    std::string client;   // KEYS[2]
+};
+
+// spf_domain: the domain SPF passed for (sender's, or the HELO name for <>), empty when it did not.
+GreylistKeys greylist_keys(const Facts& facts, std::string_view spf_domain, const Config& config);
+
+enum class GreylistVerdict { defer_new, defer_early, passed, known, client_allowed };
+
+struct GreylistOutcome {
+    GreylistVerdict verdict;
+    long seconds;  // defer: time left; passed: time waited; client_allowed: passed triplets
+};
+
+// Interprets greylist.lua's reply {verdict, seconds}; nullopt when it is malformed.
+std::optional<GreylistOutcome> parse_greylist_reply(std::string_view verdict, long long seconds);
+
+// ---- replies ---------------------------------------------------------------------------------
+
+struct Decision {
+    std::string action;  // what follows "action=": "DUNNO", "REJECT 5.7.1 ..."
+    std::string reason;  // short fixed word for the log (see README "Logs")
+    std::string detail;  // extra "key=value" fields for the log, may be empty
+};
+
+Decision dunno(std::string reason, std::string detail = {});
+Decision list_decision(const ListOutcome& outcome, const Config& config);
+Decision greylist_decision(const GreylistOutcome& outcome, const Config& config);
+Decision unavailable_decision(FailMode mode, std::string_view check, const Config& config);
+
+// Replaces "{name}" in a configured reply text.
+std::string expand(std::string_view text, std::string_view name, std::string_view value);
+
+// The decision log line (SPEC §6): "QUEUEID: action=... reason=... client=name[ip] ...".
+std::string log_line(const Facts& facts, const Decision& decision);
+
+}  // namespace postwarden::policy

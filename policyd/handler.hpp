@@ -1,0 +1,35 @@
+// handler.hpp — answers one policy request: asks Redis (lists, greylisting) and SPF, feeds the
+// answers to the pure decision functions (decision.hpp) and logs one line per decision.
+//
+// Entry point: Handler::handle(). Threading: everything runs on the io_context thread; the reply
+// callback is called exactly once, never synchronously inside handle().
+// Redis failures are answered per the check's fail_mode, within [redis] timeout_ms per step.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/config.hpp"
+#include "common/redis.hpp"
+#include "policyd/protocol.hpp"
+
+namespace postwarden::policy {
+
+class SpfService;
+
+class Handler {
+  public:
+    Handler(redis::Client& redis, SpfService& spf);
+
+    // `reply` receives the text after "action=".
+    void handle(const Request& request, std::shared_ptr<const Config> config,
+                std::function<void(std::string)> reply);
+
+  private:
+    redis::Client& redis_;
+    SpfService& spf_;
+    redis::Script greylist_;
+};
+
+}  // namespace postwarden::policy

@@ -1,0 +1,81 @@
+// protocol.cpp — incremental policy request parser and reply formatting.
+#include "policyd/protocol.hpp"
+
+namespace postwarden::policy {
+
+void Request::add(std::string name, std::string value) {
+    attrs_.emplace_back(std::move(name), std::move(value));
+}
+
+std::string_view Request::get(std::string_view name) const {
+    for (auto it = attrs_.rbegin(); it != attrs_.rend(); ++it)
+        if (it->first == name) return it->second;
+    return {};
+}
+
+bool Request::has(std::string_view name) const {
+    for (const auto& a : attrs_)
+        if (a.first == name) return true;
+    return false;
+}
+
+bool Parser::fail(std::string why) {
+    error_ = std::move(why);
+    line_.clear();
+    return false;
+}
+
+bool Parser::feed(std::string_view bytes) {
+    while (!failed() && !bytes.empty()) {
+        auto nl = bytes.find('\n');
+        std::string_view piece = bytes.substr(0, nl);
+        if (line_.size() + piece.size() > limits_.max_line)
+            return fail("line longer than " + std::to_string(limits_.max_line) + " bytes");
+        line_.append(piece);
+        if (nl == std::string_view::npos) break;
+        bytes.remove_prefix(nl + 1);
+        std::string line = std::move(line_);
+        line_.clear();
+        if (!take_line(line)) return false;
+    }
+    return !failed();
+}
+
+bool Parser::take_line(std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) {
+        if (current_.attributes().empty()) return true;  // stray blank line: tolerated
+        ready_.push_back(std::move(current_));
+        current_ = Request();
+        current_bytes_ = 0;
+        return true;
+    }
+    auto eq = line.find('=');
+    if (eq == std::string_view::npos || eq == 0) return fail("malformed line: expected name=value");
+    if (current_.attributes().size() >= limits_.max_attributes)
+        return fail("more than " + std::to_string(limits_.max_attributes) + " attributes");
+    current_bytes_ += line.size() + 1;
+    if (current_bytes_ > limits_.max_request)
+        return fail("request larger than " + std::to_string(limits_.max_request) + " bytes");
+    current_.add(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+    return true;
+}
+
+std::optional<Request> Parser::next() {
+    if (ready_head_ == ready_.size()) {
+        ready_.clear();
+        ready_head_ = 0;
+        return std::nullopt;
+    }
+    return std::move(ready_[ready_head_++]);
+}
+
+std::string format_reply(std::string_view action) {
+    std::string out = "action=";
+    for (char c : action)
+        out.push_back(c == '\n' || c == '\r' || c == '\0' ? ' ' : c);
+    out += "\n\n";
+    return out;
+}
+
+}  // namespace postwarden::policy

@@ -1,0 +1,250 @@
+// server.cpp — listeners, connection limit, signals; see server.hpp.
+#include "policyd/server.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <csignal>
+#include <list>
+
+#include "common/log.hpp"
+#include "common/redis.hpp"
+#include "policyd/handler.hpp"
+#include "policyd/session.hpp"
+#include "policyd/spf_service.hpp"
+
+namespace postwarden::policy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using unix_socket = asio::local::stream_protocol;
+
+namespace {
+
+constexpr int spf_threads = 8;  // SPF threads mostly wait on DNS
+
+redis::Options redis_options(const Config& c) {
+    redis::Options o;
+    o.address = c.redis.address;
+    o.password = c.redis.password;
+    o.timeout_ms = c.redis.timeout_ms;
+    return o;
+}
+
+dns::ResolverOptions dns_options(const Config& c) {
+    dns::ResolverOptions o;
+    o.nameservers = c.dns.nameservers;
+    o.timeout_ms = c.dns.timeout_ms;
+    return o;
+}
+
+class Server {
+  public:
+    Server(std::shared_ptr<const Config> config, std::string path)
+        : config_(std::move(config)),
+          path_(std::move(path)),
+          redis_(io_, redis_options(*config_)),
+          spf_(io_, dns_options(*config_), spf_threads),
+          handler_(redis_, spf_),
+          signals_(io_, SIGINT, SIGTERM, SIGHUP),
+          refusal_log_(io_),
+          context_{handler_, [this] { return config_; },
+                   [this] {
+                       --connections_;
+                       maybe_exit();
+                   }} {}
+
+    int run();
+
+  private:
+    bool listen(const Endpoint& ep);
+    template <typename Acceptor>
+    void accept(Acceptor& acceptor);
+    template <typename Socket>
+    void admit(Socket socket);
+    void wait_signal();
+    void reload();
+    void shutdown();
+    void maybe_exit();
+
+    asio::io_context io_;
+    std::shared_ptr<const Config> config_;
+    std::string path_;
+    redis::Client redis_;
+    SpfService spf_;
+    Handler handler_;
+    asio::signal_set signals_;
+    asio::steady_timer refusal_log_;
+    SessionContext context_;
+    std::list<tcp::acceptor> tcp_acceptors_;
+    std::list<unix_socket::acceptor> unix_acceptors_;
+    std::list<std::function<void()>> drains_;  // one per session started
+    int connections_ = 0;
+    unsigned long refused_ = 0;
+    bool stopping_ = false;
+};
+
+bool Server::listen(const Endpoint& ep) {
+    boost::system::error_code ec;
+    if (ep.kind == Endpoint::Kind::unix_socket) {
+        struct stat st;
+        if (lstat(ep.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(ep.path.c_str());
+        auto& a = unix_acceptors_.emplace_back(io_);
+        a.open(unix_socket(), ec);
+        if (!ec) a.bind(unix_socket::endpoint(ep.path), ec);
+        if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+        // Postfix' smtpd runs as another user; protect the socket with its directory.
+        if (!ec) chmod(ep.path.c_str(), 0666);
+        if (!ec) accept(a);
+    } else {
+        tcp::resolver resolver(io_);
+        auto results =
+            resolver.resolve(ep.host, std::to_string(ep.port), tcp::resolver::numeric_service, ec);
+        if (!ec && results.empty()) ec = asio::error::host_not_found;
+        if (!ec) {
+            auto& a = tcp_acceptors_.emplace_back(io_);
+            tcp::endpoint where = *results.begin();
+            a.open(where.protocol(), ec);
+            if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+            if (!ec) a.bind(where, ec);
+            if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+            if (!ec) accept(a);
+        }
+    }
+    if (ec)
+        log::error("cannot listen on " + ep.to_string() + ": " + ec.message());
+    else
+        log::info("listening on " + ep.to_string());
+    return !ec;
+}
+
+template <typename Acceptor>
+void Server::accept(Acceptor& acceptor) {
+    acceptor.async_accept([this, &acceptor](boost::system::error_code ec, auto socket) {
+        if (ec == asio::error::operation_aborted || stopping_) return;
+        if (ec) {
+            // Out of descriptors and the like: pause instead of spinning on the error.
+            log::warning("accept: " + ec.message());
+            auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
+            t->async_wait([this, &acceptor, t](auto) { accept(acceptor); });
+            return;
+        }
+        admit(std::move(socket));
+        accept(acceptor);
+    });
+}
+
+template <typename Socket>
+void Server::admit(Socket socket) {
+    if (connections_ >= config_->policyd.max_connections) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        // Logged at most every 10 s with the count, so a flood cannot flood the log too.
+        if (refused_++ == 0) {
+            refusal_log_.expires_after(std::chrono::seconds(10));
+            refusal_log_.async_wait([this](boost::system::error_code ec) {
+                if (ec) return;
+                log::warning("max_connections (" +
+                             std::to_string(config_->policyd.max_connections) +
+                             ") reached: refused " + std::to_string(refused_) + " connection(s)");
+                refused_ = 0;
+            });
+        }
+        return;
+    }
+    ++connections_;
+    auto session = std::make_shared<Session<Socket>>(std::move(socket), context_);
+    drains_.remove_if([](const auto& f) { return !f; });
+    std::weak_ptr<Session<Socket>> weak = session;
+    drains_.push_back([weak] {
+        if (auto s = weak.lock()) s->drain();
+    });
+    if (drains_.size() > 4 * static_cast<std::size_t>(connections_) + 64)
+        drains_.pop_front();  // old entries belong to ended sessions; weak_ptr makes them no-ops
+    session->start();
+}
+
+void Server::wait_signal() {
+    signals_.async_wait([this](boost::system::error_code ec, int signo) {
+        if (ec) return;
+        if (signo == SIGHUP) {
+            reload();
+            return wait_signal();
+        }
+        shutdown();
+    });
+}
+
+void Server::reload() {
+    std::string error;
+    auto fresh = load_config(path_, &error);
+    if (!fresh) {
+        log::error("reload failed, keeping the running configuration: " + error);
+        return;
+    }
+    const auto& old = *config_;
+    if (fresh->redis.address.to_string() != old.redis.address.to_string() ||
+        fresh->dns.nameservers != old.dns.nameservers ||
+        fresh->policyd.listen.size() != old.policyd.listen.size())
+        log::warning("[redis], [dns] and listen changes take effect at the next restart");
+    config_ = std::move(fresh);
+    log::notice("configuration reloaded from " + path_);
+}
+
+// SIGTERM: no new connections; sessions answer what they hold and close; then Redis stops and
+// run() returns. Whatever is still open after 10 s is cut.
+void Server::shutdown() {
+    if (stopping_) return;
+    stopping_ = true;
+    log::notice("stopping: draining " + std::to_string(connections_) + " connection(s)");
+    boost::system::error_code ignored;
+    for (auto& a : tcp_acceptors_)
+        a.close(ignored);
+    for (auto& a : unix_acceptors_)
+        a.close(ignored);
+    signals_.cancel();
+    refusal_log_.cancel();
+    for (auto& drain : drains_)
+        drain();
+    drains_.clear();
+    auto deadline = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(10));
+    deadline->async_wait([this, deadline](boost::system::error_code ec) {
+        if (!ec) io_.stop();
+    });
+    maybe_exit();
+}
+
+void Server::maybe_exit() {
+    if (stopping_ && connections_ == 0) {
+        redis_.stop();
+        io_.stop();
+    }
+}
+
+int Server::run() {
+    for (const auto& ep : config_->policyd.listen)
+        if (!listen(ep)) return 1;
+    redis_.start();
+    wait_signal();
+    log::notice("started; redis " + config_->redis.address.to_string());
+    io_.run();
+    for (const auto& ep : config_->policyd.listen)
+        if (ep.kind == Endpoint::Kind::unix_socket) unlink(ep.path.c_str());
+    log::notice("stopped");
+    return 0;
+}
+
+}  // namespace
+
+int run_server(std::shared_ptr<const Config> config, const std::string& config_path) {
+    std::signal(SIGPIPE, SIG_IGN);
+    Server server(std::move(config), config_path);
+    return server.run();
+}
+
+}  // namespace postwarden::policy

@@ -1,0 +1,57 @@
+// spf_service.cpp — thread-pool SPF checks with a bounded cache of final results.
+#include "policyd/spf_service.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace postwarden::policy {
+
+namespace {
+// Long enough to cover one SMTP transaction's recipients, short against DNS changes.
+constexpr auto cache_ttl = std::chrono::seconds(60);
+constexpr std::size_t cache_max = 20000;
+}  // namespace
+
+SpfService::SpfService(boost::asio::io_context& io, const dns::ResolverOptions& options,
+                       int threads)
+    : io_(io), checker_(options), pool_(threads) {}
+
+SpfService::~SpfService() {
+    pool_.join();
+}
+
+void SpfService::check(std::string ip, std::string sender, std::string helo,
+                       std::function<void(spf::Outcome)> done) {
+    std::string key = ip + '\n' + sender + '\n' + helo;
+    auto now = std::chrono::steady_clock::now();
+    if (auto it = cache_.find(key); it != cache_.end()) {
+        if (it->second.expires > now) {
+            boost::asio::post(io_, [o = it->second.outcome, done = std::move(done)] { done(o); });
+            return;
+        }
+        cache_.erase(it);
+    }
+    boost::asio::post(
+        pool_, [this, key = std::move(key), ip = std::move(ip), sender = std::move(sender),
+                helo = std::move(helo), done = std::move(done)]() mutable {
+            auto outcome = checker_.check_mailfrom(ip, sender, helo);
+            boost::asio::post(io_, [this, key = std::move(key), outcome = std::move(outcome),
+                                    done = std::move(done)] {
+                remember(key, outcome);
+                done(outcome);
+            });
+        });
+}
+
+// Temporary errors are not remembered: the next recipient asks the DNS again.
+void SpfService::remember(const std::string& key, const spf::Outcome& outcome) {
+    if (outcome.result == spf::Result::temperror) return;
+    auto now = std::chrono::steady_clock::now();
+    if (cache_.size() >= cache_max) {
+        for (auto it = cache_.begin(); it != cache_.end();)
+            it = it->second.expires <= now ? cache_.erase(it) : std::next(it);
+        if (cache_.size() >= cache_max) cache_.clear();
+    }
+    cache_[key] = {outcome, now + cache_ttl};
+}
+
+}  // namespace postwarden::policy

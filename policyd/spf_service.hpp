@@ -1,0 +1,46 @@
+// spf_service.hpp — SPF at RCPT without blocking the event loop: checks run on a small thread
+// pool (libspf2 and its DNS lookups are synchronous) and their results come back on the
+// io_context thread. A short-lived cache spares the DNS a second evaluation for each further
+// recipient of the same message.
+//
+// Threading: check() and the callbacks run on the io_context thread; only spf::Checker runs on
+// the pool.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "common/dns.hpp"
+#include "common/spf.hpp"
+
+namespace postwarden::policy {
+
+class SpfService {
+  public:
+    SpfService(boost::asio::io_context& io, const dns::ResolverOptions& options, int threads);
+    ~SpfService();
+
+    // MAIL FROM check (RFC 7208 §2.4: HELO identity for the null sender); `done` runs on the
+    // io_context thread.
+    void check(std::string ip, std::string sender, std::string helo,
+               std::function<void(spf::Outcome)> done);
+
+  private:
+    struct Cached {
+        spf::Outcome outcome;
+        std::chrono::steady_clock::time_point expires;
+    };
+    void remember(const std::string& key, const spf::Outcome& outcome);
+
+    boost::asio::io_context& io_;
+    spf::Checker checker_;
+    boost::asio::thread_pool pool_;
+    std::unordered_map<std::string, Cached> cache_;
+};
+
+}  // namespace postwarden::policy
