@@ -1,0 +1,126 @@
+// redis.hpp — the asynchronous Redis client both daemons use for their state (SPEC §3, §4).
+//
+// hiredis is only the RESP codec (redisFormatCommandArgv, redisReader); Boost.Asio owns the TCP
+// or unix socket, so the client has its own per-command timeouts, pipelining and reconnects.
+//
+// Entry points: Client (start, stop, command, eval), Script, Value, Reply.
+//
+// Threading: a Client lives on one io_context and is not thread-safe. Call its members from the
+// thread that runs that io_context (or before it runs). Every callback runs on that thread,
+// exactly once, and never synchronously inside command()/eval()/stop(): it is posted, so a
+// callback may call command(), stop() or destroy the Client without re-entering it.
+//
+// Failure convention: Reply::ok is false when Redis gave no answer (not connected, timeout,
+// connection lost, protocol error, stopped, too many pending commands); Reply::error says which.
+// A Redis error reply ("-ERR ...", "-WRONGTYPE ...") is an answer: ok is true and the Value has
+// Type::error with the message in str.
+//
+// This header keeps Asio and hiredis out (pimpl), so files that include it compile fast.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/endpoint.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace postwarden::redis {
+
+struct Options {
+    Endpoint address;      // host:port, [v6]:port or unix:/path
+    std::string password;  // sent with AUTH after every connect when not empty
+    // Per command, from command() to its reply. A connection whose oldest command has waited
+    // 8 × timeout_ms (at least 1 s) without a reply is dropped and reopened; the same limit
+    // bounds connecting plus AUTH.
+    int timeout_ms = 250;
+    // Beyond this many commands awaiting replies, command() fails at once ("too many pending
+    // commands"): memory stays bounded when Redis is slower than the request rate.
+    std::size_t max_pending = 100000;
+};
+
+// An owned copy of one RESP reply. Strings are binary-safe; arrays nest (hiredis' reader accepts
+// up to 7 levels of nesting and treats deeper replies as a protocol error).
+struct Value {
+    enum class Type { nil, integer, string, status, error, array };
+    Type type = Type::nil;
+    long long integer = 0;
+    std::string str;  // string, status and error replies
+    std::vector<Value> elements;
+
+    bool is_error() const { return type == Type::error; }
+};
+
+struct Reply {
+    bool ok = false;
+    std::string error;  // why there is no answer, when !ok
+    Value value;        // Redis' answer, when ok
+};
+
+using Callback = std::function<void(Reply)>;
+
+// A Lua script and its SHA1, computed here, so EVALSHA needs no SCRIPT LOAD first.
+class Script {
+  public:
+    explicit Script(std::string text);
+    const std::string& text() const { return text_; }
+    const std::string& sha1() const { return sha1_; }  // 40 lower-case hex digits
+
+  private:
+    std::string text_;
+    std::string sha1_;
+};
+
+// Counters since construction, for metrics and tests.
+struct Stats {
+    std::uint64_t commands = 0;      // commands written to Redis (AUTH and retries included)
+    std::uint64_t writes = 0;        // socket writes: pipelining makes this far below commands
+    std::uint64_t timeouts = 0;      // callbacks answered "timeout"
+    std::uint64_t connects = 0;      // connections that became ready
+    std::uint64_t disconnects = 0;   // ready connections lost (errors, stalls, protocol errors)
+    std::uint64_t late_replies = 0;  // replies that arrived after their command timed out
+};
+
+class Client {
+  public:
+    Client(boost::asio::io_context& io, Options options);
+    ~Client();  // stop()s; pending callbacks are still posted as failed
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    // Connects, then keeps reconnecting with backoff (100 ms doubling to 2 s) whenever the
+    // connection fails, until stop(). Connection state changes are logged once each.
+    void start();
+    // Cancels timers and I/O and closes the socket; every pending callback is answered with
+    // ok=false "stopped" (posted), so the io_context runs out of work. start() may follow.
+    void stop();
+    // True while a connection is open (and authenticated) and commands are being sent.
+    bool connected() const;
+
+    // Sends argv as one command (binary-safe). While not connected, fails at once with
+    // "not connected" rather than queueing: callers answer per fail_mode within their deadline.
+    // Commands issued in one turn of the event loop share one socket write; replies are matched
+    // in order.
+    void command(std::vector<std::string> argv, Callback done);
+
+    // EVALSHA script.sha1() with keys and args; when Redis answers NOSCRIPT (first use, restart,
+    // SCRIPT FLUSH) it is retried once as EVAL with the text, which also caches it in Redis. The
+    // retry has its own timeout_ms, so a first call can take up to twice timeout_ms.
+    void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+              Callback done);
+
+    Stats stats() const;
+
+  private:
+    class Impl;
+    std::shared_ptr<Impl> impl_;  // shared with in-flight Asio handlers, which outlive ~Client
+};
+
+}  // namespace postwarden::redis

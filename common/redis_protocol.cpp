@@ -1,0 +1,129 @@
+// redis_protocol.cpp — RESP via hiredis' reader and formatter. The reader's object callbacks
+// build postwarden::redis::Value trees in place: the root is heap-allocated and owned by the
+// reader until handed out; every nested value lives inside its parent's elements vector, which is
+// sized once when the array header is read, so the pointers hiredis keeps stay valid.
+#include "common/redis_protocol.hpp"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+
+#include <new>
+
+namespace postwarden::redis {
+
+void append_command(std::string& out, const std::vector<std::string>& argv) {
+    std::vector<const char*> pointers;
+    std::vector<size_t> lengths;
+    pointers.reserve(argv.size());
+    lengths.reserve(argv.size());
+    for (const auto& arg : argv) {
+        pointers.push_back(arg.data());
+        lengths.push_back(arg.size());
+    }
+    char* encoded = nullptr;
+    int length = redisFormatCommandArgv(&encoded, static_cast<int>(argv.size()), pointers.data(),
+                                        lengths.data());
+    if (length < 0) throw std::bad_alloc();
+    std::unique_ptr<char, decltype(&redisFreeCommand)> owner(encoded, &redisFreeCommand);
+    out.append(encoded, static_cast<std::size_t>(length));
+}
+
+namespace {
+
+// The Value a new reply element goes into: a fresh root, or its slot in the parent array.
+// hiredis turns a nullptr result into an out-of-memory error, so no exception crosses into C.
+Value* make_value(const redisReadTask* task, Value::Type type) noexcept {
+    if (task->parent == nullptr) {
+        auto* root = new (std::nothrow) Value;
+        if (root) root->type = type;
+        return root;
+    }
+    auto* parent = static_cast<Value*>(task->parent->obj);
+    Value* slot = &parent->elements[static_cast<std::size_t>(task->idx)];
+    slot->type = type;
+    return slot;
+}
+
+Value::Type string_type(int reply_type) {
+    switch (reply_type) {
+        case REDIS_REPLY_STATUS:
+            return Value::Type::status;
+        case REDIS_REPLY_ERROR:
+            return Value::Type::error;
+        default:
+            return Value::Type::string;
+    }
+}
+
+void* create_string(const redisReadTask* task, char* data, size_t length) {
+    Value* value = make_value(task, string_type(task->type));
+    if (value == nullptr) return nullptr;
+    try {
+        value->str.assign(data, length);
+    } catch (...) {
+        if (task->parent == nullptr) delete value;
+        return nullptr;
+    }
+    return value;
+}
+
+void* create_array(const redisReadTask* task, int elements) {
+    Value* value = make_value(task, Value::Type::array);
+    if (value == nullptr) return nullptr;
+    try {
+        value->elements.resize(static_cast<std::size_t>(elements));
+    } catch (...) {  // a hostile length: report out of memory instead of throwing through C
+        if (task->parent == nullptr) delete value;
+        return nullptr;
+    }
+    return value;
+}
+
+void* create_integer(const redisReadTask* task, long long integer) {
+    Value* value = make_value(task, Value::Type::integer);
+    if (value) value->integer = integer;
+    return value;
+}
+
+void* create_nil(const redisReadTask* task) {
+    return make_value(task, Value::Type::nil);
+}
+
+// hiredis frees only roots (a reply it could not finish, or one still held at redisReaderFree).
+void free_value(void* root) {
+    delete static_cast<Value*>(root);
+}
+
+redisReplyObjectFunctions value_functions = {create_string, create_array, create_integer,
+                                             create_nil, free_value};
+
+}  // namespace
+
+void ReplyReader::Free::operator()(redisReader* reader) const {
+    redisReaderFree(reader);
+}
+
+ReplyReader::ReplyReader() : reader_(redisReaderCreateWithFunctions(&value_functions)) {
+    if (!reader_) throw std::bad_alloc();
+}
+
+ReplyReader::~ReplyReader() = default;
+
+bool ReplyReader::feed(const char* data, std::size_t size) {
+    return redisReaderFeed(reader_.get(), data, size) == REDIS_OK;
+}
+
+ReplyReader::Status ReplyReader::next(Value& out) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) return Status::error;
+    if (reply == nullptr) return Status::incomplete;
+    std::unique_ptr<Value> root(static_cast<Value*>(reply));
+    out = std::move(*root);
+    return Status::reply;
+}
+
+std::string ReplyReader::error() const {
+    return reader_->err ? std::string(reader_->errstr) : std::string();
+}
+
+}  // namespace postwarden::redis
