@@ -1,0 +1,399 @@
+// dns.cpp — the c-ares stub resolver behind dns.hpp: nameserver parsing, one blocking query
+// on a private channel, and a small parser for the answer section.
+//
+// Threading: nothing here is shared between calls except the one-time ares_library_init.
+// A channel lives for exactly one query() on the calling thread's stack.
+#include "common/dns.hpp"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+
+namespace postwarden::dns {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// ares_library_init is not thread-safe and must run once before any channel exists.
+void init_library() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
+            throw std::runtime_error("ares_library_init failed");
+    });
+}
+
+struct ParsedServer {
+    int family = 0;
+    unsigned char address[16] = {};
+    int port = 53;
+};
+
+std::string_view trim(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+        text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+        text.remove_suffix(1);
+    return text;
+}
+
+bool parse_port(std::string_view text, int* port) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > 65535)
+        return false;
+    *port = value;
+    return true;
+}
+
+bool parse_address(const std::string& host, ParsedServer* server) {
+    if (inet_pton(AF_INET, host.c_str(), server->address) == 1) {
+        server->family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host.c_str(), server->address) == 1) {
+        server->family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+// One entry: "1.2.3.4", "1.2.3.4:5353", "::1", "[::1]", "[::1]:5353".
+std::optional<ParsedServer> parse_server(std::string_view entry, std::string* error) {
+    ParsedServer server;
+    std::string host;
+    std::string_view port;
+    if (entry.starts_with('[')) {
+        auto close = entry.find(']');
+        if (close == std::string_view::npos) {
+            *error = "missing ']' in '" + std::string(entry) + "'";
+            return std::nullopt;
+        }
+        host = entry.substr(1, close - 1);
+        std::string_view rest = entry.substr(close + 1);
+        if (!rest.empty() && !rest.starts_with(':')) {
+            *error = "unexpected text after ']' in '" + std::string(entry) + "'";
+            return std::nullopt;
+        }
+        if (!rest.empty()) port = rest.substr(1);
+        if (rest == ":") port = "x";  // an empty port is an error, not the default
+    } else if (std::count(entry.begin(), entry.end(), ':') == 1) {
+        auto colon = entry.find(':');
+        host = entry.substr(0, colon);
+        port = entry.substr(colon + 1);
+        if (port.empty()) port = "x";
+    } else {
+        host = entry;  // an IPv4 literal, or a bare IPv6 literal (several colons)
+    }
+    if (!port.empty() && !parse_port(port, &server.port)) {
+        *error = "bad port in '" + std::string(entry) + "' (1-65535)";
+        return std::nullopt;
+    }
+    if (!parse_address(host, &server)) {
+        *error = "'" + host + "' is not an IP address (c-ares needs literal nameservers)";
+        return std::nullopt;
+    }
+    return server;
+}
+
+// ---- the answer section -------------------------------------------------------------------
+
+struct Reader {
+    const unsigned char* packet;
+    int length;
+    int offset;
+};
+
+std::optional<std::string> read_name(Reader* reader) {
+    char* name = nullptr;
+    long used = 0;
+    if (ares_expand_name(reader->packet + reader->offset, reader->packet, reader->length, &name,
+                         &used) != ARES_SUCCESS)
+        return std::nullopt;
+    std::string result(name);
+    ares_free_string(name);
+    reader->offset += static_cast<int>(used);
+    return result;
+}
+
+std::uint16_t get16(const unsigned char* p) {
+    return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
+
+// TXT rdata is a sequence of <length><bytes> strings; RFC 7208 §3.3 joins them without spaces.
+std::optional<std::string> decode_txt(const unsigned char* rdata, int length) {
+    std::string text;
+    int i = 0;
+    while (i < length) {
+        int size = rdata[i];
+        if (i + 1 + size > length) return std::nullopt;
+        text.append(reinterpret_cast<const char*>(rdata + i + 1), size);
+        i += 1 + size;
+    }
+    return text;
+}
+
+// Decodes one record of the asked type into the answer; false if its rdata is malformed.
+bool decode_record(Type type, Reader rdata_reader, int rdlength, Answer* answer) {
+    const unsigned char* rdata = rdata_reader.packet + rdata_reader.offset;
+    char text[INET6_ADDRSTRLEN];
+    switch (type) {
+        case Type::a:
+            if (rdlength != 4 || !inet_ntop(AF_INET, rdata, text, sizeof text)) return false;
+            answer->addresses.emplace_back(text);
+            return true;
+        case Type::aaaa:
+            if (rdlength != 16 || !inet_ntop(AF_INET6, rdata, text, sizeof text)) return false;
+            answer->addresses.emplace_back(text);
+            return true;
+        case Type::txt:
+        case Type::spf: {
+            auto joined = decode_txt(rdata, rdlength);
+            if (!joined) return false;
+            answer->texts.push_back(std::move(*joined));
+            return true;
+        }
+        case Type::mx: {
+            if (rdlength < 3) return false;
+            MxRecord mx{get16(rdata), {}};
+            rdata_reader.offset += 2;
+            auto host = read_name(&rdata_reader);
+            if (!host) return false;
+            mx.host = std::move(*host);
+            answer->mx.push_back(std::move(mx));
+            return true;
+        }
+        case Type::ptr: {
+            auto host = read_name(&rdata_reader);
+            if (!host) return false;
+            answer->names.push_back(std::move(*host));
+            return true;
+        }
+    }
+    return false;
+}
+
+// Walks the answer section and keeps the records of the asked type. CNAME records are skipped:
+// the server already followed the chain, and the records at its end are what we asked for.
+bool parse_answer(Type type, Answer* answer) {
+    Reader reader{answer->packet.data(), static_cast<int>(answer->packet.size()), NS_HFIXEDSZ};
+    if (reader.length < NS_HFIXEDSZ) return false;
+    int questions = get16(reader.packet + 4);
+    int records = get16(reader.packet + 6);
+    for (int i = 0; i < questions; ++i) {
+        if (!read_name(&reader) || reader.offset + 4 > reader.length) return false;
+        reader.offset += 4;
+    }
+    for (int i = 0; i < records; ++i) {
+        if (!read_name(&reader) || reader.offset + 10 > reader.length) return false;
+        const unsigned char* fixed = reader.packet + reader.offset;
+        int rdlength = get16(fixed + 8);
+        reader.offset += 10;
+        if (reader.offset + rdlength > reader.length) return false;
+        bool wanted = get16(fixed) == static_cast<std::uint16_t>(type) && get16(fixed + 2) == 1;
+        if (wanted && !decode_record(type, reader, rdlength, answer)) return false;
+        reader.offset += rdlength;
+    }
+    return true;
+}
+
+bool has_records(const Answer& answer) {
+    return !answer.addresses.empty() || !answer.texts.empty() || !answer.mx.empty() ||
+           !answer.names.empty();
+}
+
+// ---- one query on one channel -------------------------------------------------------------
+
+struct ChannelDeleter {
+    void operator()(ares_channel channel) const { ares_destroy(channel); }
+};
+using Channel = std::unique_ptr<std::remove_pointer_t<ares_channel>, ChannelDeleter>;
+
+struct Pending {
+    Type type = Type::a;
+    bool done = false;
+    Answer answer;
+};
+
+Status status_of(int ares_status) {
+    switch (ares_status) {
+        case ARES_SUCCESS:
+            return Status::ok;
+        case ARES_ENODATA:
+            return Status::nodata;
+        case ARES_ENOTFOUND:
+            return Status::nxdomain;
+        // A name that cannot be put in a query (a label over 63 octets…) cannot exist either.
+        case ARES_EBADNAME:
+            return Status::nxdomain;
+        default:
+            return Status::temp_error;
+    }
+}
+
+void on_answer(void* arg, int ares_status, int, unsigned char* abuf, int alen) {
+    auto* pending = static_cast<Pending*>(arg);
+    pending->done = true;
+    Answer& answer = pending->answer;
+    if (abuf && alen > 0) answer.packet.assign(abuf, abuf + alen);
+    answer.status = status_of(ares_status);
+    if (answer.status == Status::temp_error) {
+        // Our deadline cancels the query; c-ares may also give up first: both are "timeout".
+        bool timed_out = ares_status == ARES_ETIMEOUT || ares_status == ARES_ECANCELLED;
+        answer.error = timed_out ? "timeout" : ares_strerror(ares_status);
+        return;
+    }
+    if (answer.status != Status::ok) return;
+    if (!parse_answer(pending->type, &answer)) {
+        answer = Answer{Status::temp_error, {}, {}, {}, {}, std::move(answer.packet),
+                        "malformed answer"};
+        return;
+    }
+    // NOERROR whose answer holds only CNAMEs or other types: the name has no such record.
+    if (!has_records(answer)) answer.status = Status::nodata;
+}
+
+// Runs the channel's sockets until the query completes or the deadline passes.
+void drive(ares_channel channel, const Pending& pending, Clock::time_point deadline) {
+    while (!pending.done) {
+        auto now = Clock::now();
+        if (now >= deadline) {
+            ares_cancel(channel);  // calls on_answer with ARES_ECANCELLED
+            return;
+        }
+        ares_socket_t sockets[ARES_GETSOCK_MAXNUM];
+        int bits = ares_getsock(channel, sockets, ARES_GETSOCK_MAXNUM);
+        pollfd fds[ARES_GETSOCK_MAXNUM];
+        int count = 0;
+        for (int i = 0; i < ARES_GETSOCK_MAXNUM; ++i) {
+            short events = 0;
+            if (ARES_GETSOCK_READABLE(bits, i)) events |= POLLIN;
+            if (ARES_GETSOCK_WRITABLE(bits, i)) events |= POLLOUT;
+            if (events) fds[count++] = pollfd{sockets[i], events, 0};
+        }
+        timeval max_wait{1, 0};
+        timeval wait{};
+        ares_timeout(channel, &max_wait, &wait);
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+        int wait_ms = static_cast<int>(std::min<long long>(
+            left.count() + 1, wait.tv_sec * 1000LL + (wait.tv_usec + 999) / 1000));
+        int ready = poll(fds, count, wait_ms);
+        if (ready < 0 && errno != EINTR) {
+            ares_cancel(channel);
+            return;
+        }
+        if (ready <= 0) {
+            ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // handle timeouts
+            continue;
+        }
+        for (int i = 0; i < count; ++i) {
+            if (!fds[i].revents) continue;
+            bool readable = fds[i].revents & (POLLIN | POLLERR | POLLHUP);
+            bool writable = fds[i].revents & POLLOUT;
+            ares_process_fd(channel, readable ? fds[i].fd : ARES_SOCKET_BAD,
+                            writable ? fds[i].fd : ARES_SOCKET_BAD);
+        }
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(Status status) {
+    switch (status) {
+        case Status::ok:
+            return "ok";
+        case Status::nxdomain:
+            return "nxdomain";
+        case Status::nodata:
+            return "nodata";
+        case Status::temp_error:
+            return "temp_error";
+    }
+    return "?";
+}
+
+std::vector<std::string> split_nameservers(std::string_view value) {
+    std::vector<std::string> entries;
+    while (!value.empty()) {
+        auto comma = value.find(',');
+        auto entry = trim(value.substr(0, comma));
+        if (!entry.empty()) entries.emplace_back(entry);
+        if (comma == std::string_view::npos) break;
+        value.remove_prefix(comma + 1);
+    }
+    return entries;
+}
+
+std::string validate_nameservers(std::string_view value) {
+    if (trim(value).empty()) return {};
+    auto entries = split_nameservers(value);
+    if (entries.empty()) return "no nameserver in the list";
+    for (const auto& entry : entries) {
+        std::string error;
+        if (!parse_server(entry, &error)) return error;
+    }
+    return {};
+}
+
+Resolver::Resolver(ResolverOptions options) : options_(std::move(options)) {
+    if (options_.timeout_ms < 1) throw std::invalid_argument("dns timeout_ms must be positive");
+    for (const auto& entry : options_.nameservers) {
+        std::string error;
+        auto parsed = parse_server(trim(entry), &error);
+        if (!parsed) throw std::invalid_argument("dns nameservers: " + error);
+        Server server;
+        server.family = parsed->family;
+        std::memcpy(server.address, parsed->address, sizeof server.address);
+        server.port = parsed->port;
+        servers_.push_back(server);
+    }
+}
+
+Answer Resolver::query(std::string_view name, Type type) const {
+    init_library();
+    // Two tries per server; c-ares doubles the timeout on each round, so the first try gets a
+    // third of the budget. The deadline in drive() bounds the total whatever c-ares does.
+    ares_options opts{};
+    opts.timeout = std::max(1, options_.timeout_ms / 3);
+    opts.tries = 2;
+    opts.flags = ARES_FLAG_NOSEARCH;
+    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+    ares_channel raw = nullptr;
+    if (int rc = ares_init_options(&raw, &opts, mask); rc != ARES_SUCCESS)
+        return Answer{Status::temp_error, {}, {}, {}, {}, {}, ares_strerror(rc)};
+    Channel channel(raw);
+
+    if (!servers_.empty()) {
+        std::vector<ares_addr_port_node> nodes(servers_.size());
+        for (size_t i = 0; i < servers_.size(); ++i) {
+            nodes[i].next = i + 1 < nodes.size() ? &nodes[i + 1] : nullptr;
+            nodes[i].family = servers_[i].family;
+            std::memcpy(&nodes[i].addr, servers_[i].address,
+                        servers_[i].family == AF_INET ? 4 : 16);
+            nodes[i].udp_port = nodes[i].tcp_port = servers_[i].port;
+        }
+        if (int rc = ares_set_servers_ports(channel.get(), nodes.data()); rc != ARES_SUCCESS)
+            return Answer{Status::temp_error, {}, {}, {}, {}, {}, ares_strerror(rc)};
+    }
+
+    Pending pending;
+    pending.type = type;
+    std::string qname(name);
+    auto deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+    ares_query(channel.get(), qname.c_str(), ns_c_in, static_cast<int>(type), on_answer, &pending);
+    drive(channel.get(), pending, deadline);
+    if (!pending.done) return Answer{Status::temp_error, {}, {}, {}, {}, {}, "timeout"};
+    return std::move(pending.answer);
+}
+
+}  // namespace postwarden::dns

@@ -1,0 +1,82 @@
+// dns.hpp — a blocking stub resolver for [dns] (SPEC §2), on c-ares. SPF (common/spf.hpp)
+// sends every lookup through it, and the milter feeds its raw answers to libopendkim.
+//
+// Entry points: validate_nameservers() for the configuration parser; Resolver::query().
+//
+// Threading: Resolver is immutable after construction and query() uses a fresh c-ares channel
+// per call, so one Resolver may be shared by any number of threads. Each query() blocks the
+// calling thread for at most about timeout_ms.
+//
+// Why c-ares and not libunbound: it is a plain stub resolver that talks to exactly the
+// server:port it is given, with explicit timeouts; libunbound refuses 127.0.0.0/8 servers by
+// default and treats .test as a local zone, which would defeat the test fixtures.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace postwarden::dns {
+
+struct ResolverOptions {
+    // "host", "host:port", "[v6]:port" or a bare IPv6 literal; hosts are IP literals.
+    // Empty: the system resolver (/etc/resolv.conf).
+    std::vector<std::string> nameservers;
+    int timeout_ms = 2000;  // the whole query, retries included
+};
+
+// Checks one [dns] nameservers value (comma separated list); returns "" when it is valid,
+// otherwise what is wrong. Also accepts an empty value (system resolver).
+std::string validate_nameservers(std::string_view value);
+
+// Splits a valid nameservers value into ResolverOptions::nameservers entries.
+std::vector<std::string> split_nameservers(std::string_view value);
+
+enum class Type : std::uint16_t { a = 1, ptr = 12, mx = 15, txt = 16, aaaa = 28, spf = 99 };
+
+enum class Status {
+    ok,          // at least one record of the asked type
+    nxdomain,    // the name does not exist (or cannot be encoded as a DNS name)
+    nodata,      // the name exists, but has no record of that type
+    temp_error,  // timeout, SERVFAIL, REFUSED, network error: ask again later
+};
+
+std::string_view to_string(Status status);
+
+struct MxRecord {
+    std::uint16_t preference = 0;
+    std::string host;
+};
+
+struct Answer {
+    Status status = Status::temp_error;
+    std::vector<std::string> addresses;  // A, AAAA: textual addresses
+    std::vector<std::string> texts;      // TXT, SPF: each record's strings concatenated
+    std::vector<MxRecord> mx;            // MX
+    std::vector<std::string> names;      // PTR: host names, without the trailing dot
+    std::vector<unsigned char> packet;   // the raw answer as received, when there was one
+    std::string error;                   // for temp_error: what went wrong, for the log
+};
+
+class Resolver {
+  public:
+    // Throws std::invalid_argument when a nameserver entry is malformed.
+    explicit Resolver(ResolverOptions options);
+
+    // Looks up name/type (class IN), following CNAMEs as the server returns them.
+    Answer query(std::string_view name, Type type) const;
+
+    const ResolverOptions& options() const { return options_; }
+
+  private:
+    struct Server {
+        int family = 0;
+        unsigned char address[16] = {};
+        int port = 53;
+    };
+    ResolverOptions options_;
+    std::vector<Server> servers_;
+};
+
+}  // namespace postwarden::dns

@@ -1,0 +1,743 @@
+// spf.cpp — SPF checks on libspf2 with our own libspf2 DNS layer (see spf.hpp).
+//
+// libspf2 1.2.10 predates RFC 7208; this file closes the gaps it can from the outside:
+//  - record selection (§4.5) is ours (the layer's get_spf hook): TXT only, "v=spf1" followed by
+//    a space or nothing, several records = permerror, no record or NXDOMAIN = none;
+//  - the check starts at our code, not SPF_request_query_mailfrom, so loopback clients get no
+//    free pass and the top-level outcome (none/temperror/permerror) is mapped exactly;
+//  - the void-lookup limit (§4.6.4) and the DNS-lookup limit across include (§4.6.4) are
+//    counted in the DNS layer (class Layer), which libspf2 does not do;
+//  - records are checked against the §4.6 ABNF and rewritten for libspf2 (rewrite_record):
+//    CIDR /0, modifiers before mechanisms, unknown modifiers, syntax errors libspf2 lets pass;
+//  - names that cannot be checked (§4.3) give none before any lookup.
+//
+// Threading: every check owns its SPF_server_t, request, response and DNS layer; the only
+// process-wide state is libspf2's log handlers, set once.
+#include "common/spf.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "common/log.hpp"
+
+extern "C" {
+#include <spf2/spf.h>
+}
+
+namespace postwarden::spf {
+namespace {
+
+// Our default explanation for fail (libspf2's points at the defunct openspf.org).
+constexpr const char* default_explanation =
+    "Please%_see%_https://www.open-spf.org/Why?s=mfrom;id=%{S};ip=%{I};r=%{R}";
+
+// libspf2 reports assertion failures through SPF_error_handler, which must not return: log
+// once, then abort as libspf2 itself would. Its chatter (warnings, info, debug) is dropped:
+// per-check problems reach the caller as results.
+[[noreturn]] void on_libspf2_error(const char* file, int line, const char* message) {
+    log::error(std::string("libspf2 internal error at ") + (file ? file : "?") + ":" +
+               std::to_string(line) + ": " + (message ? message : ""));
+    std::abort();
+}
+
+void init_libspf2() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        SPF_error_handler = on_libspf2_error;
+        SPF_warning_handler = nullptr;
+        SPF_info_handler = nullptr;
+        SPF_debug_handler = nullptr;
+    });
+}
+
+struct ServerDeleter {
+    void operator()(SPF_server_t* server) const { SPF_server_free(server); }
+};
+struct RequestDeleter {
+    void operator()(SPF_request_t* request) const { SPF_request_free(request); }
+};
+struct ResponseDeleter {
+    void operator()(SPF_response_t* response) const { SPF_response_free(response); }
+};
+struct RecordDeleter {
+    void operator()(SPF_record_t* record) const { SPF_record_free(record); }
+};
+using ServerPtr = std::unique_ptr<SPF_server_t, ServerDeleter>;
+using RequestPtr = std::unique_ptr<SPF_request_t, RequestDeleter>;
+using ResponsePtr = std::unique_ptr<SPF_response_t, ResponseDeleter>;
+using RecordPtr = std::unique_ptr<SPF_record_t, RecordDeleter>;
+
+bool printable_ascii(std::string_view text) {
+    return std::all_of(text.begin(), text.end(),
+                       [](unsigned char c) { return c > 0x20 && c < 0x7f; });
+}
+
+// RFC 7208 §4.3: a malformed or single-label domain gives none without a lookup. Domain
+// literals ([1.2.3.4]) and 8-bit names are not checkable either.
+bool checkable_domain(std::string_view domain) {
+    if (domain.ends_with('.')) domain.remove_suffix(1);
+    if (domain.empty() || domain.size() > 253 || !printable_ascii(domain)) return false;
+    if (domain.find_first_of("[]@\\\"") != std::string_view::npos) return false;
+    int labels = 0;
+    size_t start = 0;
+    while (true) {
+        size_t dot = domain.find('.', start);
+        size_t length = (dot == std::string_view::npos ? domain.size() : dot) - start;
+        if (length == 0 || length > 63) return false;
+        ++labels;
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    return labels >= 2;
+}
+
+// Local parts are only ever macro-expanded; refuse control characters and absurd lengths,
+// which no SMTP server would have accepted.
+bool usable_local_part(std::string_view local_part) {
+    if (local_part.size() > 256) return false;
+    return std::none_of(local_part.begin(), local_part.end(),
+                        [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+// Sets the client address; IPv4-mapped IPv6 addresses are checked as IPv4 (§5).
+bool set_client_ip(SPF_request_t* request, std::string_view client_ip) {
+    if (client_ip.size() > INET6_ADDRSTRLEN) return false;
+    std::string text(client_ip);
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, text.c_str(), &v4) == 1) return SPF_request_set_ipv4(request, v4) == 0;
+    if (inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+        std::memcpy(&v4, v6.s6_addr + 12, 4);
+        return SPF_request_set_ipv4(request, v4) == 0;
+    }
+    return SPF_request_set_ipv6(request, v6) == 0;
+}
+
+std::string client_address_text(const SPF_request_t* request) {
+    char text[INET6_ADDRSTRLEN] = "";
+    if (request->client_ver == AF_INET)
+        inet_ntop(AF_INET, &request->ipv4, text, sizeof text);
+    else
+        inet_ntop(AF_INET6, &request->ipv6, text, sizeof text);
+    return text;
+}
+
+Result from_libspf2(SPF_result_t result) {
+    switch (result) {
+        case SPF_RESULT_NEUTRAL:
+            return Result::neutral;
+        case SPF_RESULT_PASS:
+            return Result::pass;
+        case SPF_RESULT_FAIL:
+            return Result::fail;
+        case SPF_RESULT_SOFTFAIL:
+            return Result::softfail;
+        case SPF_RESULT_NONE:
+            return Result::none;
+        case SPF_RESULT_TEMPERROR:
+            return Result::temperror;
+        case SPF_RESULT_PERMERROR:
+        case SPF_RESULT_INVALID:
+            break;
+    }
+    return Result::permerror;
+}
+
+// ---- record syntax (RFC 7208 §4.6, §7.1) -----------------------------------------------
+// libspf2's compiler accepts records the RFC calls permerror and rejects some it allows
+// (CIDR /0, modifiers before mechanisms, unknown modifiers). So records are checked against
+// the ABNF here, then rewritten into a form libspf2 evaluates the RFC's way.
+
+// Appended to a/mx domain-specs whose CIDR length is 0 for the client's family: the DNS layer
+// strips it and answers "the client's own address" whenever the real name has any address,
+// which is what a /0 match means. .invalid never exists (RFC 6761).
+constexpr std::string_view any_address_suffix = "._pw-cidr0.invalid";
+
+bool is_alnum(char c) {
+    return std::isalnum(static_cast<unsigned char>(c));
+}
+bool is_alpha(char c) {
+    return std::isalpha(static_cast<unsigned char>(c));
+}
+
+// macro-string; `exp_text` allows the c, r, t letters and spaces (explanation text only).
+bool valid_macro_string(std::string_view text, bool exp_text = false) {
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == ' ' && exp_text) continue;
+        if (c < 0x21 || c > 0x7e) return false;
+        if (c != '%') continue;
+        if (++i >= text.size()) return false;
+        if (text[i] == '%' || text[i] == '_' || text[i] == '-') continue;
+        if (text[i] != '{' || ++i >= text.size()) return false;
+        char letter = static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
+        std::string_view letters = exp_text ? "slodiphcrtv" : "slodiphv";
+        if (letters.find(letter) == std::string_view::npos) return false;
+        ++i;
+        while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])))
+            ++i;
+        if (i < text.size() && (text[i] == 'r' || text[i] == 'R')) ++i;
+        while (i < text.size() &&
+               std::string_view(".-+,/_=").find(text[i]) != std::string_view::npos)
+            ++i;
+        if (i >= text.size() || text[i] != '}') return false;
+    }
+    return true;
+}
+
+bool valid_toplabel(std::string_view label) {
+    if (label.empty() ||
+        !std::all_of(label.begin(), label.end(), [](char c) { return is_alnum(c) || c == '-'; }))
+        return false;
+    if (!is_alnum(label.front()) || !is_alnum(label.back())) return false;
+    bool has_alpha = std::any_of(label.begin(), label.end(), is_alpha);
+    return has_alpha || label.find('-') != std::string_view::npos;
+}
+
+// domain-spec = macro-string domain-end; domain-end = "." toplabel ["."] / macro-expand
+bool valid_domain_spec(std::string_view spec) {
+    if (spec.empty() || !valid_macro_string(spec)) return false;
+    if (spec.ends_with('}')) return true;
+    if (spec.ends_with('.')) spec.remove_suffix(1);
+    auto dot = spec.rfind('.');
+    return dot != std::string_view::npos && dot > 0 && valid_toplabel(spec.substr(dot + 1));
+}
+
+// "/" followed by 0-limit, no leading zeros.
+std::optional<int> cidr_value(std::string_view digits, int limit) {
+    if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0'))
+        return std::nullopt;
+    int value = 0;
+    for (char c : digits) {
+        if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+        value = value * 10 + (c - '0');
+    }
+    if (value > limit) return std::nullopt;
+    return value;
+}
+
+struct Cidrs {
+    std::optional<int> v4, v6;
+};
+
+// Splits "domain-spec/24//64" into the domain-spec and its dual CIDR lengths.
+std::optional<std::pair<std::string_view, Cidrs>> split_dual_cidr(std::string_view arg) {
+    Cidrs cidrs;
+    auto dual = arg.find("//");
+    if (dual != std::string_view::npos) {
+        cidrs.v6 = cidr_value(arg.substr(dual + 2), 128);
+        if (!cidrs.v6) return std::nullopt;
+        arg = arg.substr(0, dual);
+    }
+    auto slash = arg.rfind('/');
+    if (slash != std::string_view::npos &&
+        arg.find_first_not_of("0123456789", slash + 1) == std::string_view::npos) {
+        cidrs.v4 = cidr_value(arg.substr(slash + 1), 32);
+        if (!cidrs.v4) return std::nullopt;
+        arg = arg.substr(0, slash);
+    }
+    return std::pair{arg, cidrs};
+}
+
+bool valid_ip4_network(std::string_view text) {
+    int parts = 0;
+    size_t start = 0;
+    while (true) {
+        size_t dot = text.find('.', start);
+        auto part = text.substr(start, dot == std::string_view::npos ? dot : dot - start);
+        if (!cidr_value(part, 255)) return false;
+        ++parts;
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+    }
+    return parts == 4;
+}
+
+struct Rewriter {
+    bool client_v4;
+    std::string mechanisms;
+    std::string modifiers;
+    bool seen_redirect = false;
+    bool seen_exp = false;
+
+    void emit(char qualifier, std::string_view text) {
+        mechanisms += ' ';
+        if (qualifier) mechanisms += qualifier;
+        mechanisms += text;
+    }
+
+    bool modifier(std::string_view name, std::string_view value) {
+        if (!is_alpha(name.front()) || !std::all_of(name.begin(), name.end(), [](char c) {
+                return is_alnum(c) || std::strchr("-_.", c);
+            }))
+            return false;
+        std::string lower(name);
+        std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+        if (lower == "redirect" || lower == "exp") {
+            bool& seen = lower == "redirect" ? seen_redirect : seen_exp;
+            if (seen || !valid_domain_spec(value)) return false;
+            seen = true;
+            modifiers += " " + lower + "=" + std::string(value);
+            return true;
+        }
+        return valid_macro_string(value);  // unknown modifiers are ignored (§6)
+    }
+
+    // a and mx: a CIDR length of 0 for the client's family becomes the any-address lookup.
+    bool host_mechanism(char qualifier, std::string_view name, std::string_view arg) {
+        auto split = split_dual_cidr(arg);
+        if (!split) return false;
+        auto [domain, cidrs] = *split;
+        if (!domain.empty() && (domain.front() != ':' || !valid_domain_spec(domain.substr(1))))
+            return false;
+        auto cidr = client_v4 ? cidrs.v4 : cidrs.v6;
+        if (cidr != 0) {
+            // Only the client family's length matters; the other one may be a /0 libspf2
+            // would refuse.
+            std::string length;
+            if (cidr) length = (client_v4 ? "/" : "//") + std::to_string(*cidr);
+            emit(qualifier, std::string(name) + std::string(domain) + length);
+            return true;
+        }
+        std::string spec = domain.empty() ? std::string("%{d}") : std::string(domain.substr(1));
+        emit(qualifier, std::string(name) + ":" + spec + std::string(any_address_suffix));
+        return true;
+    }
+
+    bool ip_mechanism(char qualifier, std::string_view name, std::string_view value) {
+        bool v4 = name == "ip4";
+        auto slash = value.find('/');
+        std::string network(value.substr(0, slash));
+        std::optional<int> cidr = v4 ? 32 : 128;
+        if (slash != std::string_view::npos)
+            cidr = cidr_value(value.substr(slash + 1), v4 ? 32 : 128);
+        in6_addr scratch;
+        bool ok =
+            v4 ? valid_ip4_network(network) : inet_pton(AF_INET6, network.c_str(), &scratch) == 1;
+        if (!ok || !cidr) return false;
+        if (*cidr != 0) return emit(qualifier, std::string(name) + ":" + std::string(value)), true;
+        // libspf2 reads /0 as "no length"; two halves cover the whole family.
+        emit(qualifier, v4 ? "ip4:0.0.0.0/1" : "ip6:::/1");
+        emit(qualifier, v4 ? "ip4:128.0.0.0/1" : "ip6:8000::/1");
+        return true;
+    }
+
+    bool directive(std::string_view term) {
+        char qualifier = 0;
+        if (std::string_view("+-?~").find(term.front()) != std::string_view::npos) {
+            qualifier = term.front();
+            term.remove_prefix(1);
+        }
+        auto end = term.find_first_of(":/");
+        std::string name(term.substr(0, end));
+        std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+        std::string_view arg = end == std::string_view::npos ? "" : term.substr(end);
+        if (name == "all") return arg.empty() && (emit(qualifier, "all"), true);
+        if (name == "a" || name == "mx") return host_mechanism(qualifier, name, arg);
+        if (name == "ip4" || name == "ip6")
+            return arg.starts_with(':') && ip_mechanism(qualifier, name, arg.substr(1));
+        bool needs_domain = name == "include" || name == "exists";
+        if (!needs_domain && name != "ptr") return false;
+        if (arg.empty() && !needs_domain) return emit(qualifier, name), true;
+        if (!arg.starts_with(':') || !valid_domain_spec(arg.substr(1))) return false;
+        return emit(qualifier, name + std::string(arg)), true;
+    }
+
+    bool term(std::string_view term) {
+        auto equals = term.find('=');
+        auto colon_or_slash = term.find_first_of(":/");
+        if (equals != std::string_view::npos && equals > 0 && equals < colon_or_slash)
+            return modifier(term.substr(0, equals), term.substr(equals + 1));
+        return directive(term);
+    }
+};
+
+// Checks a selected record against the ABNF and returns what libspf2 should compile, or
+// nullopt for a syntax error (permerror).
+std::optional<std::string> rewrite_record(std::string_view record, bool client_v4) {
+    Rewriter rewriter{client_v4, {}, {}};
+    record.remove_prefix(6);  // "v=spf1", already matched
+    size_t start = 0;
+    while (start < record.size()) {
+        if (record[start] != ' ') return std::nullopt;
+        while (start < record.size() && record[start] == ' ')
+            ++start;
+        size_t end = std::min(record.find(' ', start), record.size());
+        if (end > start && !rewriter.term(record.substr(start, end - start))) return std::nullopt;
+        start = end;
+    }
+    return "v=spf1" + rewriter.mechanisms + rewriter.modifiers;
+}
+
+// ---- the DNS layer ------------------------------------------------------------------------
+
+constexpr int max_dns_lookups = 10;  // §4.6.4: terms that query DNS, across include/redirect
+constexpr int max_void_lookups = 2;  // §4.6.4: lookups that found nothing
+constexpr int max_ptr_names = 10;    // §5.5: PTR names looked at, the rest ignored
+
+// A libspf2 DNS layer for one check. lookup() answers libspf2's A/AAAA/MX/PTR/TXT queries from
+// dns::Resolver; get_spf() selects and compiles the SPF record of a domain. It also counts what
+// libspf2 does not: DNS-querying terms across include, and void lookups. Past either limit it
+// answers TRY_AGAIN, which stops libspf2's evaluation at once, and evaluate() turns the result
+// into permerror.
+class Layer {
+  public:
+    explicit Layer(const dns::Resolver& resolver) : resolver_(resolver) {
+        layer_.destroy = nullptr;  // owned here, so SPF_server_free leaves it alone
+        layer_.lookup = &Layer::lookup;
+        layer_.get_spf = &Layer::get_spf;
+        layer_.name = "postwarden";
+        layer_.hook = this;
+    }
+    Layer(const Layer&) = delete;
+    Layer& operator=(const Layer&) = delete;
+
+    SPF_dns_server_t* libspf2_layer() { return &layer_; }
+    // How the first record lookup (the checked domain's own) ended, when it did not yield one.
+    std::optional<Result> top_level_result() const { return top_level_result_; }
+    bool limit_exceeded() const { return limit_exceeded_; }
+    // The client's address as text, the answer to an any-address lookup (CIDR /0).
+    void set_client_address(std::string address) { client_address_ = std::move(address); }
+
+  private:
+    static Layer& self(SPF_dns_server_t* layer) { return *static_cast<Layer*>(layer->hook); }
+
+    static SPF_dns_rr_t* lookup(SPF_dns_server_t* layer, const char* domain, ns_type type,
+                                int /*should_cache*/) {
+        try {
+            return self(layer).answer(domain, type);
+        } catch (...) {  // nothing may unwind through libspf2
+            return SPF_dns_rr_new_init(layer, domain, type, 0, TRY_AGAIN);
+        }
+    }
+
+    static SPF_errcode_t get_spf(SPF_server_t* server, SPF_request_t* request,
+                                 SPF_response_t* response, SPF_record_t** record) {
+        try {
+            return self(server->resolver).fetch_record(server, request, response, record);
+        } catch (...) {
+            return SPF_response_add_error(response, SPF_E_DNS_ERROR, "%s", "internal error");
+        }
+    }
+
+    SPF_dns_rr_t* answer(const char* domain, ns_type type);
+    SPF_errcode_t fetch_record(SPF_server_t* server, SPF_request_t* request,
+                               SPF_response_t* response, SPF_record_t** record);
+    bool count_term(const char* domain, ns_type type);
+    void note_answer(ns_type type, const dns::Answer& answer);
+
+    SPF_dns_server_t layer_{};
+    const dns::Resolver& resolver_;
+    int record_fetches_ = 0;
+    int dns_terms_ = 0;
+    int void_lookups_ = 0;
+    bool limit_exceeded_ = false;
+    std::optional<Result> top_level_result_;
+    std::string client_address_;
+    // Host names whose address lookups libspf2 makes next as part of one mx or ptr term.
+    std::deque<std::string> pending_hosts_;
+};
+
+std::optional<dns::Type> type_of(ns_type type) {
+    switch (type) {
+        case ns_t_a:
+            return dns::Type::a;
+        case ns_t_aaaa:
+            return dns::Type::aaaa;
+        case ns_t_mx:
+            return dns::Type::mx;
+        case ns_t_ptr:
+            return dns::Type::ptr;
+        case ns_t_txt:
+            return dns::Type::txt;
+        default:
+            return std::nullopt;
+    }
+}
+
+int herrno_of(dns::Status status) {
+    switch (status) {
+        case dns::Status::ok:
+            return NETDB_SUCCESS;
+        case dns::Status::nxdomain:
+            return HOST_NOT_FOUND;
+        case dns::Status::nodata:
+            return NO_DATA;
+        case dns::Status::temp_error:
+            break;
+    }
+    return TRY_AGAIN;
+}
+
+bool same_name(std::string_view a, std::string_view b) {
+    if (a.ends_with('.')) a.remove_suffix(1);
+    if (b.ends_with('.')) b.remove_suffix(1);
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// Counts a DNS-querying term, unless this lookup is the address lookup of a host named by the
+// mx or ptr term before it (libspf2 makes those in order, right after the MX/PTR answer).
+// TXT lookups here are exp= explanations, which §4.6.4 does not count.
+bool Layer::count_term(const char* domain, ns_type type) {
+    if (type == ns_t_txt) return false;
+    if ((type == ns_t_a || type == ns_t_aaaa) && !pending_hosts_.empty() &&
+        same_name(pending_hosts_.front(), domain)) {
+        pending_hosts_.pop_front();
+        return false;
+    }
+    pending_hosts_.clear();
+    if (++dns_terms_ > max_dns_lookups) limit_exceeded_ = true;
+    return true;
+}
+
+void Layer::note_answer(ns_type type, const dns::Answer& answer) {
+    if (type == ns_t_mx)
+        for (const auto& mx : answer.mx)
+            pending_hosts_.push_back(mx.host);
+    if (type == ns_t_ptr)
+        for (size_t i = 0; i < answer.names.size() && i < max_ptr_names; ++i)
+            pending_hosts_.push_back(answer.names[i]);
+}
+
+// Copies one record into slot `index` of a libspf2 RR set.
+bool store(SPF_dns_rr_t* rr, int index, const void* data, size_t size) {
+    if (SPF_dns_rr_buf_realloc(rr, index, size) != SPF_E_SUCCESS) return false;
+    std::memcpy(rr->rr[index], data, size);
+    return true;
+}
+
+bool store_string(SPF_dns_rr_t* rr, int index, const std::string& text) {
+    return store(rr, index, text.c_str(), text.size() + 1);
+}
+
+// TXT answers through lookup() are exp= explanations (§6.2), where a space is literal text;
+// libspf2's macro compiler would turn each space into '%' and stop expanding, so spaces go to
+// it as the %_ macro, which expands to a space.
+std::string explanation_macro(const std::string& text) {
+    std::string macro;
+    for (char c : text)
+        macro += c == ' ' ? std::string("%_") : std::string(1, c);
+    return macro;
+}
+
+// Fills an RR set from our answer: addresses as in_addr/in6_addr, names and texts as strings.
+void fill(SPF_dns_rr_t* rr, ns_type type, const dns::Answer& answer) {
+    int count = 0;
+    auto add = [&](bool ok) { count += ok ? 1 : 0; };
+    for (const auto& address : answer.addresses) {
+        unsigned char binary[16];
+        int family = type == ns_t_a ? AF_INET : AF_INET6;
+        if (inet_pton(family, address.c_str(), binary) == 1)
+            add(store(rr, count, binary, family == AF_INET ? 4 : 16));
+    }
+    for (const auto& mx : answer.mx)
+        add(store_string(rr, count, mx.host));
+    for (size_t i = 0; i < answer.names.size() && i < max_ptr_names; ++i)
+        add(store_string(rr, count, answer.names[i]));
+    for (const auto& text : answer.texts)
+        add(store_string(rr, count, explanation_macro(text)));
+    rr->num_rr = count;
+}
+
+// §7.3: an expanded name over 253 characters loses labels from the left until it fits.
+std::string fit_domain(std::string name) {
+    while (name.size() > 253) {
+        auto dot = name.find('.');
+        if (dot == std::string::npos) break;
+        name.erase(0, dot + 1);
+    }
+    return name;
+}
+
+// Strips the any-address marker (see any_address_suffix); true if it was there.
+bool strip_any_address(std::string* name) {
+    if (name->size() < any_address_suffix.size() ||
+        !same_name(std::string_view(*name).substr(name->size() - any_address_suffix.size()),
+                   any_address_suffix))
+        return false;
+    name->resize(name->size() - any_address_suffix.size());
+    return true;
+}
+
+SPF_dns_rr_t* Layer::answer(const char* domain, ns_type type) {
+    bool term = count_term(domain, type);
+    auto dns_type = type_of(type);
+    if (limit_exceeded_ || !dns_type)
+        return SPF_dns_rr_new_init(&layer_, domain, type, 0, limit_exceeded_ ? TRY_AGAIN : NO_DATA);
+    std::string name = domain;
+    bool any_address = strip_any_address(&name);
+    dns::Answer answer = resolver_.query(fit_domain(name), *dns_type);
+    bool empty = answer.status == dns::Status::nxdomain || answer.status == dns::Status::nodata;
+    if (term && empty && ++void_lookups_ > max_void_lookups) {
+        limit_exceeded_ = true;
+        return SPF_dns_rr_new_init(&layer_, domain, type, 0, TRY_AGAIN);
+    }
+    if (any_address && type == ns_t_mx)
+        for (auto& mx : answer.mx)
+            mx.host += any_address_suffix;
+    if (any_address && !answer.addresses.empty()) answer.addresses = {client_address_};
+    note_answer(type, answer);
+    SPF_dns_rr_t* rr = SPF_dns_rr_new_init(&layer_, domain, type, 0, herrno_of(answer.status));
+    if (rr && answer.status == dns::Status::ok) fill(rr, type, answer);
+    return rr;
+}
+
+// RFC 7208 §4.5: among the TXT records, those that are "v=spf1" alone or followed by a space.
+std::vector<const std::string*> spf_records(const dns::Answer& answer) {
+    std::vector<const std::string*> records;
+    for (const auto& text : answer.texts) {
+        if (text.size() < 6 || strncasecmp(text.c_str(), "v=spf1", 6) != 0) continue;
+        if (text.size() == 6 || text[6] == ' ') records.push_back(&text);
+    }
+    return records;
+}
+
+// libspf2's get_spf hook, for the checked domain and for every include/redirect target. Errors
+// follow libspf2's convention: SPF_E_DNS_ERROR means temperror, any other error permerror
+// (RFC 7208 makes a missing record behind include or redirect a permerror too).
+SPF_errcode_t Layer::fetch_record(SPF_server_t* server, SPF_request_t* request,
+                                  SPF_response_t* response, SPF_record_t** record) {
+    const char* domain = request->cur_dom;
+    bool top_level = record_fetches_++ == 0;
+    if (!top_level && (pending_hosts_.clear(), ++dns_terms_ > max_dns_lookups))
+        limit_exceeded_ = true;
+    if (limit_exceeded_)
+        return SPF_response_add_error(response, SPF_E_BIG_DNS, "%s", "too many DNS lookups");
+    auto fail = [&](Result result, SPF_errcode_t code, const char* why) {
+        if (top_level) top_level_result_ = result;
+        return SPF_response_add_error(response, code, "%s: %s", why, domain);
+    };
+    if (!checkable_domain(domain)) return fail(Result::none, SPF_E_NOT_SPF, "bad domain");
+    dns::Answer answer = resolver_.query(fit_domain(domain), dns::Type::txt);
+    if (answer.status == dns::Status::temp_error)
+        return fail(Result::temperror, SPF_E_DNS_ERROR, "temporary DNS failure");
+    auto records = spf_records(answer);
+    if (records.empty()) return fail(Result::none, SPF_E_NOT_SPF, "no SPF record");
+    if (records.size() > 1)
+        return fail(Result::permerror, SPF_E_MULTIPLE_RECORDS, "several SPF records");
+    auto rewritten = rewrite_record(*records.front(), request->client_ver == AF_INET);
+    if (!rewritten) return fail(Result::permerror, SPF_E_SYNTAX, "syntax error in record");
+    SPF_errcode_t err = SPF_record_compile(server, response, record, rewritten->c_str());
+    if (err != SPF_E_SUCCESS) {
+        if (*record) SPF_record_free(*record);
+        *record = nullptr;
+        return fail(Result::permerror, err == SPF_E_DNS_ERROR ? SPF_E_SYNTAX : err, "bad record");
+    }
+    return SPF_E_SUCCESS;
+}
+
+// Builds a libspf2 server whose every lookup goes through `layer`, with the RFC 7208 limits.
+ServerPtr make_server(SPF_dns_server_t* layer) {
+    ServerPtr server(SPF_server_new_dns(layer, 0));
+    if (!server) return nullptr;
+    // libspf2 tests "more than max" before each mechanism; our layer enforces the exact limit
+    // of 10 across include as well (class Layer), so this is only a backstop.
+    SPF_server_set_max_dns_mech(server.get(), max_dns_lookups);
+    SPF_server_set_max_dns_mx(server.get(), 10);
+    SPF_server_set_max_dns_ptr(server.get(), 10);
+    SPF_response_t* messages = nullptr;
+    SPF_server_set_explanation(server.get(), default_explanation, &messages);
+    if (messages) SPF_response_free(messages);
+    return server;
+}
+
+// Evaluates the record of request->cur_dom: what SPF_request_query_mailfrom does, minus its
+// loopback free pass and with our mapping of the top-level record lookup.
+Outcome evaluate(SPF_server_t* server, SPF_request_t* request, Layer* layer, Outcome outcome) {
+    ResponsePtr response(SPF_response_new(request));
+    if (!response) return Outcome{Result::temperror, outcome.domain, {}};
+    SPF_record_t* raw_record = nullptr;
+    SPF_errcode_t err = SPF_server_get_record(server, request, response.get(), &raw_record);
+    RecordPtr record(raw_record);
+    if (err != SPF_E_SUCCESS || !record) {
+        outcome.result = layer->top_level_result().value_or(Result::permerror);
+        return outcome;
+    }
+    response->spf_record_exp = record.get();
+    SPF_record_interpret(record.get(), request, response.get(), 0);
+    outcome.result = layer->limit_exceeded() ? Result::permerror
+                                             : from_libspf2(SPF_response_result(response.get()));
+    const char* explanation = SPF_response_get_explanation(response.get());
+    if (outcome.result == Result::fail && explanation) outcome.explanation = explanation;
+    return outcome;
+}
+
+}  // namespace
+
+std::string_view to_string(Result result) {
+    switch (result) {
+        case Result::none:
+            return "none";
+        case Result::neutral:
+            return "neutral";
+        case Result::pass:
+            return "pass";
+        case Result::fail:
+            return "fail";
+        case Result::softfail:
+            return "softfail";
+        case Result::temperror:
+            return "temperror";
+        case Result::permerror:
+            return "permerror";
+    }
+    return "permerror";
+}
+
+Checker::Checker(const dns::ResolverOptions& options) : resolver_(options) {
+    init_libspf2();
+}
+
+Outcome Checker::check_mailfrom(std::string_view client_ip, std::string_view sender,
+                                std::string_view helo) const {
+    if (sender.empty()) return check(client_ip, "postmaster", helo, helo);
+    auto at = sender.rfind('@');
+    if (at == std::string_view::npos) return check(client_ip, "postmaster", sender, helo);
+    std::string_view local_part = sender.substr(0, at);
+    return check(client_ip, local_part.empty() ? "postmaster" : local_part, sender.substr(at + 1),
+                 helo);
+}
+
+Outcome Checker::check_helo(std::string_view client_ip, std::string_view helo) const {
+    return check(client_ip, "postmaster", helo, helo);
+}
+
+Outcome Checker::check(std::string_view client_ip, std::string_view local_part,
+                       std::string_view domain, std::string_view helo) const {
+    Outcome outcome{Result::none, std::string(domain), {}};
+    if (!checkable_domain(domain) || !usable_local_part(local_part)) return outcome;
+
+    Layer layer(resolver_);
+    ServerPtr server = make_server(layer.libspf2_layer());
+    RequestPtr request(server ? SPF_request_new(server.get()) : nullptr);
+    if (!request) return Outcome{Result::temperror, outcome.domain, {}};
+    if (!set_client_ip(request.get(), client_ip)) return outcome;
+    // %{h} expands to the HELO name, whatever it is (§7.3); one that cannot even be printed
+    // becomes "unknown" rather than control characters in DNS queries.
+    bool printable_helo = helo.size() <= 255 && std::all_of(helo.begin(), helo.end(), [](char c) {
+                              return c >= 0x20 && c < 0x7f;
+                          });
+    std::string helo_name = printable_helo && !helo.empty() ? std::string(helo) : "unknown";
+    SPF_request_set_helo_dom(request.get(), helo_name.c_str());
+    std::string identity = std::string(local_part) + "@" + std::string(domain);
+    if (SPF_request_set_env_from(request.get(), identity.c_str()) != 0 || !request->env_from_dp)
+        return Outcome{Result::temperror, outcome.domain, {}};
+    request->cur_dom = request->env_from_dp;
+    layer.set_client_address(client_address_text(request.get()));
+    return evaluate(server.get(), request.get(), &layer, std::move(outcome));
+}
+
+}  // namespace postwarden::spf

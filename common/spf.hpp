@@ -1,0 +1,54 @@
+// spf.hpp — SPF checks (RFC 7208) for policyd (greylisting by SPF-authenticated domain, S2) and
+// the milter (Authentication-Results, DMARC). libspf2 evaluates the records; every DNS lookup it
+// makes goes through dns::Resolver, so [dns] nameservers and timeout_ms apply to SPF as well.
+//
+// Entry points: Checker::check_mailfrom() and Checker::check_helo().
+//
+// Threading: a Checker is immutable; each check builds its own libspf2 server, request and
+// response, so any number of threads may run checks on one Checker at once. A check blocks its
+// thread for its DNS lookups (each bounded by [dns] timeout_ms).
+//
+// Outside input (client IP, sender, HELO name) is untrusted: whatever it holds, a check returns a
+// Result (none for names that cannot be checked), never throws and never aborts.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/dns.hpp"
+
+namespace postwarden::spf {
+
+enum class Result { none, neutral, pass, fail, softfail, temperror, permerror };
+
+// The RFC 7208 spelling: "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror".
+std::string_view to_string(Result result);
+
+struct Outcome {
+    Result result = Result::none;
+    // The domain that was checked: the sender's domain, or the HELO name for <> and HELO checks.
+    std::string domain;
+    // For fail: the domain's exp= text, or our default. Empty for the other results.
+    std::string explanation;
+};
+
+class Checker {
+  public:
+    explicit Checker(const dns::ResolverOptions& options);
+
+    // MAIL FROM identity. An empty sender (<>) is checked as postmaster@helo (RFC 7208 §2.4);
+    // a sender without a local part as postmaster@domain (§4.3).
+    Outcome check_mailfrom(std::string_view client_ip, std::string_view sender,
+                           std::string_view helo) const;
+
+    // HELO identity (§2.3): the HELO name, as postmaster@helo.
+    Outcome check_helo(std::string_view client_ip, std::string_view helo) const;
+
+  private:
+    Outcome check(std::string_view client_ip, std::string_view local_part, std::string_view domain,
+                  std::string_view helo) const;
+
+    dns::Resolver resolver_;
+};
+
+}  // namespace postwarden::spf

@@ -1,0 +1,123 @@
+// resolver_tests.cpp — dns::Resolver against a real DNS server on loopback (dnsserver.py):
+// every record type SPF needs, NXDOMAIN versus NODATA, TCP fallback, and timeouts.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+
+#include "common/dns.hpp"
+#include "tests/fixtures/dns_server.hpp"
+
+using namespace postwarden;
+
+namespace {
+
+const char* const zone = R"(
+example.test        A      192.0.2.1
+example.test        A      192.0.2.2
+example.test        AAAA   2001:db8::1
+example.test        MX     10 mail.example.test
+example.test        MX     20 backup.example.test
+example.test        TXT    "v=spf1 " "ip4:192.0.2.0/24" " -all"
+example.test        TXT    other
+1.2.0.192.in-addr.arpa PTR mail.example.test
+alias.example.test  CNAME  example.test
+slow.example.test   TIMEOUT
+broken.example.test SERVFAIL
+)";
+
+std::string big_zone() {
+    std::string text = zone;
+    for (int i = 0; i < 40; ++i)
+        text += "big.example.test A 198.51.100." + std::to_string(i) + "\n";
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("resolver answers each record type", "[dns]") {
+    test::DnsServer server(zone);
+    dns::Resolver resolver(server.resolver_options());
+
+    auto a = resolver.query("example.test", dns::Type::a);
+    REQUIRE(a.status == dns::Status::ok);
+    CHECK(a.addresses == std::vector<std::string>{"192.0.2.1", "192.0.2.2"});
+    CHECK_FALSE(a.packet.empty());
+
+    auto aaaa = resolver.query("example.test", dns::Type::aaaa);
+    REQUIRE(aaaa.status == dns::Status::ok);
+    CHECK(aaaa.addresses == std::vector<std::string>{"2001:db8::1"});
+
+    auto mx = resolver.query("example.test", dns::Type::mx);
+    REQUIRE(mx.status == dns::Status::ok);
+    REQUIRE(mx.mx.size() == 2);
+    CHECK(mx.mx[0].preference == 10);
+    CHECK(mx.mx[0].host == "mail.example.test");
+
+    auto txt = resolver.query("example.test", dns::Type::txt);
+    REQUIRE(txt.status == dns::Status::ok);
+    CHECK(txt.texts == std::vector<std::string>{"v=spf1 ip4:192.0.2.0/24 -all", "other"});
+
+    auto ptr = resolver.query("1.2.0.192.in-addr.arpa", dns::Type::ptr);
+    REQUIRE(ptr.status == dns::Status::ok);
+    CHECK(ptr.names == std::vector<std::string>{"mail.example.test"});
+}
+
+TEST_CASE("resolver follows CNAME answers", "[dns]") {
+    test::DnsServer server(zone);
+    dns::Resolver resolver(server.resolver_options());
+    auto a = resolver.query("alias.example.test", dns::Type::a);
+    REQUIRE(a.status == dns::Status::ok);
+    CHECK(a.addresses.size() == 2);
+}
+
+TEST_CASE("resolver tells NXDOMAIN from NODATA", "[dns]") {
+    test::DnsServer server(zone);
+    dns::Resolver resolver(server.resolver_options());
+    CHECK(resolver.query("nowhere.example.test", dns::Type::a).status == dns::Status::nxdomain);
+    CHECK(resolver.query("1.2.0.192.in-addr.arpa", dns::Type::a).status == dns::Status::nodata);
+    CHECK(resolver.query("example.test", dns::Type::ptr).status == dns::Status::nodata);
+}
+
+TEST_CASE("SERVFAIL and timeouts are temporary errors", "[dns]") {
+    test::DnsServer server(zone);
+    dns::Resolver resolver(server.resolver_options(600));
+    CHECK(resolver.query("broken.example.test", dns::Type::a).status == dns::Status::temp_error);
+
+    auto start = std::chrono::steady_clock::now();
+    auto slow = resolver.query("slow.example.test", dns::Type::a);
+    auto elapsed = std::chrono::steady_clock::now() - start;
+    CHECK(slow.status == dns::Status::temp_error);
+    CHECK(slow.error == "timeout");
+    CHECK(elapsed < std::chrono::milliseconds(1500));
+}
+
+TEST_CASE("an answer over 512 bytes comes over TCP", "[dns]") {
+    test::DnsServer server(big_zone());
+    dns::Resolver resolver(server.resolver_options());
+    auto a = resolver.query("big.example.test", dns::Type::a);
+    REQUIRE(a.status == dns::Status::ok);
+    CHECK(a.addresses.size() == 40);
+}
+
+TEST_CASE("a server that does not answer is a temporary error", "[dns]") {
+    dns::ResolverOptions options;
+    options.nameservers = {"127.0.0.1:" + std::to_string(test::free_port())};
+    options.timeout_ms = 300;
+    dns::Resolver resolver(options);
+    CHECK(resolver.query("example.test", dns::Type::a).status == dns::Status::temp_error);
+}
+
+TEST_CASE("nameservers option values are validated", "[dns]") {
+    CHECK(dns::validate_nameservers("").empty());
+    CHECK(dns::validate_nameservers("127.0.0.1").empty());
+    CHECK(dns::validate_nameservers("127.0.0.1:5353, [::1]:53, ::1").empty());
+    CHECK_FALSE(dns::validate_nameservers("ns.example.com").empty());
+    CHECK_FALSE(dns::validate_nameservers("127.0.0.1:0").empty());
+    CHECK_FALSE(dns::validate_nameservers("127.0.0.1:99999").empty());
+    CHECK_FALSE(dns::validate_nameservers("[::1").empty());
+    CHECK_FALSE(dns::validate_nameservers("127.0.0.1:").empty());
+    CHECK(dns::split_nameservers(" 127.0.0.1:5353 ,[::1]:53") ==
+          std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
+    CHECK_THROWS_AS(dns::Resolver(dns::ResolverOptions{{"bogus"}, 1000}), std::invalid_argument);
+}

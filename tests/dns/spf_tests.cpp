@@ -1,0 +1,144 @@
+// spf_tests.cpp — spf::Checker through dns::Resolver against a real DNS server on loopback:
+// each result, the HELO identity, <>, IPv6, include/redirect, bad input, and many threads.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/spf.hpp"
+#include "tests/fixtures/dns_server.hpp"
+
+using namespace postwarden;
+using spf::Result;
+
+namespace {
+
+const char* const zone = R"(
+pass.test           TXT  "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"
+soft.test           TXT  "v=spf1 ~all"
+neutral.test        TXT  "v=spf1 ?all"
+norecord.test       TXT  "just some text"
+norecord.test       A    192.0.2.9
+broken.test         TXT  "v=spf1 ip4:999.1.1.1 -all"
+twice.test          TXT  "v=spf1 -all"
+twice.test          TXT  "v=spf1 +all"
+slow.test           TIMEOUT
+includer.test       TXT  "v=spf1 include:pass.test -all"
+redirector.test     TXT  "v=spf1 redirect=pass.test"
+withexp.test        TXT  "v=spf1 -all exp=why.withexp.test"
+why.withexp.test    TXT  "%{i} is not one of %{d}'s servers"
+mx.test             TXT  "v=spf1 mx a:host.mx.test -all"
+mx.test             MX   10 mail.mx.test
+mail.mx.test        A    198.51.100.7
+host.mx.test        AAAA 2001:db8:1::25
+helo.example.test   TXT  "v=spf1 a -all"
+helo.example.test   A    203.0.113.5
+)";
+
+}  // namespace
+
+TEST_CASE("SPF results for MAIL FROM", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(1000));
+
+    CHECK(checker.check_mailfrom("192.0.2.10", "a@pass.test", "x.test").result == Result::pass);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@pass.test", "x.test").result == Result::fail);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@soft.test", "x.test").result ==
+          Result::softfail);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@neutral.test", "x.test").result ==
+          Result::neutral);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@norecord.test", "x.test").result ==
+          Result::none);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@nxdomain.test", "x.test").result ==
+          Result::none);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@broken.test", "x.test").result ==
+          Result::permerror);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@twice.test", "x.test").result ==
+          Result::permerror);
+    auto outcome = checker.check_mailfrom("198.51.100.1", "a@pass.test", "x.test");
+    CHECK(outcome.domain == "pass.test");
+    CHECK_FALSE(outcome.explanation.empty());
+}
+
+TEST_CASE("a DNS timeout is temperror", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(400));
+    CHECK(checker.check_mailfrom("192.0.2.10", "a@slow.test", "x.test").result ==
+          Result::temperror);
+}
+
+TEST_CASE("include, redirect, mx, a and exp", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(1000));
+    CHECK(checker.check_mailfrom("192.0.2.10", "a@includer.test", "h.test").result == Result::pass);
+    CHECK(checker.check_mailfrom("198.51.100.1", "a@includer.test", "h.test").result ==
+          Result::fail);
+    CHECK(checker.check_mailfrom("192.0.2.10", "a@redirector.test", "h.test").result ==
+          Result::pass);
+    CHECK(checker.check_mailfrom("198.51.100.7", "a@mx.test", "h.test").result == Result::pass);
+    CHECK(checker.check_mailfrom("2001:db8:1::25", "a@mx.test", "h.test").result == Result::pass);
+    auto outcome = checker.check_mailfrom("198.51.100.1", "a@withexp.test", "h.test");
+    CHECK(outcome.result == Result::fail);
+    CHECK(outcome.explanation == "198.51.100.1 is not one of withexp.test's servers");
+}
+
+TEST_CASE("IPv6 clients and IPv4-mapped addresses", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(1000));
+    CHECK(checker.check_mailfrom("2001:db8::25", "a@pass.test", "h.test").result == Result::pass);
+    CHECK(checker.check_mailfrom("2001:db9::25", "a@pass.test", "h.test").result == Result::fail);
+    CHECK(checker.check_mailfrom("::ffff:192.0.2.10", "a@pass.test", "h.test").result ==
+          Result::pass);
+}
+
+TEST_CASE("HELO identity and the null sender", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(1000));
+    auto helo = checker.check_helo("203.0.113.5", "helo.example.test");
+    CHECK(helo.result == Result::pass);
+    CHECK(helo.domain == "helo.example.test");
+    auto null_sender = checker.check_mailfrom("203.0.113.6", "", "helo.example.test");
+    CHECK(null_sender.result == Result::fail);
+    CHECK(null_sender.domain == "helo.example.test");
+    CHECK(checker.check_mailfrom("203.0.113.5", "@helo.example.test", "x").result == Result::pass);
+}
+
+TEST_CASE("bad input gives a result, never a crash", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(500));
+    CHECK(checker.check_mailfrom("not-an-ip", "a@pass.test", "h.test").result == Result::none);
+    CHECK(checker.check_mailfrom("", "a@pass.test", "h.test").result == Result::none);
+    CHECK(
+        checker.check_mailfrom("192.0.2.10", "a@" + std::string(300, 'x') + ".test", "h").result ==
+        Result::none);
+    CHECK(checker.check_mailfrom("192.0.2.10", "a@\xff\xfe.test", "h").result == Result::none);
+    CHECK(checker.check_mailfrom("192.0.2.10", std::string("a\0b@pass.test", 13), "h").result ==
+          Result::none);
+    CHECK(checker.check_mailfrom("192.0.2.10", "a@pass.test", std::string(1000, '\x01')).result ==
+          Result::pass);
+    CHECK(checker.check_helo("192.0.2.10", "[192.0.2.10]").result == Result::none);
+    CHECK(checker.check_helo("192.0.2.10", "").result == Result::none);
+    CHECK(checker.check_mailfrom("127.0.0.1", "a@pass.test", "h.test").result == Result::fail);
+}
+
+TEST_CASE("checks run concurrently from several threads", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(2000));
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 15; ++i) {
+                bool pass = (i + t) % 2 == 0;
+                auto outcome = checker.check_mailfrom(pass ? "192.0.2.77" : "198.51.100.77",
+                                                      "u@includer.test", "h.test");
+                if (outcome.result != (pass ? Result::pass : Result::fail)) ++wrong;
+            }
+        });
+    }
+    for (auto& thread : threads)
+        thread.join();
+    CHECK(wrong == 0);
+}
