@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "common/dns.hpp"
 #include "common/inet.hpp"
 
 namespace postwarden::config_detail {
@@ -85,28 +86,6 @@ bool parse_endpoint_list(std::string_view v, std::vector<Endpoint>* out, std::st
     }
     if (out->empty()) *error = "at least one address is needed";
     return !out->empty();
-}
-
-// host[:port] or [v6]:port, as c-ares takes them; the port is checked, the host must be an IP
-// address: the resolver cannot resolve its own server's name.
-bool parse_nameservers(std::string_view v, std::vector<std::string>* out, std::string* error) {
-    out->clear();
-    for (auto item : split_list(v)) {
-        std::string_view host = item;
-        if (item.front() == '[' ||
-            (item.find(':') != std::string_view::npos && item.find(':') == item.rfind(':'))) {
-            auto ep = parse_endpoint(item, error);
-            if (!ep) return false;
-            if (!parse_ip(ep->host))
-                return *error = "'" + ep->host + "' is not an IP address", false;
-            out->push_back(std::string(item));
-            continue;
-        }
-        if (!parse_ip(host))
-            return *error = "'" + std::string(item) + "' is not an IP address[:port]", false;
-        out->push_back(std::string(item));
-    }
-    return true;
 }
 
 // libmilter's socket syntax: inet:PORT@HOST, inet6:PORT@HOST, unix:/path (local:/path).
@@ -246,7 +225,8 @@ const std::vector<Key>& key_table() {
 
         {{"dns", "nameservers", "",
           "empty: the system resolver; else host[:port], comma separated"},
-         SET(return parse_nameservers(v, &c.dns.nameservers, e);)},
+         SET(if (auto why = dns::validate_nameservers(v); !why.empty()) return * e = why, false;
+             c.dns.nameservers = dns::split_nameservers(v); return true;)},
         {{"dns", "timeout_ms", "2000", "per lookup, retries included"},
          SET(return parse_number(v, 100, 60000, &c.dns.timeout_ms, e);)},
 

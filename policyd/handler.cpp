@@ -15,10 +15,9 @@ namespace postwarden::policy {
 
 namespace {
 
-long unix_now() {
+long long unix_now_ms() {
     using namespace std::chrono;
-    return static_cast<long>(
-        duration_cast<seconds>(system_clock::now().time_since_epoch()).count());
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 // SMISMEMBER's reply as booleans; nullopt when it is not an array of integers.
@@ -94,8 +93,12 @@ void Job::lists_done() {
     if (lists_failed) {
         if (config->lists.fail_mode == FailMode::closed)
             return finish(unavailable_decision(FailMode::closed, "lists", *config));
-        log::warning("lists unavailable (Redis), fail_mode=open: lists skipped for this request");
-        return after_lists({});
+        // Redis did not answer: greylisting, on the same Redis, would only wait out another
+        // timeout. Answer for it now, so the request stays within one timeout_ms.
+        if (facts.outbound) return finish(unavailable_decision(FailMode::open, "lists", *config));
+        return finish(unavailable_decision(
+            config->greylist.enabled ? config->greylist.fail_mode : FailMode::open,
+            config->greylist.enabled ? "greylist" : "lists", *config));
     }
     after_lists(evaluate_lists(queries, hits, facts.outbound));
 }
@@ -126,7 +129,7 @@ void Job::start_greylist() {
 void Job::run_greylist(const std::string& spf_domain, const std::string& spf_detail) {
     auto keys = greylist_keys(facts, spf_domain, *config);
     const auto& g = config->greylist;
-    std::vector<std::string> args{std::to_string(unix_now()), std::to_string(g.delay),
+    std::vector<std::string> args{std::to_string(unix_now_ms()), std::to_string(g.delay),
                                   std::to_string(g.retry_window), std::to_string(g.pass_ttl),
                                   std::to_string(g.auto_allow_clients)};
     redis.eval(greylist, {keys.triplet, keys.client}, std::move(args),

@@ -3,6 +3,19 @@
 
 namespace postwarden::policy {
 
+namespace {
+// Postfix' attribute names are short lower-case words; anything else is not Postfix talking.
+bool valid_name(std::string_view name) {
+    if (name.size() > 64) return false;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == '.';
+        if (!ok) return false;
+    }
+    return true;
+}
+}  // namespace
+
 void Request::add(std::string name, std::string value) {
     attrs_.emplace_back(std::move(name), std::move(value));
 }
@@ -52,6 +65,7 @@ bool Parser::take_line(std::string_view line) {
     }
     auto eq = line.find('=');
     if (eq == std::string_view::npos || eq == 0) return fail("malformed line: expected name=value");
+    if (!valid_name(line.substr(0, eq))) return fail("malformed attribute name");
     if (current_.attributes().size() >= limits_.max_attributes)
         return fail("more than " + std::to_string(limits_.max_attributes) + " attributes");
     current_bytes_ += line.size() + 1;

@@ -67,6 +67,7 @@ class Server {
     void accept(Acceptor& acceptor);
     template <typename Socket>
     void admit(Socket socket);
+    void open_when_ready(std::shared_ptr<asio::steady_timer> timer, int tries_left);
     void wait_signal();
     void reload();
     void shutdown();
@@ -87,6 +88,7 @@ class Server {
     int connections_ = 0;
     unsigned long refused_ = 0;
     bool stopping_ = false;
+    int exit_code_ = 0;
 };
 
 bool Server::listen(const Endpoint& ep) {
@@ -226,17 +228,35 @@ void Server::maybe_exit() {
     }
 }
 
-int Server::run() {
+// Listening starts once Redis is connected (or after two seconds without it, then per
+// fail_mode): the first requests after a start should not be answered blind.
+void Server::open_when_ready(std::shared_ptr<asio::steady_timer> timer, int tries_left) {
+    if (!redis_.connected() && tries_left > 0) {
+        timer->expires_after(std::chrono::milliseconds(10));
+        timer->async_wait([this, timer, tries_left](boost::system::error_code ec) {
+            if (!ec) open_when_ready(timer, tries_left - 1);
+        });
+        return;
+    }
+    if (!redis_.connected())
+        log::warning("Redis is not reachable yet; answering per fail_mode until it is");
     for (const auto& ep : config_->policyd.listen)
-        if (!listen(ep)) return 1;
+        if (!listen(ep)) {
+            exit_code_ = 1;
+            return shutdown();
+        }
+    log::notice("started; redis " + config_->redis.address.to_string());
+}
+
+int Server::run() {
     redis_.start();
     wait_signal();
-    log::notice("started; redis " + config_->redis.address.to_string());
+    open_when_ready(std::make_shared<asio::steady_timer>(io_), 200);
     io_.run();
     for (const auto& ep : config_->policyd.listen)
         if (ep.kind == Endpoint::Kind::unix_socket) unlink(ep.path.c_str());
     log::notice("stopped");
-    return 0;
+    return exit_code_;
 }
 
 }  // namespace

@@ -132,7 +132,31 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
             return send(
                 format_reply("DEFER_IF_PERMIT 4.3.0 Policy request malformed: " + parser_.error()));
         }
-        if (eof_ || broken_) close();
+        if (broken_) return linger();
+        if (eof_) close();
+    }
+
+    // After an error the client may still be sending; closing with unread input would reset the
+    // connection and could destroy our reply before the client reads it. So: half-close, drain
+    // what still arrives for up to two seconds, then close.
+    void linger() {
+        if (lingering_) return;
+        lingering_ = true;
+        boost::system::error_code ignored;
+        socket_.shutdown(Socket::shutdown_send, ignored);
+        timer_.expires_after(std::chrono::seconds(2));
+        timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+            if (!ec) self->close();
+        });
+        discard();
+    }
+
+    void discard() {
+        socket_.async_read_some(boost::asio::buffer(buffer_),
+                                [self = this->shared_from_this()](auto ec, std::size_t) {
+                                    if (ec) return self->close();
+                                    self->discard();
+                                });
     }
 
     void close() {
@@ -146,7 +170,7 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     void arm_idle_timer() {
         timer_.expires_after(std::chrono::seconds(context_.config()->policyd.idle_timeout));
         timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
-            if (ec || self->closed_) return;
+            if (ec || self->closed_ || self->lingering_) return;
             if (self->busy_) return self->arm_idle_timer();  // waiting on us, not on the client
             log::info("closing policy connection idle for " +
                       std::to_string(self->context_.config()->policyd.idle_timeout) + " s");
@@ -162,7 +186,7 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     std::deque<Request> queue_;
     std::string outbox_, inflight_;
     bool reading_ = false, busy_ = false, writing_ = false;
-    bool eof_ = false, broken_ = false, error_sent_ = false, closed_ = false;
+    bool eof_ = false, broken_ = false, error_sent_ = false, lingering_ = false, closed_ = false;
 };
 
 }  // namespace postwarden::policy

@@ -6,19 +6,21 @@
 -- KEYS[2]  client:   <prefix>awl:{<identity>}   (triplets this client identity has passed)
 --          <identity> is the client network (subnet_v4/v6) or the SPF-authenticated domain; the
 --          braces make it the hash tag, so both keys live in one slot on Redis Cluster.
--- ARGV[1]  now, unix seconds (the caller's clock, so tests control time)
+-- ARGV[1]  now, unix milliseconds (the caller's clock, so tests control time; milliseconds so
+--          that "try again in N seconds" is not off by one from rounding)
 -- ARGV[2]  delay            ARGV[3] retry_window      ARGV[4] pass_ttl
 -- ARGV[5]  auto_allow_clients (0 = off)
 --
 -- Writes, each with a TTL:
---   KEYS[1] = "f<first-seen>"  EX retry_window   when new (not extended by early retries)
+--   KEYS[1] = "f<first-ms>"    EX retry_window   when new (not extended by early retries)
 --   KEYS[1] = "p"              EX pass_ttl       once passed; the TTL is refreshed on every pass
 --   KEYS[2] = count            EX pass_ttl       incremented on each first pass, refreshed on passes
 --
 -- Returns {verdict, seconds}:
 --   {"new", delay}      first sight: defer
 --   {"early", left}     retried before the delay: defer again, the clock is not reset
---   {"passed", waited}  first retry after the delay: accept (waited = now - first)
+--                       (left: whole seconds, rounded up)
+--   {"passed", waited}  first retry after the delay: accept (waited = now - first, in seconds)
 --   {"known", 0}        passed before: accept
 --   {"client", n}       the client identity passed n >= auto_allow_clients triplets: accept
 --
@@ -58,8 +60,8 @@ if not first then
 end
 
 local waited = now - first
-if waited < delay then
-    local left = delay - waited
+if waited < delay * 1000 then
+    local left = math.ceil((delay * 1000 - waited) / 1000)
     if left > delay then left = delay end -- a clock behind the first writer's
     return {'early', left}
 end
@@ -69,4 +71,4 @@ if auto_allow > 0 then
     redis.call('INCR', KEYS[2])
     redis.call('EXPIRE', KEYS[2], pass_ttl)
 end
-return {'passed', waited}
+return {'passed', math.floor(waited / 1000)}

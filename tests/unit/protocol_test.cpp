@@ -98,6 +98,14 @@ TEST_CASE("limits stop the parser with a clear error", "[protocol]") {
     }
 }
 
+TEST_CASE("attribute names must look like Postfix' names", "[protocol]") {
+    Parser p;
+    CHECK(!p.feed("\x01\xfe=value\n"));
+    CHECK(p.error() == "malformed attribute name");
+    Parser q;
+    CHECK(q.feed("sasl_username=\xc3\xa9l\xc3\xa8ve\n"));  // 8-bit values are fine
+}
+
 TEST_CASE("requests before an error are still handed out", "[protocol]") {
     Parser p;
     CHECK(!p.feed(request + "junk\n"));
