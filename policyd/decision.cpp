@@ -41,13 +41,6 @@ void add_level(std::vector<ListQuery>& out, const Facts& f, const Config& config
     }
 }
 
-std::string sanitize_tag(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c == '{' || c == '}') c = '_';
-    return out;
-}
-
 std::string printable(std::string_view s) {
     static const char hex[] = "0123456789abcdef";
     std::string out;
@@ -141,40 +134,6 @@ ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
     if (auto [q, m] = first(is(ListWhat::tld)); q && !first(is(ListWhat::tld_exempt)).first)
         return {ListVerdict::block_tld, m};
     return lists;
-}
-
-GreylistKeys greylist_keys(const Facts& f, std::string_view spf_domain, const Config& config) {
-    GreylistKeys k;
-    if (!spf_domain.empty()) {
-        k.identity = sanitize_tag(to_lower(spf_domain));
-    } else if (f.client) {
-        int len = f.client->v6 ? config.greylist.subnet_v6 : config.greylist.subnet_v4;
-        k.identity = Cidr{mask(*f.client, len), len}.to_string();
-    } else {
-        k.identity = "unknown";
-    }
-    const auto& p = config.redis.prefix;
-    k.triplet = p + "grey:{" + k.identity + "}:" + f.sender + ":" + f.recipient;
-    k.client = p + "awl:{" + k.identity + "}";
-    return k;
-}
-
-std::optional<GreylistOutcome> parse_greylist_reply(std::string_view verdict, long long seconds) {
-    GreylistVerdict v;
-    if (verdict == "new")
-        v = GreylistVerdict::defer_new;
-    else if (verdict == "early")
-        v = GreylistVerdict::defer_early;
-    else if (verdict == "passed")
-        v = GreylistVerdict::passed;
-    else if (verdict == "known")
-        v = GreylistVerdict::known;
-    else if (verdict == "client")
-        v = GreylistVerdict::client_allowed;
-    else
-        return std::nullopt;
-    if (seconds < 0) return std::nullopt;
-    return GreylistOutcome{v, static_cast<long>(seconds)};
 }
 
 std::string expand(std::string_view text, std::string_view name, std::string_view value) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "common/greylist.hpp"
 #include "common/inet.hpp"
 #include "policyd/protocol.hpp"
 
@@ -63,28 +64,6 @@ struct ListOutcome {
 // hits[i][j]: whether queries[i].members[j] is in queries[i].key.
 ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
                            const std::vector<std::vector<bool>>& hits, bool outbound);
-
-// ---- greylisting ---------------------------------------------------------------------------
-
-// Who the client is for greylisting: its network, or the SPF-authenticated domain (SPEC §4).
-struct GreylistKeys {
-    std::string identity;
-    std::string triplet;  // KEYS[1] of greylist.lua
-    std::string client;   // KEYS[2]
-};
-
-// spf_domain: the domain SPF passed for (sender's, or the HELO name for <>), empty when it did not.
-GreylistKeys greylist_keys(const Facts& facts, std::string_view spf_domain, const Config& config);
-
-enum class GreylistVerdict { defer_new, defer_early, passed, known, client_allowed };
-
-struct GreylistOutcome {
-    GreylistVerdict verdict;
-    long seconds;  // defer: time left; passed: time waited; client_allowed: passed triplets
-};
-
-// Interprets greylist.lua's reply {verdict, seconds}; nullopt when it is malformed.
-std::optional<GreylistOutcome> parse_greylist_reply(std::string_view verdict, long long seconds);
 
 // ---- replies ---------------------------------------------------------------------------------
 

@@ -127,12 +127,8 @@ void Job::start_greylist() {
 }
 
 void Job::run_greylist(const std::string& spf_domain, const std::string& spf_detail) {
-    auto keys = greylist_keys(facts, spf_domain, *config);
-    const auto& g = config->greylist;
-    std::vector<std::string> args{std::to_string(unix_now_ms()), std::to_string(g.delay),
-                                  std::to_string(g.retry_window), std::to_string(g.pass_ttl),
-                                  std::to_string(g.auto_allow_clients)};
-    redis.eval(greylist, {keys.triplet, keys.client}, std::move(args),
+    auto keys = greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
+    redis.eval(greylist, {keys.triplet, keys.client}, greylist_args(unix_now_ms(), *config),
                [self = shared_from_this(), spf_detail](redis::Reply r) {
                    std::optional<GreylistOutcome> outcome;
                    const auto& v = r.value;

@@ -120,15 +120,16 @@ TEST_CASE("the null sender only meets the network lists", "[decision]") {
 TEST_CASE("greylist keys: subnet or SPF domain, one hash tag", "[decision]") {
     auto c = default_config();
     auto f = facts_of(rcpt("A@x.example", "b@y.example", "203.0.113.77"), c);
-    auto k = greylist_keys(f, "", c);
+    auto k = greylist_keys(f.client, f.sender, f.recipient, "", c);
     CHECK(k.identity == "203.0.113.0/24");
     CHECK(k.triplet == "pw:grey:{203.0.113.0/24}:a@x.example:b@y.example");
     CHECK(k.client == "pw:awl:{203.0.113.0/24}");
-    auto spf = greylist_keys(f, "X.example", c);
+    auto spf = greylist_keys(f.client, f.sender, f.recipient, "X.example", c);
     CHECK(spf.triplet == "pw:grey:{x.example}:a@x.example:b@y.example");
-    auto v6 = greylist_keys(facts_of(rcpt("a@x", "b@y", "2001:db8:1:2:3::9"), c), "", c);
+    auto v6 = greylist_keys(*parse_ip("2001:db8:1:2:3::9"), "a@x", "b@y", "", c);
     CHECK(v6.identity == "2001:db8:1:2::/64");
-    CHECK(greylist_keys(f, "evil}{tag", c).client == "pw:awl:{evil__tag}");
+    CHECK(greylist_keys(f.client, f.sender, f.recipient, "evil}{tag", c).client ==
+          "pw:awl:{evil__tag}");
 }
 
 TEST_CASE("replies use the SPEC texts", "[decision]") {

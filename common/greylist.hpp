@@ -1,0 +1,44 @@
+// greylist.hpp — the greylisting rules both daemons share (SPEC §4, S1/S2): which keys a triplet
+// uses, the arguments of common/lua/greylist.lua, and what its reply means. policyd applies them
+// at RCPT, the milter at end of message for SPF-passing mail without aligned DKIM, so the same
+// triplet is the same Redis key whichever program sees it first. Pure: no Redis, no clock.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/config.hpp"
+#include "common/inet.hpp"
+
+namespace postwarden {
+
+// Who the client is for greylisting: its network (subnet_v4/v6), or the SPF-authenticated
+// domain when SPF passed, so a sender's pool retrying from another address is the same client.
+struct GreylistKeys {
+    std::string identity;
+    std::string triplet;  // KEYS[1] of greylist.lua
+    std::string client;   // KEYS[2]
+};
+
+// sender and recipient as the envelope has them (lower-cased here); spf_domain empty unless SPF
+// passed (the sender's domain, or the HELO name for the null sender).
+GreylistKeys greylist_keys(const std::optional<IpAddress>& client, std::string_view sender,
+                           std::string_view recipient, std::string_view spf_domain,
+                           const Config& config);
+
+// ARGV of greylist.lua for a decision at now_ms (unix milliseconds).
+std::vector<std::string> greylist_args(long long now_ms, const Config& config);
+
+enum class GreylistVerdict { defer_new, defer_early, passed, known, client_allowed };
+
+struct GreylistOutcome {
+    GreylistVerdict verdict;
+    long seconds;  // defer: time left; passed: time waited; client_allowed: passed triplets
+};
+
+// Interprets greylist.lua's reply {verdict, seconds}; nullopt when it is malformed.
+std::optional<GreylistOutcome> parse_greylist_reply(std::string_view verdict, long long seconds);
+
+}  // namespace postwarden
