@@ -1,0 +1,87 @@
+// spf_test.cpp — policyd's SPF step against a real DNS server on loopback: SPF-domain triplets
+// for sender pools (SPEC §4), the hand-off of SPF-passing mail to the milter (S2), and DNS
+// trouble that must never turn into a reject.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "tests/fixtures/dns_server.hpp"
+#include "tests/fixtures/policyd_process.hpp"
+#include "tests/fixtures/redis_server.hpp"
+
+using namespace postwarden::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string zone =
+    "pool.example TXT \"v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.0/24 -all\"\n"
+    "mx.pool.example A 192.0.2.10\n"
+    "mx.pool.example TXT \"v=spf1 a -all\"\n"
+    "slow.example TIMEOUT\n";
+
+std::string config_for(RedisServer& redis, DnsServer& dns, const std::string& extra) {
+    return "[redis]\naddress = " + redis.endpoint().to_string() +
+           "\n[dns]\nnameservers = " + dns.nameserver() + "\ntimeout_ms = 300\n" + extra;
+}
+
+}  // namespace
+
+TEST_CASE("SPF pass: the authenticated domain is the client, so a pool's retry passes",
+          "[policyd][spf]") {
+    RedisServer redis;
+    DnsServer dns(zone);
+    PolicydProcess policyd(config_for(
+        redis, dns, "[greylist]\ndelay = 1\ntrust_authenticated = no\nauto_allow_clients = 0\n"));
+    PolicyClient client(policyd.port());
+
+    auto first = client.ask(inbound("192.0.2.10", "news@pool.example", "bob@example.net"));
+    CHECK(first.rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+    std::this_thread::sleep_for(1100ms);
+    // the retry comes from another address of the pool, in another /24
+    CHECK(client.ask(inbound("198.51.100.20", "news@pool.example", "bob@example.net"))
+              .rfind("PREPEND X-Greylist:", 0) == 0);
+    CHECK(
+        redis.run({"EXISTS", "pw:grey:{pool.example}:news@pool.example:bob@example.net"}).integer ==
+        1);
+    CHECK(policyd.log().find("spf=pass spf_domain=pool.example") != std::string::npos);
+
+    // a client SPF does not authorise is greylisted by its network, and not rejected here:
+    // SPF failures are the milter's (DMARC) business
+    CHECK(client.ask(inbound("203.0.113.5", "news@pool.example", "bob@example.net"))
+              .rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+    CHECK(redis.run({"EXISTS", "pw:grey:{203.0.113.0/24}:news@pool.example:bob@example.net"})
+              .integer == 1);
+}
+
+TEST_CASE("SPF pass with trust_authenticated: handed to the milter, not deferred at RCPT",
+          "[policyd][spf]") {
+    RedisServer redis;
+    DnsServer dns(zone);
+    PolicydProcess policyd(config_for(redis, dns, "[greylist]\ndelay = 60\n"));
+    PolicyClient client(policyd.port());
+    CHECK(client.ask(inbound("198.51.100.7", "news@pool.example", "bob@example.net")) == "DUNNO");
+    CHECK(policyd.log().find("reason=spf-handoff") != std::string::npos);
+    CHECK(redis.run({"KEYS", "pw:grey:*"}).elements.empty());
+
+    // the null sender is checked with its HELO name (RFC 7208 §2.4)
+    auto bounce = inbound("192.0.2.10", "", "bob@example.net");
+    bounce["helo_name"] = "mx.pool.example";
+    CHECK(client.ask(bounce) == "DUNNO");
+    CHECK(policyd.log().find("spf_domain=mx.pool.example") != std::string::npos);
+    bounce["client_address"] = "203.0.113.99";
+    CHECK(client.ask(bounce).rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+}
+
+TEST_CASE("DNS that does not answer: temperror, greylisted by network, never rejected",
+          "[policyd][spf]") {
+    RedisServer redis;
+    DnsServer dns(zone);
+    PolicydProcess policyd(config_for(redis, dns, "[greylist]\ndelay = 60\n"));
+    PolicyClient client(policyd.port());
+    auto started = std::chrono::steady_clock::now();
+    CHECK(client.ask(inbound("192.0.2.10", "someone@slow.example", "bob@example.net"))
+              .rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+    CHECK(policyd.log().find("spf=temperror") != std::string::npos);
+}
