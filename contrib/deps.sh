@@ -9,7 +9,8 @@ set -eu
 
 packages="build-essential cmake pkg-config clang-format
 libboost-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
-redis-server redis-tools python3 python3-yaml"
+redis-server redis-tools python3 python3-yaml
+libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl"
 
 missing=""
 for p in $packages; do

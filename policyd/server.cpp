@@ -87,6 +87,7 @@ class Server {
     std::list<std::function<void()>> drains_;  // one per session started
     int connections_ = 0;
     unsigned long refused_ = 0;
+    bool refusing_ = false;
     bool stopping_ = false;
     int exit_code_ = 0;
 };
@@ -146,17 +147,24 @@ void Server::admit(Socket socket) {
     if (connections_ >= config_->policyd.max_connections) {
         boost::system::error_code ignored;
         socket.close(ignored);
-        // Logged at most every 10 s with the count, so a flood cannot flood the log too.
-        if (refused_++ == 0) {
-            refusal_log_.expires_after(std::chrono::seconds(10));
-            refusal_log_.async_wait([this](boost::system::error_code ec) {
-                if (ec) return;
-                log::warning("max_connections (" +
-                             std::to_string(config_->policyd.max_connections) +
-                             ") reached: refused " + std::to_string(refused_) + " connection(s)");
-                refused_ = 0;
-            });
+        // The first refusal is logged at once; more within 10 s are summed up in one line, so
+        // a flood cannot flood the log too.
+        if (refusing_) {
+            ++refused_;
+            return;
         }
+        refusing_ = true;
+        log::warning("max_connections (" + std::to_string(config_->policyd.max_connections) +
+                     ") reached: refusing new connections");
+        refusal_log_.expires_after(std::chrono::seconds(10));
+        refusal_log_.async_wait([this](boost::system::error_code ec) {
+            if (ec) return;
+            if (refused_ > 0)
+                log::warning("max_connections: refused " + std::to_string(refused_) +
+                             " more connection(s) in the last 10 s");
+            refused_ = 0;
+            refusing_ = false;
+        });
         return;
     }
     ++connections_;
