@@ -193,3 +193,40 @@ TEST_CASE("SIGTERM drains and exits 0", "[policyd]") {
     CHECK(WIFEXITED(policyd.process().status()));
     CHECK(WEXITSTATUS(policyd.process().status()) == 0);
 }
+
+TEST_CASE("unix sockets: policyd listens on one, and reaches Redis through one",
+          "[policyd][wire]") {
+    RedisServer redis(RedisServer::Settings{"", true});
+    TempDir dir;
+    std::string sock = dir.path() + "/policyd.sock";
+    PolicydProcess policyd("[redis]\naddress = " + redis.unix_endpoint().to_string() +
+                           "\n[policyd]\nlisten = 127.0.0.1:{port}, unix:" + sock +
+                           "\n[greylist]\nenabled = no\n");
+    redis.run({"SADD", "pw:block:domain", "bad.example"});
+    PolicyClient client(sock);
+    CHECK(client.ask(blocked_request(1)).rfind("REJECT 5.7.1", 0) == 0);
+    CHECK(client.ask(inbound("192.0.2.1", "a@good.example", "c@example.net")) == "DUNNO");
+}
+
+TEST_CASE("SIGHUP reloads the configuration without dropping connections", "[policyd]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis));
+    PolicyClient client(policyd.port());
+    auto mail = inbound("192.0.2.1", "a@b.example", "c@example.net");
+    CHECK(client.ask(mail) == "DUNNO");  // greylisting is off in config_for()
+    std::string conf = policyd.dir() + "/postwarden.conf";
+    std::ofstream(conf, std::ios::app) << "[greylist]\nenabled = yes\n";
+    // config_for() already has a [greylist] section: a second "enabled" would be "set twice", so
+    // the reload must fail and keep the running configuration ...
+    kill(policyd.process().pid(), SIGHUP);
+    CHECK(wait_until([&] { return policyd.log().find("reload failed") != std::string::npos; }, 5s));
+    CHECK(client.ask(mail) == "DUNNO");
+    // ... and a valid file takes effect on the same connection
+    std::string text = "[policyd]\nlisten = 127.0.0.1:" + std::to_string(policyd.port()) + "\n" +
+                       "[redis]\naddress = " + redis.endpoint().to_string() + "\n";
+    std::ofstream(conf, std::ios::trunc) << text;
+    kill(policyd.process().pid(), SIGHUP);
+    CHECK(wait_until(
+        [&] { return policyd.log().find("configuration reloaded") != std::string::npos; }, 5s));
+    CHECK(client.ask(mail).rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+}
