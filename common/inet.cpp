@@ -9,6 +9,16 @@
 namespace postwarden {
 
 std::string IpAddress::to_string() const {
+    if (!v6) {
+        // inet_ntop formats v4 with sprintf; a request spells ~34 networks (network_candidates).
+        char buf[16];
+        char* p = buf;
+        for (int i = 0; i < 4; ++i) {
+            if (i) *p++ = '.';
+            p = std::to_chars(p, buf + sizeof buf, bytes[i]).ptr;
+        }
+        return std::string(buf, p);
+    }
     char buf[INET6_ADDRSTRLEN];
     inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
     return buf;

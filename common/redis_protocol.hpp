@@ -1,5 +1,6 @@
-// redis_protocol.hpp — RESP encoding and decoding for the Redis client, with hiredis as the codec
-// only: a protocol parser that never touches I/O (bytes in, Values out), like Redis' own.
+// redis_protocol.hpp — RESP encoding and decoding for the Redis client: hiredis' reader decodes
+// (a protocol parser that never touches I/O: bytes in, Values out, like Redis' own); encoding is
+// a few lines of our own (see append_command).
 //
 // Entry points: append_command (encode), ReplyReader (decode incrementally).
 // Threading: none; each ReplyReader belongs to one connection.
@@ -17,8 +18,7 @@ struct redisReader;
 
 namespace postwarden::redis {
 
-// Appends the RESP encoding of argv (binary-safe) to out. Throws std::bad_alloc when hiredis
-// cannot allocate.
+// Appends the RESP encoding of argv (binary-safe) to out.
 void append_command(std::string& out, const std::vector<std::string>& argv);
 
 // Incremental reply decoder. Bytes may be fed in any split; replies come out whole, built
