@@ -43,7 +43,8 @@ constexpr const char* default_explanation =
 // libspf2 reports assertion failures through SPF_error_handler, which must not return: log
 // once, then abort as libspf2 itself would. Its chatter (warnings, info, debug) is dropped:
 // per-check problems reach the caller as results.
-[[noreturn]] void on_libspf2_error(const char* file, int line, const char* message) {
+// GNU spelling: clang makes noreturn part of the function type, as libspf2 declares it.
+__attribute__((noreturn)) void on_libspf2_error(const char* file, int line, const char* message) {
     log::error(std::string("libspf2 internal error at ") + (file ? file : "?") + ":" +
                std::to_string(line) + ": " + (message ? message : ""));
     std::abort();
