@@ -103,6 +103,7 @@ void Client::Impl::on_ready() {
         log::info(name_ + ": connected");
     ever_ready_ = true;
     last_problem_.clear();
+    if (options_.on_ready) options_.on_ready();
 }
 
 void Client::Impl::on_failed(const std::string& reason) {

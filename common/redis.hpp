@@ -34,18 +34,6 @@ class io_context;
 
 namespace postwarden::redis {
 
-struct Options {
-    Endpoint address;      // host:port, [v6]:port or unix:/path
-    std::string password;  // sent with AUTH after every connect when not empty
-    // Per command, from command() to its reply. A connection whose oldest command has waited
-    // 8 × timeout_ms (at least 1 s) without a reply is dropped and reopened; the same limit
-    // bounds connecting plus AUTH.
-    int timeout_ms = 250;
-    // Beyond this many commands awaiting replies, command() fails at once ("too many pending
-    // commands"): memory stays bounded when Redis is slower than the request rate.
-    std::size_t max_pending = 100000;
-};
-
 // An owned copy of one RESP reply. Strings are binary-safe; arrays nest (hiredis' reader accepts
 // up to 7 levels of nesting and treats deeper replies as a protocol error).
 struct Value {
@@ -56,6 +44,24 @@ struct Value {
     std::vector<Value> elements;
 
     bool is_error() const { return type == Type::error; }
+};
+
+struct Options {
+    Endpoint address;      // host:port, [v6]:port or unix:/path
+    std::string password;  // sent with AUTH after every connect when not empty
+    // Per command, from command() to its reply. A connection whose oldest command has waited
+    // 8 × timeout_ms (at least 1 s) without a reply is dropped and reopened; the same limit
+    // bounds connecting plus AUTH.
+    int timeout_ms = 250;
+    // Beyond this many commands awaiting replies, command() fails at once ("too many pending
+    // commands"): memory stays bounded when Redis is slower than the request rate.
+    std::size_t max_pending = 100000;
+    // Called on the io thread each time a connection becomes ready (after AUTH): connection
+    // state such as SUBSCRIBE or CLIENT TRACKING must be set up again on every new connection.
+    std::function<void()> on_ready;
+    // For a pub/sub client: every ["message", channel, payload] array Redis pushes, outside the
+    // FIFO of command replies. Empty for an ordinary client.
+    std::function<void(const Value&)> on_message;
 };
 
 struct Reply {

@@ -157,11 +157,18 @@ void Connection::on_read(const boost::system::error_code& error, std::size_t siz
     start_read();
 }
 
+// A message a subscribed connection receives without asking: ["message", channel, payload].
+static bool is_pubsub_message(const Value& v) {
+    return v.type == Value::Type::array && v.elements.size() == 3 &&
+           v.elements[0].type == Value::Type::string && v.elements[0].str == "message";
+}
+
 void Connection::dispatch(Value value) {
     if (state_ == State::authenticating) {
         if (value.is_error()) return fail("authentication failed: " + value.str);
         return become_ready();
     }
+    if (options_.on_message && is_pubsub_message(value)) return options_.on_message(value);
     if (pending_.empty()) return fail("protocol error: reply without a command");
     Pending entry = std::move(pending_.front());
     pending_.pop_front();

@@ -1,0 +1,195 @@
+// list_cache.cpp — see list_cache.hpp for the protocol with Redis and why it stays exact.
+#include "common/list_cache.hpp"
+
+#include "common/log.hpp"
+
+namespace postwarden {
+
+namespace {
+
+// SMISMEMBER's reply as booleans; false when it is not an array of `expected` integers.
+bool membership(const redis::Value& v, std::size_t expected, std::vector<bool>* out) {
+    if (v.type != redis::Value::Type::array || v.elements.size() != expected) return false;
+    out->clear();
+    for (const auto& e : v.elements) {
+        if (e.type != redis::Value::Type::integer) return false;
+        out->push_back(e.integer != 0);
+    }
+    return true;
+}
+
+void not_a_set(const std::string& key, const redis::Value& v) {
+    // An operator wrote something else than a SET under a list's name: the list is ignored and
+    // said so, rather than failing every request.
+    log::warning("list " + key + " is not a set: " + v.str);
+}
+
+}  // namespace
+
+ListCache::ListCache(boost::asio::io_context& io, redis::Client& data,
+                     const redis::Options& options, std::string prefix)
+    : data_(data), prefix_(std::move(prefix)) {
+    redis::Options sub = options;
+    sub.on_ready = [this] { subscriber_ready(); };
+    sub.on_message = [this](const redis::Value& v) { on_invalidate(v); };
+    subscriber_ = std::make_unique<redis::Client>(io, sub);
+}
+
+ListCache::~ListCache() {
+    stop();
+}
+
+void ListCache::start() {
+    subscriber_->start();
+}
+
+void ListCache::stop() {
+    subscriber_->stop();
+    reset(nullptr);
+}
+
+void ListCache::reset(const char* why) {
+    if (tracking_ && why) log::notice(std::string("list cache off until tracking is back: ") + why);
+    tracking_ = false;
+    ++epoch_;
+    if (!sets_.empty()) ++stats_.resets;
+    sets_.clear();
+}
+
+void ListCache::subscriber_ready() {
+    reset("subscriber reconnected");
+    subscriber_id_.clear();
+    auto epoch = epoch_;
+    auto id = std::make_shared<std::string>();
+    subscriber_->command({"CLIENT", "ID"}, [id](redis::Reply r) {
+        if (r.ok && r.value.type == redis::Value::Type::integer)
+            *id = std::to_string(r.value.integer);
+    });
+    subscriber_->command({"SUBSCRIBE", "__redis__:invalidate"}, [this, id, epoch](redis::Reply r) {
+        if (epoch != epoch_ || !r.ok || r.value.is_error() || id->empty()) return;
+        subscriber_id_ = *id;
+        enable_tracking();
+    });
+}
+
+void ListCache::data_connection_ready() {
+    reset("data connection renewed");
+    enable_tracking();
+}
+
+void ListCache::enable_tracking() {
+    if (subscriber_id_.empty() || !subscriber_->connected() || !data_.connected()) return;
+    auto epoch = epoch_;
+    data_.command({"CLIENT", "TRACKING", "off"}, [](redis::Reply) {});
+    data_.command({"CLIENT", "TRACKING", "on", "REDIRECT", subscriber_id_, "BCAST", "PREFIX",
+                   prefix_ + "block:", "PREFIX", prefix_ + "allow:"},
+                  [this, epoch](redis::Reply r) {
+                      if (epoch != epoch_) return;
+                      if (!r.ok || r.value.is_error()) {
+                          log::warning("CLIENT TRACKING refused (" +
+                                       (r.ok ? r.value.str : r.error) +
+                                       "): lists are read from Redis on every request");
+                          return;
+                      }
+                      tracking_ = true;
+                      log::info("list cache on: Redis reports every change to the lists");
+                  });
+}
+
+void ListCache::on_invalidate(const redis::Value& message) {
+    ++invalidations_;
+    ++stats_.invalidations;
+    const auto& keys = message.elements[2];
+    if (keys.type != redis::Value::Type::array) {  // FLUSHDB/FLUSHALL: everything changed
+        sets_.clear();
+        return;
+    }
+    for (const auto& k : keys.elements)
+        sets_.erase(k.str);
+}
+
+// Both connections must be up for Redis to deliver invalidations: otherwise forget everything.
+bool ListCache::usable() {
+    if (tracking_ && (!data_.connected() || !subscriber_->connected())) reset("connection lost");
+    return tracking_;
+}
+
+void ListCache::lookup(const std::vector<Query>& queries, Done done) {
+    std::vector<std::vector<bool>> hits(queries.size());
+    std::vector<std::size_t> missing;
+    bool cached = usable();
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+        auto it = cached ? sets_.find(*queries[i].key) : sets_.end();
+        if (it == sets_.end()) {
+            missing.push_back(i);
+            continue;
+        }
+        for (const auto& m : *queries[i].members)
+            hits[i].push_back(it->second.count(m) > 0);
+    }
+    if (missing.empty()) {
+        ++stats_.hits;
+        return done(true, std::move(hits));
+    }
+    fetch(queries, std::move(missing), std::move(hits), std::move(done));
+}
+
+// Loads what is missing: whole sets (SMEMBERS) while tracking, so the next request finds them in
+// memory; otherwise just the members asked for (SMISMEMBER). All commands go out in one batch.
+void ListCache::fetch(const std::vector<Query>& queries, std::vector<std::size_t> missing,
+                      std::vector<std::vector<bool>> hits, Done done) {
+    struct Batch {
+        std::vector<std::vector<bool>> hits;
+        std::size_t outstanding;
+        bool failed = false;
+        Done done;
+    };
+    auto batch =
+        std::make_shared<Batch>(Batch{std::move(hits), missing.size(), false, std::move(done)});
+    auto finish = [batch] {
+        if (--batch->outstanding == 0) batch->done(!batch->failed, std::move(batch->hits));
+    };
+    bool whole = tracking_;
+    for (auto i : missing) {
+        const auto& key = *queries[i].key;
+        const auto& members = *queries[i].members;
+        if (!whole) {
+            std::vector<std::string> argv{"SMISMEMBER", key};
+            argv.insert(argv.end(), members.begin(), members.end());
+            data_.command(std::move(argv),
+                          [batch, i, key, n = members.size(), finish](redis::Reply r) {
+                              if (!r.ok)
+                                  batch->failed = true;
+                              else if (!membership(r.value, n, &batch->hits[i]))
+                                  not_a_set(key, r.value);
+                              finish();
+                          });
+            continue;
+        }
+        ++stats_.loads;
+        data_.command({"SMEMBERS", key}, [this, batch, i, key, &members, finish, epoch = epoch_,
+                                          seen = invalidations_](redis::Reply r) {
+            if (!r.ok) {
+                batch->failed = true;
+                return finish();
+            }
+            std::unordered_set<std::string> set;
+            if (r.value.type == redis::Value::Type::array) {
+                for (auto& e : r.value.elements)
+                    set.insert(std::move(e.str));
+            } else {
+                not_a_set(key, r.value);
+            }
+            for (const auto& m : members)
+                batch->hits[i].push_back(set.count(m) > 0);
+            // Kept only if nothing could have changed it since it was asked for.
+            if (epoch == epoch_ && seen == invalidations_ && tracking_) {
+                if (sets_.size() >= 100000) sets_.clear();  // bounded: names come from clients
+                sets_[key] = std::move(set);
+            }
+            finish();
+        });
+    }
+}
+
+}  // namespace postwarden

@@ -1,0 +1,78 @@
+// list_cache.hpp — the operator's list SETs (<prefix>block:*, <prefix>allow:*) answered from
+// memory, kept exact by Redis' client-side caching in broadcast mode: Redis tells us about every
+// change to a key under those prefixes, so an edit with redis-cli still takes effect on the next
+// request while a request costs no list commands at all.
+//
+// How: a subscriber connection gets its CLIENT ID and SUBSCRIBEs to __redis__:invalidate; the
+// daemon's data connection then turns on "CLIENT TRACKING on REDIRECT <id> BCAST PREFIX
+// <prefix>block: PREFIX <prefix>allow:". A set is loaded with SMEMBERS when first asked for and
+// dropped when Redis says it changed (or on a FLUSH). Whenever either connection is lost or
+// renewed, everything cached is dropped and tracking is set up again; until it is, lookups go to
+// Redis (one SMISMEMBER per set), so the answer is never older than the last invalidation Redis
+// could deliver. Each key is read with single-key commands, so this works key by key on Redis
+// Cluster too (tracking there is per node; see README).
+//
+// Entry points: start, stop, lookup, data_connection_ready. Threading: the io_context's thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "common/redis.hpp"
+
+namespace postwarden {
+
+class ListCache {
+  public:
+    struct Query {
+        const std::string* key;
+        const std::vector<std::string>* members;
+    };
+    // ok=false: Redis could not answer (answer per fail_mode). hits[i][j]: members[j] of query i.
+    using Done = std::function<void(bool ok, std::vector<std::vector<bool>> hits)>;
+
+    // `data` is the daemon's client; its Options::on_ready must call data_connection_ready().
+    ListCache(boost::asio::io_context& io, redis::Client& data, const redis::Options& options,
+              std::string prefix);
+    ~ListCache();
+
+    void start();
+    void stop();
+    void data_connection_ready();
+
+    // Answers at once (inside the call) when every set is in memory; otherwise later, on the io
+    // thread. The queries must stay alive until done runs.
+    void lookup(const std::vector<Query>& queries, Done done);
+
+    bool tracking() const { return tracking_; }
+    struct Stats {
+        std::uint64_t hits = 0, loads = 0, invalidations = 0, resets = 0;
+    };
+    const Stats& stats() const { return stats_; }
+
+  private:
+    void subscriber_ready();
+    void enable_tracking();
+    void reset(const char* why);
+    void on_invalidate(const redis::Value& message);
+    bool usable();
+    void fetch(const std::vector<Query>& queries, std::vector<std::size_t> missing,
+               std::vector<std::vector<bool>> hits, Done done);
+
+    redis::Client& data_;
+    std::unique_ptr<redis::Client> subscriber_;
+    std::string prefix_;
+    std::string subscriber_id_;
+    std::uint64_t epoch_ = 0;          // bumped whenever tracking state is lost
+    std::uint64_t invalidations_ = 0;  // a load that saw one in flight is not kept
+    bool tracking_ = false;
+    std::unordered_map<std::string, std::unordered_set<std::string>> sets_;
+    Stats stats_;
+};
+
+}  // namespace postwarden
