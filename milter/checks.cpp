@@ -1,0 +1,78 @@
+// checks.cpp — S8 alias lookups and S2 greylisting against Redis; see checks.hpp.
+#include "milter/checks.hpp"
+
+#include "common/address.hpp"
+#include "common/greylist.hpp"
+#include "common/log.hpp"
+
+namespace postwarden::milter {
+
+std::vector<std::string> alias_candidates(std::string_view address) {
+    auto lower = to_lower(address);
+    auto domain = domain_of(lower);
+    std::vector<std::string> out{lower};
+    if (!domain.empty()) out.push_back("@" + domain);
+    return out;
+}
+
+CheckResult sender_allowed(const Services& services, std::string_view login,
+                           const std::vector<std::string>& addresses) {
+    auto user = to_lower(login);
+    std::vector<std::string> argv{"SMISMEMBER", services.config->redis.prefix + "alias:" + user};
+    std::vector<std::size_t> owner;  // which address each candidate speaks for
+    std::vector<bool> allowed(addresses.size(), false);
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+        if (to_lower(addresses[i]) == user) {
+            allowed[i] = true;  // the login itself, when it is an address (SPEC §3)
+            continue;
+        }
+        for (auto& c : alias_candidates(addresses[i])) {
+            argv.push_back(std::move(c));
+            owner.push_back(i);
+        }
+    }
+    if (!owner.empty()) {
+        auto reply = services.redis.command(std::move(argv));
+        const auto& v = reply.value;
+        if (!reply.ok || v.type != redis::Value::Type::array || v.elements.size() != owner.size()) {
+            log::warning("alias lookup for " + user +
+                         " failed: " + (reply.ok ? "unexpected reply " + v.str : reply.error));
+            return CheckResult::unavailable;
+        }
+        for (std::size_t k = 0; k < owner.size(); ++k)
+            if (v.elements[k].integer != 0) allowed[owner[k]] = true;
+    }
+    for (bool a : allowed)
+        if (!a) return CheckResult::no;
+    return CheckResult::yes;
+}
+
+GreylistResult greylist_message(const Services& services, const std::optional<IpAddress>& client,
+                                std::string_view sender, const std::vector<std::string>& recipients,
+                                std::string_view spf_domain, long long now_ms) {
+    const auto& config = *services.config;
+    GreylistResult out;
+    for (const auto& rcpt : recipients) {
+        auto keys = greylist_keys(client, sender, rcpt, spf_domain, config);
+        auto reply = services.redis.eval(services.greylist, {keys.triplet, keys.client},
+                                         greylist_args(now_ms, config));
+        const auto& v = reply.value;
+        std::optional<GreylistOutcome> outcome;
+        if (reply.ok && v.type == redis::Value::Type::array && v.elements.size() == 2)
+            outcome = parse_greylist_reply(v.elements[0].str, v.elements[1].integer);
+        if (!outcome) {
+            log::warning("greylist script failed: " +
+                         (reply.ok ? "unexpected reply" : reply.error));
+            out.deferred = CheckResult::unavailable;
+            return out;
+        }
+        bool defer = outcome->verdict == GreylistVerdict::defer_new ||
+                     outcome->verdict == GreylistVerdict::defer_early;
+        if (defer) out.deferred = CheckResult::yes;
+        if (!out.detail.empty()) out.detail += ",";
+        out.detail += v.elements[0].str;
+    }
+    return out;
+}
+
+}  // namespace postwarden::milter

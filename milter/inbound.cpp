@@ -1,0 +1,164 @@
+// inbound.cpp — the end of an inbound message (SPEC §5): DKIM verdicts, DMARC for every From
+// domain, enforcement, trusted greylisting (S2), and our one Authentication-Results header.
+//
+// Order, and why: a permanent DMARC verdict comes before greylisting (no point in making a
+// sender retry a message we will refuse); the forged Authentication-Results headers are removed
+// and ours is added only when the message is accepted.
+#include <chrono>
+#include <random>
+
+#include "common/address.hpp"
+#include "common/log.hpp"
+#include "milter/checks.hpp"
+#include "milter/session.hpp"
+#include "milter/verdict.hpp"
+
+namespace postwarden::milter {
+
+namespace {
+
+long long unix_now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+int random_percent() {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    return std::uniform_int_distribution<int>(0, 99)(rng);
+}
+
+std::string printable(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s.substr(0, 256))
+        out.push_back(c < ' ' || c == 0x7f ? '?' : char(c));
+    return out;
+}
+
+dmarc::Identifiers identifiers(const std::optional<spf::Outcome>& spf,
+                               const std::vector<dkim::Signature>& signatures) {
+    dmarc::Identifiers ids;
+    if (spf) {
+        ids.spf_pass = spf->result == spf::Result::pass;
+        ids.spf_temperror = spf->result == spf::Result::temperror;
+        ids.spf_domain = spf->domain;
+    }
+    for (const auto& s : signatures) {
+        if (s.result == dkim::Result::pass) ids.dkim_pass_domains.push_back(s.domain);
+        if (s.result == dkim::Result::temperror) ids.dkim_temperror = true;
+    }
+    return ids;
+}
+
+Effects with_reply(Effects e, Effects::Step step, std::string rcode, std::string xcode,
+                   std::string text) {
+    e.step = step;
+    e.rcode = std::move(rcode);
+    e.xcode = std::move(xcode);
+    e.text = std::move(text);
+    return e;
+}
+
+std::string summary(const std::optional<spf::Outcome>& spf,
+                    const std::vector<dkim::Signature>& sigs,
+                    const std::vector<dmarc::Evaluation>& evals) {
+    std::string s = " spf=" + std::string(spf ? spf::to_string(spf->result) : "none");
+    std::string dkim = sigs.empty() ? "none" : "";
+    for (const auto& g : sigs)
+        dkim += (dkim.empty() ? "" : ",") + std::string(dkim::to_string(g.result)) +
+                (g.domain.empty() ? "" : ":" + printable(g.domain));
+    std::string dm = evals.empty() ? "none" : "";
+    for (const auto& e : evals)
+        dm += (dm.empty() ? "" : ",") + std::string(dmarc::to_string(e.result)) + ":" +
+              printable(e.from_domain);
+    return s + " dkim=" + dkim + " dmarc=" + dm;
+}
+
+}  // namespace
+
+Effects Session::end_of_message_inbound() {
+    const auto& config = *services_.config;
+    auto& m = message_;
+    auto signatures = m.dkim ? m.dkim->finish() : std::vector<dkim::Signature>{};
+    auto from = read_from(m.from_fields, m.from_count, m.from_too_long);
+    auto ids = identifiers(m.spf_mailfrom, signatures);
+    auto lookup = [this](const std::string& name) {
+        return services_.resolver.query(name, dns::Type::txt);
+    };
+    std::vector<dmarc::Evaluation> evaluations;
+    int draw = random_percent();  // one draw per message, so pct applies to messages
+    for (const auto& domain : from.domains)
+        evaluations.push_back(dmarc::evaluate(
+            domain, dmarc::discover(domain, lookup, services_.psl), ids, services_.psl, draw));
+
+    std::string line = log_prefix() + "client=" + (client_ ? client_->to_string() : "unknown") +
+                       " sender=<" + printable(m.sender) + ">" +
+                       summary(m.spf_mailfrom, signatures, evaluations);
+    auto action = dmarc_action(from, evaluations, config);
+    Effects e;
+    if (action.kind == DmarcAction::Kind::reject) {
+        log::info(log_prefix() + "action=reject reason=dmarc " + printable(action.reason) + " " +
+                  line.substr(log_prefix().size()));
+        std::string text = action.domain.empty()
+                               ? "Rejected by DMARC policy: " + printable(action.reason)
+                               : "Rejected by DMARC policy for " + printable(action.domain);
+        return with_reply(e, Effects::Step::reject, "550", "5.7.1", text);
+    }
+    if (action.kind == DmarcAction::Kind::tempfail) {
+        log::info(log_prefix() + "action=tempfail reason=dmarc-temperror " +
+                  line.substr(log_prefix().size()));
+        return with_reply(e, Effects::Step::tempfail, "451", "4.7.1",
+                          "DMARC policy for " + printable(action.domain) +
+                              " could not be evaluated, try again later");
+    }
+
+    // S2: SPF passed, so policyd let the mail through RCPT; it is trusted when a valid DKIM
+    // signature aligns with the envelope sender's or the From domain, else greylisted here.
+    std::string reason = "verified", detail;
+    const auto& spf = m.spf_mailfrom;
+    if (config.greylist.enabled && config.greylist.trust_authenticated && spf &&
+        spf->result == spf::Result::pass && !spf->domain.empty()) {
+        auto domains = from.domains;
+        domains.push_back(spf->domain);
+        if (dkim_aligned_with(signatures, domains, services_.psl)) {
+            reason = "trusted";
+        } else {
+            auto g = greylist_message(services_, client_, m.sender, m.recipients, spf->domain,
+                                      unix_now_ms());
+            detail = " greylist=" + (g.detail.empty() ? std::string("-") : g.detail);
+            if (g.deferred == CheckResult::yes || (g.deferred == CheckResult::unavailable &&
+                                                   config.greylist.fail_mode == FailMode::closed)) {
+                log::info(log_prefix() + "action=tempfail reason=greylist " +
+                          line.substr(log_prefix().size()) + detail);
+                if (g.deferred == CheckResult::yes)
+                    return with_reply(e, Effects::Step::tempfail, "451", "4.7.1",
+                                      "Greylisted, please try again later");
+                return with_reply(e, Effects::Step::tempfail, "451", "4.3.0",
+                                  "Policy service unavailable");
+            }
+        }
+    }
+
+    // Accepted: remove forged verdicts (highest index first: Postfix renumbers after each
+    // deletion), then add ours at the top.
+    e.remove_auth_results.assign(m.forged_auth_results.rbegin(), m.forged_auth_results.rend());
+    e.insert_headers.emplace_back(
+        "Authentication-Results",
+        format_auth_results(auth_results_for(config.milter.authserv_id, m.spf_mailfrom, m.spf_helo,
+                                             signatures, from, evaluations)));
+    if (action.kind == DmarcAction::Kind::header)
+        e.insert_headers.emplace_back("X-Postwarden-DMARC", "quarantine");
+    if (action.kind == DmarcAction::Kind::hold)
+        e.quarantine =
+            "DMARC policy for " + printable(action.domain.empty() ? "From" : action.domain);
+    std::string verb = action.kind == DmarcAction::Kind::hold ? "hold" : "accept";
+    if (action.kind != DmarcAction::Kind::none || !action.reason.empty()) reason = "dmarc";
+    log::info(log_prefix() + "action=" + verb + " reason=" + reason + " " +
+              line.substr(log_prefix().size()) + detail +
+              (m.forged_auth_results.empty()
+                   ? ""
+                   : " removed_auth_results=" + std::to_string(m.forged_auth_results.size())));
+    e.step = Effects::Step::accept;
+    return e;
+}
+
+}  // namespace postwarden::milter

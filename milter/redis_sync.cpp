@@ -1,0 +1,68 @@
+// redis_sync.cpp — the blocking façade over redis::Client; see redis_sync.hpp.
+#include "milter/redis_sync.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <future>
+
+namespace postwarden::milter {
+
+struct SyncRedis::State {
+    boost::asio::io_context io;
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{
+        io.get_executor()};
+    redis::Client client;
+    explicit State(const redis::Options& options) : client(io, options) {}
+};
+
+SyncRedis::SyncRedis(const redis::Options& options)
+    : state_(std::make_unique<State>(options)), wait_ms_(2 * options.timeout_ms + 100) {
+    boost::asio::post(state_->io, [s = state_.get()] { s->client.start(); });
+    thread_ = std::thread([s = state_.get()] { s->io.run(); });
+}
+
+SyncRedis::~SyncRedis() {
+    boost::asio::post(state_->io, [s = state_.get()] {
+        s->client.stop();
+        s->work.reset();
+    });
+    thread_.join();
+}
+
+namespace {
+
+// Waits for the promise the io thread fulfils; a missing answer is a Reply that says so.
+redis::Reply wait(std::future<redis::Reply>& future, int wait_ms) {
+    if (future.wait_for(std::chrono::milliseconds(wait_ms)) != std::future_status::ready)
+        return redis::Reply{false, "no answer in time", {}};
+    return future.get();
+}
+
+}  // namespace
+
+redis::Reply SyncRedis::command(std::vector<std::string> argv) const {
+    auto promise = std::make_shared<std::promise<redis::Reply>>();
+    auto future = promise->get_future();
+    boost::asio::post(state_->io, [s = state_.get(), promise, argv = std::move(argv)]() mutable {
+        s->client.command(std::move(argv),
+                          [promise](redis::Reply r) { promise->set_value(std::move(r)); });
+    });
+    return wait(future, wait_ms_);
+}
+
+redis::Reply SyncRedis::eval(const redis::Script& script, std::vector<std::string> keys,
+                             std::vector<std::string> args) const {
+    auto promise = std::make_shared<std::promise<redis::Reply>>();
+    auto future = promise->get_future();
+    boost::asio::post(state_->io, [s = state_.get(), &script, promise, keys = std::move(keys),
+                                   args = std::move(args)]() mutable {
+        s->client.eval(script, std::move(keys), std::move(args),
+                       [promise](redis::Reply r) { promise->set_value(std::move(r)); });
+    });
+    return wait(future, wait_ms_);
+}
+
+}  // namespace postwarden::milter

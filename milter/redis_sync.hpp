@@ -1,0 +1,40 @@
+// redis_sync.hpp — Redis for the milter's callbacks, which run on libmilter's threads (one per
+// SMTP connection) and must block until they have an answer.
+//
+// Entry points: SyncRedis (command, eval).
+//
+// Threading: one dedicated thread runs an io_context with the shared asynchronous redis::Client
+// (common/redis.hpp). command()/eval() may be called from any thread: they post the request to
+// that thread and wait on a future. The client answers every command within [redis] timeout_ms
+// (twice that for an eval that meets NOSCRIPT); the wait has its own ceiling a little beyond,
+// so a caller is never blocked longer than about 2 × timeout_ms + 100 ms whatever happens.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/redis.hpp"
+
+namespace postwarden::milter {
+
+class SyncRedis {
+  public:
+    explicit SyncRedis(const redis::Options& options);
+    ~SyncRedis();  // stops the client and joins the thread
+    SyncRedis(const SyncRedis&) = delete;
+    SyncRedis& operator=(const SyncRedis&) = delete;
+
+    redis::Reply command(std::vector<std::string> argv) const;
+    redis::Reply eval(const redis::Script& script, std::vector<std::string> keys,
+                      std::vector<std::string> args) const;
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+    std::thread thread_;
+    int wait_ms_;
+};
+
+}  // namespace postwarden::milter

@@ -1,0 +1,179 @@
+// session.cpp — the milter's steps for one connection; see session.hpp. Inbound mail is verified
+// (SPF at MAIL FROM, DKIM while the message streams, DMARC and S2 at its end); outbound mail
+// (authenticated, trusted network, or non-SMTP) is only checked for S8.
+#include "milter/session.hpp"
+
+#include "common/address.hpp"
+#include "common/log.hpp"
+#include "milter/checks.hpp"
+#include "milter/verdict.hpp"
+
+namespace postwarden::milter {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && to_lower(a) == to_lower(b);
+}
+
+Effects reply(Effects::Step step, std::string rcode, std::string xcode, std::string text) {
+    Effects e;
+    e.step = step;
+    e.rcode = std::move(rcode);
+    e.xcode = std::move(xcode);
+    e.text = std::move(text);
+    return e;
+}
+
+Effects mismatch() {
+    return reply(Effects::Step::reject, "550", "5.7.1", "Sender address does not match your login");
+}
+
+// [replies] unavailable, split into its status code and text.
+Effects unavailable(const Config& config) {
+    const auto& text = config.replies.unavailable;
+    auto space = text.find(' ');
+    return reply(
+        Effects::Step::tempfail, "451", text.substr(0, space),
+        space == std::string::npos ? "Policy service unavailable" : text.substr(space + 1));
+}
+
+// Addresses for the log: control characters would forge log lines.
+std::string printable(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s.substr(0, 256))
+        out.push_back(c < ' ' || c == 0x7f ? '?' : char(c));
+    return out;
+}
+
+std::string strip_brackets(std::string_view s) {
+    while (!s.empty() && (s.front() == '<' || s.front() == ' '))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == '>' || s.back() == ' '))
+        s.remove_suffix(1);
+    return std::string(s);
+}
+
+}  // namespace
+
+std::string_view trim_header_value(std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+        v.remove_prefix(1);
+    return v;
+}
+
+bool Session::outbound() const {
+    return !message_.login.empty() || trusted_network_ || !client_;
+}
+
+std::string Session::log_prefix() const {
+    return (message_.queue_id.empty() ? std::string("NOQUEUE") : printable(message_.queue_id)) +
+           ": ";
+}
+
+Effects Session::connect(std::string_view client_name, std::string_view client_ip) {
+    client_name_ = std::string(client_name);
+    client_ = parse_ip(client_ip);
+    trusted_network_ =
+        client_ && any_contains(services_.config->policyd.trusted_networks, *client_);
+    return {};
+}
+
+Effects Session::helo(std::string_view name) {
+    helo_ = std::string(name.substr(0, 255));
+    return {};
+}
+
+Effects Session::mail(std::string_view sender, std::string_view login, std::string_view queue_id) {
+    message_ = Message{};
+    message_.sender = strip_brackets(sender);
+    message_.login = std::string(login);
+    message_.queue_id = std::string(queue_id);
+    const auto& config = *services_.config;
+    if (!message_.login.empty()) {
+        if (!config.milter.enforce_from || message_.sender.empty()) return {};
+        auto allowed = sender_allowed(services_, message_.login, {message_.sender});
+        if (allowed == CheckResult::yes) return {};
+        log::info(log_prefix() + "action=" + (allowed == CheckResult::no ? "reject" : "tempfail") +
+                  " reason=sender-login-mismatch login=" + printable(message_.login) +
+                  " sender=" + printable(message_.sender));
+        return allowed == CheckResult::no ? mismatch() : unavailable(config);
+    }
+    if (outbound()) return {};
+    auto ip = client_->to_string();
+    message_.spf_mailfrom = services_.spf.check_mailfrom(ip, message_.sender, helo_);
+    if (!helo_.empty()) message_.spf_helo = services_.spf.check_helo(ip, helo_);
+    message_.dkim = std::make_unique<dkim::Verifier>(services_.dkim, queue_id);
+    return {};
+}
+
+Effects Session::rcpt(std::string_view recipient) {
+    if (message_.recipients.size() < max_recipients)
+        message_.recipients.push_back(strip_brackets(recipient));
+    return {};
+}
+
+Effects Session::header(std::string_view name, std::string_view value, bool leading_space) {
+    std::string field(name);
+    field += leading_space ? ":" : ": ";
+    field += value;
+    if (message_.dkim) message_.dkim->header(field);
+    auto text = trim_header_value(value);
+    if (iequals(name, "From")) {
+        ++message_.from_count;
+        if (text.size() > max_from_bytes)
+            message_.from_too_long = true;
+        else if (message_.from_fields.size() < max_from_fields)
+            message_.from_fields.emplace_back(text);
+    } else if (iequals(name, "Authentication-Results")) {
+        ++message_.auth_results_seen;
+        if (!outbound() && claims_authserv_id(text, services_.config->milter.authserv_id))
+            message_.forged_auth_results.push_back(message_.auth_results_seen);
+    }
+    return {};
+}
+
+Effects Session::end_of_headers(std::string_view queue_id) {
+    if (!queue_id.empty()) message_.queue_id = std::string(queue_id);
+    if (message_.dkim) message_.dkim->end_of_headers();
+    if (message_.login.empty() || !services_.config->milter.enforce_from) return {};
+    // S8 on the header From: every address must be the login's (a missing From is added by
+    // Postfix' cleanup for local mail, and is nobody's address).
+    auto from = read_from(message_.from_fields, message_.from_count, message_.from_too_long);
+    std::vector<std::string> addresses;
+    for (const auto& a : from.addresses)
+        addresses.push_back(a.address());
+    auto allowed = from.kind == FromFields::Kind::malformed ? CheckResult::no
+                   : addresses.empty()                      ? CheckResult::yes
+                                       : sender_allowed(services_, message_.login, addresses);
+    if (allowed == CheckResult::yes) return {};
+    std::string from_text = message_.from_fields.empty() ? "" : message_.from_fields.front();
+    log::info(log_prefix() + "action=" + (allowed == CheckResult::no ? "reject" : "tempfail") +
+              " reason=from-login-mismatch login=" + printable(message_.login) +
+              " from=" + printable(from_text));
+    return allowed == CheckResult::no ? mismatch() : unavailable(*services_.config);
+}
+
+Effects Session::body(std::string_view chunk) {
+    if (message_.dkim) message_.dkim->body(chunk);
+    return {};
+}
+
+Effects Session::end_of_message(std::string_view queue_id) {
+    if (!queue_id.empty()) message_.queue_id = std::string(queue_id);
+    Effects e;
+    if (outbound()) {
+        log::info(log_prefix() + "action=accept reason=outbound" +
+                  (message_.login.empty() ? "" : " login=" + printable(message_.login)));
+    } else {
+        e = end_of_message_inbound();
+    }
+    message_ = Message{};
+    return e;
+}
+
+void Session::abort() {
+    message_ = Message{};
+}
+
+}  // namespace postwarden::milter

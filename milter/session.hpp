@@ -1,0 +1,86 @@
+// session.hpp — one SMTP connection as the milter sees it, and the message in progress. The
+// libmilter callbacks (callbacks.cpp) feed it what the MTA sends and apply the Effects it returns;
+// nothing here includes libmilter, so the decisions read as plain C++.
+//
+// Entry points: Session::connect/helo/mail/rcpt/header/end_of_headers/body/end_of_message/abort.
+//
+// Threading: a Session belongs to one libmilter connection, whose callbacks libmilter runs one
+// at a time; it only shares the (thread-safe) Services. Blocking: SPF at MAIL FROM, DKIM key and
+// DMARC lookups at end of message, Redis for S8 and S2 — each bounded by its timeout.
+//
+// Memory per connection is bounded: recipients past max_recipients are not kept (greylisting uses
+// the first ones), at most max_from_fields From fields of at most max_from_bytes are kept, and
+// the DKIM verifier bounds the rest (common/dkim.hpp). The body is hashed, never stored.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/dkim.hpp"
+#include "common/inet.hpp"
+#include "common/spf.hpp"
+#include "milter/services.hpp"
+
+namespace postwarden::milter {
+
+// What a callback answers and what it asks the MTA to change.
+struct Effects {
+    enum class Step { next, accept, reject, tempfail } step = Step::next;
+    std::string rcode, xcode, text;        // the SMTP reply for reject / tempfail
+    std::vector<int> remove_auth_results;  // indices, highest first (Postfix renumbers)
+    std::vector<std::pair<std::string, std::string>> insert_headers;  // at the top, in order
+    std::string quarantine;                                           // hold with this reason
+};
+
+constexpr std::size_t max_recipients = 1000;
+constexpr std::size_t max_from_fields = 8;
+constexpr std::size_t max_from_bytes = 64 * 1024;
+
+struct Message {
+    std::string queue_id;
+    std::string sender;  // envelope, without <>
+    std::string login;   // {auth_authen}
+    std::vector<std::string> recipients;
+    std::optional<spf::Outcome> spf_mailfrom, spf_helo;
+    int auth_results_seen = 0;
+    std::vector<int> forged_auth_results;  // 1-based among Authentication-Results fields
+    std::vector<std::string> from_fields;
+    int from_count = 0;  // all From fields, also those past max_from_fields
+    bool from_too_long = false;
+    std::unique_ptr<dkim::Verifier> dkim;
+};
+
+class Session {
+  public:
+    explicit Session(const Services& services) : services_(services) {}
+
+    // client_ip: empty or unparseable for non-SMTP mail (non_smtpd_milters), which is outbound.
+    Effects connect(std::string_view client_name, std::string_view client_ip);
+    Effects helo(std::string_view name);
+    Effects mail(std::string_view sender, std::string_view login, std::string_view queue_id);
+    Effects rcpt(std::string_view recipient);
+    // value as libmilter gives it: with its leading space when SMFIP_HDR_LEADSPC was agreed.
+    Effects header(std::string_view name, std::string_view value, bool leading_space);
+    Effects end_of_headers(std::string_view queue_id);
+    Effects body(std::string_view chunk);
+    Effects end_of_message(std::string_view queue_id);
+    void abort();  // the message ends without end_of_message; the connection may go on
+
+  private:
+    bool outbound() const;
+    Effects end_of_message_inbound();
+    std::string log_prefix() const;
+
+    const Services& services_;
+    std::string client_name_, helo_;
+    std::optional<IpAddress> client_;
+    bool trusted_network_ = false;
+    Message message_;
+};
+
+std::string_view trim_header_value(std::string_view value);
+
+}  // namespace postwarden::milter

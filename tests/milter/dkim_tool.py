@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""dkim_tool.py — an independent DKIM signer for the milter tests: python3-dkim (dkimpy, Debian),
+with python3-nacl for ed25519 and the openssl command for RSA keys.
+
+    dkim_tool.py keygen DIR
+        writes DIR/rsa.pem, DIR/rsa.pub (base64 for p=), DIR/ed25519.key, DIR/ed25519.pub
+    dkim_tool.py sign KEYFILE rsa|ed25519 SELECTOR DOMAIN [relaxed/simple] [length] < message
+        prints the DKIM-Signature field ("DKIM-Signature: ...", folded) for the message on stdin
+
+Test fixture only: keys are generated per test run and never leave the scratch directory.
+"""
+import base64
+import subprocess
+import sys
+
+import dkim
+import nacl.signing
+
+
+def keygen(directory):
+    pem = subprocess.run(["openssl", "genrsa", "2048"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem, check=True,
+                         capture_output=True).stdout
+    with open(directory + "/rsa.pem", "wb") as f:
+        f.write(pem)
+    with open(directory + "/rsa.pub", "w") as f:
+        f.write(base64.b64encode(der).decode())
+    key = nacl.signing.SigningKey.generate()
+    with open(directory + "/ed25519.key", "w") as f:
+        f.write(base64.b64encode(bytes(key)).decode())
+    with open(directory + "/ed25519.pub", "w") as f:
+        f.write(base64.b64encode(bytes(key.verify_key)).decode())
+
+
+def sign(keyfile, kind, selector, domain, canon="relaxed/simple", length=False):
+    message = sys.stdin.buffer.read()
+    with open(keyfile, "rb") as f:
+        key = f.read()
+    algorithm = b"ed25519-sha256" if kind == "ed25519" else b"rsa-sha256"
+    header, body = canon.split("/")
+    sig = dkim.sign(message, selector.encode(), domain.encode(), key,
+                    canonicalize=(header.encode(), body.encode()), signature_algorithm=algorithm,
+                    include_headers=[b"from", b"to", b"subject", b"date"], length=length)
+    sys.stdout.write(sig.decode())
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "keygen":
+        keygen(sys.argv[2])
+    else:
+        args = sys.argv[2:]
+        canon = args[4] if len(args) > 4 else "relaxed/simple"
+        sign(args[0], args[1], args[2], args[3], canon, len(args) > 5 and args[5] == "length")

@@ -1,0 +1,40 @@
+// support.hpp — what the milter tests share: DKIM keys generated once per run by the independent
+// signer (dkim_tool.py, python3-dkim), signing, the DNS zone and the configuration.
+//
+// Threading: test thread only.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tests/fixtures/dns_server.hpp"
+#include "tests/fixtures/redis_server.hpp"
+#include "tests/milter/milter_client.hpp"
+
+namespace postwarden::test {
+
+struct Keys {
+    TempDir dir{"postwarden-dkim"};
+    std::string rsa_public, ed25519_public;
+    Keys();
+};
+const Keys& keys();
+
+// The DKIM-Signature value (after "DKIM-Signature: ") python3-dkim makes for this message.
+// kind: "rsa" or "ed25519"; canon like "relaxed/simple"; length: add l=.
+std::string sign(const std::vector<Header>& headers, const std::string& body,
+                 const std::string& kind, const std::string& selector, const std::string& domain,
+                 const std::string& canon = "relaxed/simple", bool length = false);
+
+// sender.test (SPF 192.0.2.0/24, p=reject, keys rsa._domainkey and ed._domainkey), quar.test
+// (p=quarantine), none.test (p=none), org.test (p=none sp=reject), other.test (SPF only).
+std::string zone();
+
+std::string config(RedisServer& redis, DnsServer& dns, const std::string& extra = "");
+
+std::vector<Header> headers_from(const std::string& from);
+
+// The Authentication-Results fields of a header list.
+std::vector<std::string> auth_results(const std::vector<Header>& headers);
+
+}  // namespace postwarden::test

@@ -1,0 +1,216 @@
+// verify_test.cpp — postwarden-milter against a real DNS server and redis-server on loopback,
+// with messages signed by python3-dkim: SPF, DKIM (rsa-sha256, ed25519-sha256, canonicalizations,
+// l=), DMARC (p=reject/quarantine/none, org-domain fallback, temperror), Authentication-Results
+// and the removal of forged ones (SPEC §5, S9).
+#include <catch2/catch.hpp>
+
+#include "tests/milter/support.hpp"
+
+using namespace postwarden::test;
+
+namespace {
+
+const std::string no_greylist = "[greylist]\nenabled = no\n";
+
+struct World {
+    RedisServer redis;
+    DnsServer dns{zone()};
+    MilterProcess milter;
+    explicit World(const std::string& extra = no_greylist) : milter(config(redis, dns, extra)) {}
+    Outcome run(const Transaction& t) { return MilterClient(milter.port()).run(t); }
+};
+
+Transaction signed_mail(const std::string& kind, const std::string& selector,
+                        const std::string& canon = "relaxed/simple") {
+    Transaction t;
+    t.sender = "news@sender.test";
+    t.headers = headers_from("News <news@sender.test>");
+    t.body = "Hello,\r\n\r\nthis is  a test.\r\n";
+    t.headers.insert(t.headers.begin(), {"DKIM-Signature", sign(t.headers, t.body, kind, selector,
+                                                                "sender.test", canon)});
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("SPF and rsa-sha256 DKIM pass: DMARC passes, one Authentication-Results", "[milter]") {
+    World w;
+    for (auto canon : {"relaxed/simple", "simple/simple", "relaxed/relaxed", "simple/relaxed"}) {
+        auto out = w.run(signed_mail("rsa", "rsa", canon));
+        INFO(canon << "\n" << w.milter.log());
+        CHECK(out.stage == 'E');
+        CHECK(out.accepted());
+        auto ar = out.added("Authentication-Results");
+        CHECK(ar.find("mx.rcpt.example;") != std::string::npos);
+        CHECK(ar.find("spf=pass smtp.mailfrom=sender.test") != std::string::npos);
+        CHECK(ar.find("dkim=pass header.d=sender.test header.s=rsa header.a=rsa-sha256") !=
+              std::string::npos);
+        CHECK(ar.find("dmarc=pass (p=reject) header.from=sender.test") != std::string::npos);
+    }
+    CHECK(w.milter.log().find("4BXq1k2Yz: action=accept reason=verified") != std::string::npos);
+}
+
+TEST_CASE("ed25519-sha256 signatures verify; several signatures are each reported", "[milter]") {
+    World w;
+    auto t = signed_mail("ed25519", "ed");
+    auto second = sign(t.headers, t.body, "rsa", "rsa", "sender.test");
+    t.headers.insert(t.headers.begin(), {"DKIM-Signature", second});
+    t.client_ip = "203.0.113.9";  // SPF fails: only DKIM can make DMARC pass
+    auto out = w.run(t);
+    INFO(w.milter.log());
+    CHECK(out.accepted());
+    auto ar = out.added("Authentication-Results");
+    CHECK(ar.find("spf=fail") != std::string::npos);
+    CHECK(ar.find("dkim=pass header.d=sender.test header.s=ed header.a=ed25519-sha256") !=
+          std::string::npos);
+    CHECK(ar.find("header.s=rsa header.a=rsa-sha256") != std::string::npos);
+    CHECK(ar.find("dmarc=pass") != std::string::npos);
+}
+
+TEST_CASE("p=reject: failing SPF and a broken signature are rejected with the SPEC reply",
+          "[milter]") {
+    World w;
+    auto t = signed_mail("rsa", "rsa");
+    t.body += "appended by a forger\r\n";  // body hash mismatch
+    t.client_ip = "203.0.113.9";
+    auto out = w.run(t);
+    INFO(w.milter.log());
+    CHECK(out.reply == 'y');
+    CHECK(out.text == "550 5.7.1 Rejected by DMARC policy for sender.test");
+    CHECK(w.milter.log().find("action=reject reason=dmarc") != std::string::npos);
+
+    // dmarc_reject = none: accepted, the verdict only in the header
+    World lenient(no_greylist + "[milter]\ndmarc_reject = none\n");
+    out = lenient.run(t);
+    CHECK(out.accepted());
+    auto ar = out.added("Authentication-Results");
+    CHECK(ar.find("dkim=fail") != std::string::npos);
+    CHECK(ar.find("dmarc=fail (p=reject) header.from=sender.test") != std::string::npos);
+}
+
+TEST_CASE("p=quarantine: header by default, hold queue with dmarc_quarantine=hold", "[milter]") {
+    Transaction t;
+    t.sender = "x@quar.test";
+    t.headers = headers_from("x@quar.test");
+    {
+        World w;
+        auto out = w.run(t);
+        CHECK(out.accepted());
+        CHECK(out.added("X-Postwarden-DMARC") == " quarantine");
+        CHECK_FALSE(out.quarantined());
+    }
+    World hold(no_greylist + "[milter]\ndmarc_quarantine = hold\n");
+    auto out = hold.run(t);
+    CHECK(out.accepted());
+    CHECK(out.quarantined());
+    CHECK(hold.milter.log().find("action=hold reason=dmarc") != std::string::npos);
+}
+
+TEST_CASE("p=none and organizational-domain fallback with sp", "[milter]") {
+    World w;
+    Transaction t;
+    t.sender = "x@none.test";
+    t.headers = headers_from("x@none.test");
+    auto out = w.run(t);
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dmarc=fail (p=none) header.from=none.test") !=
+          std::string::npos);
+
+    // sub.org.test has no record: _dmarc.org.test applies, with its sp=reject
+    t.sender = "x@sub.org.test";
+    t.headers = headers_from("x@sub.org.test");
+    out = w.run(t);
+    CHECK(out.text == "550 5.7.1 Rejected by DMARC policy for sub.org.test");
+
+    // no record anywhere: dmarc=none
+    t.sender = "x@other.test";
+    t.headers = headers_from("x@nowhere.test");
+    out = w.run(t);
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dmarc=none") != std::string::npos);
+}
+
+TEST_CASE("temporary DNS errors give temperror and tempfail, never a reject", "[milter]") {
+    World w;
+    auto t = signed_mail("rsa", "slow");
+    t.client_ip = "203.0.113.9";
+    auto out = w.run(t);
+    INFO(w.milter.log());
+    CHECK(out.reply == 'y');
+    CHECK(out.text.rfind("451 4.7.1", 0) == 0);
+
+    // the DMARC record itself does not answer: dmarc=temperror, accepted
+    Transaction u;
+    u.sender = "x@slowdmarc.test";
+    u.headers = headers_from("x@slowdmarc.test");
+    out = w.run(u);
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dmarc=temperror") != std::string::npos);
+}
+
+TEST_CASE("l= that leaves the body partly unsigned does not pass", "[milter]") {
+    World w;
+    Transaction t;
+    t.sender = "news@sender.test";
+    t.client_ip = "203.0.113.9";
+    t.headers = headers_from("news@sender.test");
+    t.body = "Signed part.\r\n";
+    t.headers.insert(t.headers.begin(),
+                     {"DKIM-Signature", sign(t.headers, t.body, "rsa", "rsa", "sender.test",
+                                             "relaxed/simple", true)});
+    auto full = w.run(t);
+    CHECK(full.added("Authentication-Results").find("dkim=pass") != std::string::npos);
+    t.body += "Unsigned text appended later.\r\n";
+    auto out = w.run(t);
+    CHECK(out.text == "550 5.7.1 Rejected by DMARC policy for sender.test");
+}
+
+TEST_CASE("forged Authentication-Results claiming our id are removed, highest index first",
+          "[milter]") {
+    World w;
+    auto t = signed_mail("rsa", "rsa");
+    std::vector<Header> forged = {
+        {"Authentication-Results", "mx.rcpt.example; dmarc=pass header.from=bank.example"},
+        {"Authentication-Results", "upstream.example; spf=pass smtp.mailfrom=sender.test"},
+        {"Authentication-Results", "MX.RCPT.EXAMPLE(.upstream.example; dkim=pass"}};
+    t.headers.insert(t.headers.end(), forged.begin(), forged.end());
+    auto out = w.run(t);
+    INFO(w.milter.log());
+    REQUIRE(out.accepted());
+    auto after = apply_modifications(t.headers, out.modifications);
+    auto ars = auth_results(after);
+    REQUIRE(ars.size() == 2);
+    CHECK(ars[0].rfind("mx.rcpt.example;", 0) == 0);
+    CHECK(ars[0].find("dkim=pass") != std::string::npos);
+    CHECK(ars[1].rfind("upstream.example;", 0) == 0);
+    CHECK(after.front().first == "Authentication-Results");  // ours is on top
+    CHECK(w.milter.log().find("removed_auth_results=2") != std::string::npos);
+}
+
+TEST_CASE("From: none, several fields, several addresses (RFC 7489 6.6.1)", "[milter]") {
+    World w;
+    Transaction t;
+    t.sender = "news@sender.test";
+    // no From: nothing to protect, dmarc=none
+    t.headers = {{"To", "bob@rcpt.example"}, {"Subject", "no from"}};
+    auto out = w.run(t);
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dmarc=none") != std::string::npos);
+
+    // two From fields (CVE-2019-16378 shape): refused like a p=reject failure
+    t.headers = headers_from("news@sender.test");
+    t.headers.push_back({"From", "ceo@bank.example"});
+    out = w.run(t);
+    CHECK(out.text.rfind("550 5.7.1 Rejected by DMARC policy", 0) == 0);
+
+    // an unreadable From (unbalanced '<'): refused as well
+    t.headers = headers_from("Bank <ceo@bank.example");
+    out = w.run(t);
+    CHECK(out.text.rfind("550 5.7.1", 0) == 0);
+
+    // one field, two domains: DMARC applies to each; sender.test passes by SPF, sub.org.test
+    // fails under sp=reject
+    t.headers = headers_from("news@sender.test, x@sub.org.test");
+    out = w.run(t);
+    CHECK(out.text == "550 5.7.1 Rejected by DMARC policy for sub.org.test");
+}
