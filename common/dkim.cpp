@@ -250,7 +250,14 @@ void Verifier::header(std::string_view field) {
         too_large_ = true;
         return;
     }
-    std::string copy(field);  // libopendkim wants a mutable buffer
+    // Postfix hands milters folded header values with bare LF line ends; the signer hashed
+    // CRLF. libopendkim's FIXCRLF covers the body, not headers, so we restore CRLF here.
+    std::string copy;  // also: libopendkim wants a mutable buffer
+    copy.reserve(field.size() + 8);
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\n' && (i == 0 || field[i - 1] != '\r')) copy.push_back('\r');
+        copy.push_back(field[i]);
+    }
     // A field libopendkim cannot parse is skipped, as a verifier that never saw it would.
     (void)dkim_header(handle_, reinterpret_cast<unsigned char*>(copy.data()), copy.size());
 }

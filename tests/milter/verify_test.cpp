@@ -214,3 +214,27 @@ TEST_CASE("From: none, several fields, several addresses (RFC 7489 6.6.1)", "[mi
     out = w.run(t);
     CHECK(out.text == "550 5.7.1 Rejected by DMARC policy for sub.org.test");
 }
+
+// Postfix hands milters folded header values with bare LF line ends, whatever the client sent;
+// the signer hashed CRLF. Found by the e2e test with a real Postfix.
+TEST_CASE("folded headers as Postfix passes them (bare LF) still verify", "[milter]") {
+    World w;
+    for (auto canon : {"relaxed/simple", "simple/simple"}) {
+        Transaction t;
+        t.sender = "news@sender.test";
+        t.headers = headers_from("News <news@sender.test>");
+        t.headers.push_back({"Subject", "a subject that is\r\n\tfolded over two lines"});
+        t.body = "Hello.\r\n";
+        t.headers.insert(t.headers.begin(), {"DKIM-Signature", sign(t.headers, t.body, "rsa", "rsa",
+                                                                    "sender.test", canon)});
+        for (auto& [name, value] : t.headers) {
+            for (auto at = value.find("\r\n"); at != std::string::npos; at = value.find("\r\n"))
+                value.erase(at, 1);
+        }
+        REQUIRE(t.headers[0].second.find('\n') != std::string::npos);  // the signature is folded
+        auto out = w.run(t);
+        INFO(canon << "\n" << w.milter.log());
+        CHECK(out.added("Authentication-Results").find("dkim=pass header.d=sender.test") !=
+              std::string::npos);
+    }
+}
