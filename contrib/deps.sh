@@ -10,7 +10,8 @@ set -eu
 packages="build-essential cmake pkg-config clang-format
 libboost-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
 redis-server redis-tools python3 python3-yaml
-libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl"
+libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl
+postfix dovecot-core"
 
 missing=""
 for p in $packages; do
@@ -33,5 +34,30 @@ trap '[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+
+# Postfix and Dovecot are only for the end-to-end tests (tests/e2e), which run private instances
+# with their own config directories. Installing them must leave the machine's mail setup alone:
+# - postfix's debconf is preseeded to "No configuration": no /etc/postfix/main.cf is written,
+#   nothing listens; already installed packages are never reinstalled or reconfigured (only the
+#   missing ones are asked for, and a preseed does not change an answered question);
+# - the policy-rc.d above stops the packages' maintainer scripts from starting either service;
+# - postfix conflicts with other MTAs (exim4, sendmail, ...): if installing it would remove any
+#   installed package, it is left out, and the e2e tests skip saying postfix is missing.
+case " $missing " in *" postfix "*)
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	# shellcheck disable=SC2086
+	removed=$(apt-get install -s -qq --no-install-recommends $missing 2>/dev/null | sed -n 's/^Remv \([^ ]*\).*/\1/p' | tr '\n' ' ')
+	if [ -n "$removed" ]; then
+		echo "deps.sh: not installing postfix: it would remove $removed(another MTA); the e2e tests will skip" >&2
+		missing=$(echo "$missing" | sed 's/ postfix\b//')
+	fi
+	;;
+esac
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
+# A service these packages just brought in stays off at the next boot too (the machine had none
+# before; the e2e tests start their own instances).
+for p in $missing; do
+	case $p in postfix) unit=postfix ;; dovecot-core) unit=dovecot ;; *) continue ;; esac
+	update-rc.d "$unit" disable >/dev/null 2>&1 || true
+done
