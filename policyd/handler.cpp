@@ -4,11 +4,13 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <charconv>
 #include <chrono>
 
 #include "common/log.hpp"
 #include "common/scripts.hpp"
 #include "policyd/decision.hpp"
+#include "policyd/quota.hpp"
 #include "policyd/spf_service.hpp"
 
 namespace postwarden::policy {
@@ -31,6 +33,20 @@ std::optional<std::vector<bool>> membership(const redis::Value& v, std::size_t e
     return out;
 }
 
+// The quota script, hashed once per process (EVALSHA sends the hash).
+const redis::Script& quota_script() {
+    static const redis::Script script(std::string(script_text("quota")));
+    return script;
+}
+
+// END-OF-MESSAGE's recipient_count; -1 when absent or not a number.
+long recipient_count_of(const Request& request) {
+    auto text = request.get("recipient_count");
+    long n = -1;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    return ec == std::errc() && end == text.data() + text.size() && n >= 0 ? n : -1;
+}
+
 struct Job : std::enable_shared_from_this<Job> {
     redis::Client& redis;
     SpfService& spf;
@@ -43,6 +59,7 @@ struct Job : std::enable_shared_from_this<Job> {
     std::vector<std::vector<bool>> hits;
     std::size_t outstanding = 0;
     bool lists_failed = false;
+    long recipient_count = -1;  // END-OF-MESSAGE only
 
     Job(redis::Client& r, SpfService& s, const redis::Script& g, std::shared_ptr<const Config> c,
         Facts f, std::function<void(std::string)> cb)
@@ -63,6 +80,11 @@ struct Job : std::enable_shared_from_this<Job> {
     void after_lists(const ListOutcome& outcome);
     void start_greylist();
     void run_greylist(const std::string& spf_domain, const std::string& spf_detail);
+    void start_quota();
+    void run_reserve(std::vector<QuotaWindow> limits);
+    void run_commit(std::vector<QuotaWindow> limits);
+    void write_block(std::string reason, Decision decision);
+    void quota_failed();
 };
 
 // All list lookups of a request go out in one pipelined batch.
@@ -95,7 +117,12 @@ void Job::lists_done() {
             return finish(unavailable_decision(FailMode::closed, "lists", *config));
         // Redis did not answer: greylisting, on the same Redis, would only wait out another
         // timeout. Answer for it now, so the request stays within one timeout_ms.
-        if (facts.outbound) return finish(unavailable_decision(FailMode::open, "lists", *config));
+        // Likewise for the quota of a SASL user.
+        if (facts.outbound) {
+            bool quota = quota_applies(facts, *config);
+            return finish(unavailable_decision(quota ? config->quota.fail_mode : FailMode::open,
+                                               quota ? "quota" : "lists", *config));
+        }
         return finish(unavailable_decision(
             config->greylist.enabled ? config->greylist.fail_mode : FailMode::open,
             config->greylist.enabled ? "greylist" : "lists", *config));
@@ -106,6 +133,8 @@ void Job::lists_done() {
 void Job::after_lists(const ListOutcome& outcome) {
     if (outcome.verdict != ListVerdict::none && outcome.verdict != ListVerdict::allow)
         return finish(list_decision(outcome, *config));
+    // Outbound allow-list entries do not skip the quota (SPEC §4).
+    if (facts.outbound && quota_applies(facts, *config)) return start_quota();
     if (facts.outbound)
         return finish(dunno("outbound", outcome.matched.empty() ? "" : "list=" + outcome.matched));
     if (outcome.verdict == ListVerdict::allow) return finish(list_decision(outcome, *config));
@@ -146,6 +175,83 @@ void Job::run_greylist(const std::string& spf_domain, const std::string& spf_det
                });
 }
 
+// The per-user override is read with its own GET before the script: it lies outside the user's
+// hash tag (one Redis Cluster slot per script), and exactness does not depend on it, since the
+// script counts atomically against whatever windows it is given.
+void Job::start_quota() {
+    auto key = quota_override_key(facts.login, *config);
+    redis.command({"GET", key}, [self = shared_from_this(), key](redis::Reply r) {
+        if (!r.ok) return self->quota_failed();
+        std::optional<std::string> text;
+        if (r.value.type == redis::Value::Type::string) text = r.value.str;
+        if (r.value.is_error()) text = r.value.str;  // not a string: reported as invalid below
+        auto limits = effective_limits(text, *self->config);
+        if (!limits.warning.empty())
+            log::warning(key + ": " + limits.warning + "; [quota] limits apply");
+        if (self->facts.state == "RCPT") return self->run_reserve(std::move(limits.windows));
+        self->run_commit(std::move(limits.windows));
+    });
+}
+
+void Job::run_reserve(std::vector<QuotaWindow> limits) {
+    auto now = unix_now_ms();
+    auto call = reserve_call(facts, limits, now, *config);
+    redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
+               [self = shared_from_this(), limits, now](redis::Reply r) {
+                   auto outcome = r.ok ? parse_reserve_reply(r.value) : std::nullopt;
+                   if (!outcome) {
+                       if (r.ok) log::warning("quota script: unexpected reply " + r.value.str);
+                       return self->quota_failed();
+                   }
+                   auto d = quota_decision(*outcome, limits, *self->config);
+                   if (outcome->verdict != QuotaVerdict::blocked) return self->finish(d);
+                   self->write_block(block_reason(*outcome, *self->config, now), d);
+               });
+}
+
+// auto_block: the reason first, then the login, so a blocked login never lacks its reason. These
+// operator keys are not under the user's hash tag, so they are written here, not in the script;
+// both writes are idempotent. The script decided: the reply is the block whatever they answer.
+void Job::write_block(std::string reason, Decision decision) {
+    const auto& p = config->redis.prefix;
+    redis.command({"HSET", p + "block:why", facts.login, std::move(reason)},
+                  [self = shared_from_this(), decision, p](redis::Reply r) {
+                      if (!r.ok || r.value.is_error())
+                          log::error("auto_block of " + self->facts.login +
+                                     ": block:why not written: " + r.error + r.value.str);
+                      self->redis.command(
+                          {"SADD", p + "block:login", self->facts.login},
+                          [self, decision](redis::Reply r) {
+                              if (!r.ok || r.value.is_error())
+                                  log::error("auto_block of " + self->facts.login +
+                                             ": block:login not written: " + r.error + r.value.str);
+                              self->finish(decision);
+                          });
+                  });
+}
+
+void Job::run_commit(std::vector<QuotaWindow> limits) {
+    auto call = commit_call(facts, recipient_count, limits, unix_now_ms(), *config);
+    redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
+               [self = shared_from_this()](redis::Reply r) {
+                   auto outcome = r.ok ? parse_commit_reply(r.value) : std::nullopt;
+                   if (!outcome) {
+                       if (r.ok) log::warning("quota commit: unexpected reply " + r.value.str);
+                       return self->quota_failed();
+                   }
+                   self->finish(
+                       dunno("quota-commit", "committed=" + std::to_string(outcome->committed) +
+                                                 " released=" + std::to_string(outcome->released)));
+               });
+}
+
+// At RCPT per [quota] fail_mode. END-OF-MESSAGE is always DUNNO (SPEC §4): the reservations keep
+// counting until reserve_ttl, so an uncommitted message still holds its room meanwhile.
+void Job::quota_failed() {
+    if (facts.state != "RCPT") return finish(dunno("quota-unavailable", "commit=failed"));
+    finish(unavailable_decision(config->quota.fail_mode, "quota", *config));
+}
+
 }  // namespace
 
 Handler::Handler(redis::Client& redis, SpfService& spf)
@@ -159,7 +265,13 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
                      "' is not smtpd_access_policy: answered DUNNO");
         return reply("DUNNO");
     }
-    // Only RCPT decides; END-OF-MESSAGE will commit quota reservations (SPEC §4).
+    // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
+    if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
+        auto job = std::make_shared<Job>(redis_, spf_, greylist_, std::move(config),
+                                         std::move(facts), std::move(reply));
+        job->recipient_count = recipient_count_of(request);
+        return job->start_quota();
+    }
     if (facts.state != "RCPT") return reply("DUNNO");
     auto job = std::make_shared<Job>(redis_, spf_, greylist_, std::move(config), std::move(facts),
                                      std::move(reply));

@@ -1,5 +1,5 @@
-// handler.hpp — answers one policy request: asks Redis (lists, greylisting) and SPF, feeds the
-// answers to the pure decision functions (decision.hpp) and logs one line per decision.
+// handler.hpp — answers one policy request: asks Redis (lists, greylisting, quotas) and SPF, feeds
+// the answers to the pure decision functions (decision.hpp) and logs one line per decision.
 //
 // Entry point: Handler::handle(). Threading: everything runs on the io_context thread; the reply
 // callback is called exactly once, never synchronously inside handle().

@@ -67,7 +67,7 @@ TEST_CASE("every list row of the reply table", "[policyd]") {
     sadd(redis, "pw:allow:tld", "shop.icu");
     CHECK(client.ask(outbound("user@example.com", "a@shop.icu")) == "DUNNO");
 
-    // nothing to say: an outbound mail that no list names (quota is issue 3's)
+    // nothing to say: an outbound mail that no list names, well under its quota
     CHECK(client.ask(outbound("user@example.com", "user@example.com")) == "DUNNO");
     // other protocol states are not ours to decide
     auto data = inbound("192.0.2.10", "a@fine.example", "bob@example.net");

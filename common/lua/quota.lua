@@ -1,0 +1,253 @@
+-- quota.lua — sending quotas of authenticated users (SPEC §4 Quotas, S3/S4): one atomic decision
+-- per call, for one user. ARGV[1] names the operation:
+--   "reserve"  at RCPT: may this recipient be sent? If so it is reserved (counted at once).
+--   "commit"   at END-OF-MESSAGE: the message's reservations become usage.
+-- (One file for both, so that they share the window and release code.)
+--
+-- Window semantics: a rolling window counted in 60 buckets per window length. A recipient counts
+-- against a window from its RCPT until the end of its bucket plus the window length, so for
+-- between W and W + W/60 seconds: never less than a true sliding window (the limit is never
+-- passed in any W seconds), and at most 61 counters per window however high the limit.
+-- A reserved recipient is counted in used:* at its RCPT time; committing drops its reservation so
+-- that it is never given back; a reservation older than reserve_ttl is released (given back).
+--
+-- KEYS[1]  held:      <prefix>quota:{<login>}:held      ZSET "<instance> <rcpt>" → RCPT time (ms)
+-- KEYS[2]  throttle:  <prefix>quota:{<login>}:throttle  HASH until (ms), instance, last
+-- KEYS[3 .. 2+L]      <prefix>quota:{<login>}:used:<seconds>   HASH bucket → recipients
+-- KEYS[3+L .. 2+L+B]  <prefix>quota:{<login>}:tried:<seconds>  HASH bucket → attempts
+--          {<login>} is the hash tag: all keys of one user live in one Redis Cluster slot.
+-- ARGV[1]  "reserve" or "commit"
+-- ARGV[2]  now, unix milliseconds (the caller's clock, so tests control time)
+-- ARGV[3]  reserve: "<instance> <rcpt>"; commit: "<instance>" (the instance has no spaces)
+-- ARGV[4]  reserve_ttl (s)
+-- ARGV[5]  reserve: penalty_max (s); commit: recipient_count, -1 when unknown (all commit)
+-- ARGV[6]  L, then L × (count, window ms, bucket ms): the limits, in KEYS order
+-- then     B, then B × (count, window ms, bucket ms): the auto_block windows (commit: B = 0)
+--
+-- Writes, each with a TTL:
+--   used:<s>, tried:<s>  HINCRBY of the current bucket    PX window + bucket (refreshed)
+--   held                 ZADD member now                  PX max(reserve_ttl, longest window +
+--                        bucket), so an expired reservation can still be given back while it
+--                        counts
+--   throttle             HSET until, instance, last       PX until − now
+--   Releases (HINCRBY −1 / HDEL in used:*) and commits (ZREM in held) create no key.
+--
+-- Returns, reserve: {verdict, until_ms, window, figure}
+--   {"reserved", 0, i, used}       fits: reserved; i is the limit window closest to its limit
+--                                  (0 when there are no limits), used its count with this one
+--   {"throttled", T, i, used}      limit window i is full: refused, not counted; T is when it has
+--                                  room again (or the unchanged T, for the same message)
+--   {"penalty", T, i, used}        a new message while throttled: T moved later (SPEC §4)
+--   {"blocked", 0, j, attempts}    auto_block window j was passed: policyd writes block:login and
+--                                  block:why; the attempt counters start over
+-- Returns, commit: {committed, released}: reservations of the message that became usage, and
+--   those given back because Postfix accepted fewer recipients (the earliest ones commit).
+--
+-- Replay (Postfix retries a request once when a reply is lost): a replayed reserved recipient
+-- finds its member in held and gets "reserved" again without counting; a replayed refused one
+-- finds itself as "last" in throttle and gets the same T, without penalty or another attempt; a
+-- replayed commit finds no members left and returns {0, 0}.
+
+local op = ARGV[1]
+local now = tonumber(ARGV[2])
+local member = ARGV[3]
+local reserve_ms = tonumber(ARGV[4]) * 1000
+local held, throttle = KEYS[1], KEYS[2]
+local instance = string.match(member, '^[^ ]*')
+local limits, blocks
+
+-- Windows from ARGV[pos]: a count n, then n × (count, window ms, bucket ms); their keys are
+-- KEYS[key_pos + 1 ..]. Returns the windows and the positions after them.
+local function windows(pos, key_pos)
+    local n = tonumber(ARGV[pos])
+    local out = {}
+    for i = 1, n do
+        local a = pos + 3 * (i - 1)
+        out[i] = {count = tonumber(ARGV[a + 1]), span = tonumber(ARGV[a + 2]),
+                  bucket = tonumber(ARGV[a + 3]), key = KEYS[key_pos + i]}
+    end
+    return out, pos + 1 + 3 * n, key_pos + n
+end
+
+-- The hash field of the bucket holding time ms ('%.0f': no exponent, whatever the magnitude).
+local function bucket_of(w, ms)
+    return string.format('%.0f', math.floor(ms / w.bucket))
+end
+
+-- Gives back the recipient a reservation made at ms added to every limit window, unless its
+-- bucket already left the window (then there is nothing left to give back).
+local function release_one(ms)
+    for _, w in ipairs(limits) do
+        local field = bucket_of(w, ms)
+        local n = tonumber(redis.call('HGET', w.key, field) or '0')
+        if n > 1 then
+            redis.call('HINCRBY', w.key, field, -1)
+        elseif n == 1 then
+            redis.call('HDEL', w.key, field)
+        end
+    end
+end
+
+-- Releases the reservations older than reserve_ttl: messages that never reached END-OF-MESSAGE.
+-- Done lazily here, on the user's next request, which is the only moment the count matters.
+local function release_expired()
+    local cutoff = now - reserve_ms
+    local old = redis.call('ZRANGEBYSCORE', held, '-inf', cutoff, 'WITHSCORES')
+    for i = 2, #old, 2 do release_one(tonumber(old[i])) end
+    if #old > 0 then redis.call('ZREMRANGEBYSCORE', held, '-inf', cutoff) end
+end
+
+-- A bucket stops counting at the end of its own span plus the window.
+local function bucket_end(w, b)
+    return (b + 1) * w.bucket + w.span
+end
+
+-- The recipients window w counts at now, and its live buckets {index, count}; buckets that left
+-- the window are deleted on the way.
+local function usage(w)
+    local flat = redis.call('HGETALL', w.key)
+    local total, live = 0, {}
+    for i = 1, #flat, 2 do
+        local b, n = tonumber(flat[i]), tonumber(flat[i + 1])
+        if bucket_end(w, b) <= now then
+            redis.call('HDEL', w.key, flat[i])
+        else
+            total = total + n
+            live[#live + 1] = {b, n}
+        end
+    end
+    return total, live
+end
+
+local function add(w, n)
+    redis.call('HINCRBY', w.key, bucket_of(w, now), n)
+    redis.call('PEXPIRE', w.key, w.span + w.bucket)
+end
+
+-- When a full window has room for one more: the oldest buckets leave until the total is below
+-- the count. Pending reservations are assumed to become usage, so the time is never too early.
+local function frees_at(w, total, live)
+    table.sort(live, function(x, y) return x[1] < y[1] end)
+    local excess = total - w.count + 1
+    for _, e in ipairs(live) do
+        excess = excess - e[2]
+        if excess <= 0 then return bucket_end(w, e[1]) end
+    end
+    return now
+end
+
+-- The limit window with the highest used/count, for the log.
+local function fullest(totals)
+    local best, ratio = 0, -1
+    for i, w in ipairs(limits) do
+        if totals[i] / w.count > ratio then best, ratio = i, totals[i] / w.count end
+    end
+    return best, best > 0 and totals[best] or 0
+end
+
+-- A refusal: T is remembered with the message and the recipient refused, for the penalty and
+-- for replays; the key lives until T.
+local function refuse(verdict, t, totals, which)
+    redis.call('HSET', throttle, 'until', t, 'instance', instance, 'last', member)
+    redis.call('PEXPIRE', throttle, t - now)
+    local i, used = fullest(totals)
+    if which then i, used = which, totals[which] end
+    return {verdict, t, i, used}
+end
+
+-- The reservation's first answer again, for a replayed RCPT (nil when it is not one).
+local function replayed(totals, state)
+    if redis.call('ZSCORE', held, member) then
+        local i, used = fullest(totals)
+        return {'reserved', 0, i, used}
+    end
+    local until_ms = tonumber(state[1] or '0')
+    if until_ms > now and state[3] == member then
+        local i, used = fullest(totals)
+        return {'throttled', until_ms, i, used}
+    end
+end
+
+-- auto_block counts every attempt, refused ones included: hammering the limit is what it
+-- catches. Returns the "blocked" reply when a window is passed (nil otherwise).
+local function count_attempt()
+    for j, w in ipairs(blocks) do
+        add(w, 1)
+        local attempts = usage(w)
+        if attempts > w.count then
+            for _, b in ipairs(blocks) do redis.call('DEL', b.key) end
+            return {'blocked', 0, j, attempts}
+        end
+    end
+end
+
+-- While throttled, a new message moves T: each retry doubles the time left, at most penalty_max
+-- from now, and never earlier than T (which may be when a window frees room). More recipients
+-- of the message that was refused first are not retries: they get the same T.
+local function penalty(totals, state)
+    local until_ms = tonumber(state[1])
+    if state[2] == instance then return refuse('throttled', until_ms, totals) end
+    local penalty_ms = tonumber(ARGV[5]) * 1000
+    local t = math.max(until_ms, now + math.min(penalty_ms, 2 * (until_ms - now)))
+    return refuse('penalty', t, totals)
+end
+
+local function reserve()
+    local totals, lives = {}, {}
+    for i, w in ipairs(limits) do totals[i], lives[i] = usage(w) end
+    local state = redis.call('HMGET', throttle, 'until', 'instance', 'last')
+    local answer = replayed(totals, state) or count_attempt()
+    if answer then return answer end
+    if tonumber(state[1] or '0') > now then return penalty(totals, state) end
+
+    -- The first refused attempt announces T: when every full window has room again.
+    local t, which = 0, nil
+    for i, w in ipairs(limits) do
+        if totals[i] >= w.count then
+            local f = frees_at(w, totals[i], lives[i])
+            if f > t then t, which = f, i end
+        end
+    end
+    if which then return refuse('throttled', t, totals, which) end
+
+    if #limits > 0 then
+        local keep = reserve_ms
+        for i, w in ipairs(limits) do
+            add(w, 1)
+            totals[i] = totals[i] + 1
+            keep = math.max(keep, w.span + w.bucket)
+        end
+        redis.call('ZADD', held, now, member)
+        redis.call('PEXPIRE', held, keep)
+    end
+    local i, used = fullest(totals)
+    return {'reserved', 0, i, used}
+end
+
+-- The message's reservations, oldest first, become usage up to recipient_count; the rest (the
+-- recipients a later restriction rejected) are given back. O(reservations pending for the user).
+local function commit()
+    local accepted = tonumber(ARGV[5])
+    local prefix = member .. ' '
+    local all = redis.call('ZRANGEBYSCORE', held, '-inf', '+inf', 'WITHSCORES')
+    local committed, released = 0, 0
+    for i = 1, #all, 2 do
+        if string.sub(all[i], 1, #prefix) == prefix then
+            redis.call('ZREM', held, all[i])
+            if accepted < 0 or committed < accepted then
+                committed = committed + 1
+            else
+                release_one(tonumber(all[i + 1]))
+                released = released + 1
+            end
+        end
+    end
+    return {committed, released}
+end
+
+local next_pos, next_key
+limits, next_pos, next_key = windows(6, 2)
+blocks = windows(next_pos, next_key)
+release_expired()
+if op == 'commit' then return commit() end
+return reserve()

@@ -1,0 +1,231 @@
+// quota.cpp — quota keys, script arguments, reply parsing and replies; see quota.hpp and the
+// header of common/lua/quota.lua.
+#include "policyd/quota.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+
+namespace postwarden::policy {
+
+namespace {
+
+constexpr long long buckets_per_window = 60;
+
+// The login is the keys' hash tag: braces would move the tag, so they (and '%', to keep the
+// encoding unambiguous) are percent-encoded; two logins never share keys.
+std::string tag_of(std::string_view login) {
+    std::string out;
+    for (char c : login) {
+        if (c == '{')
+            out += "%7b";
+        else if (c == '}')
+            out += "%7d";
+        else if (c == '%')
+            out += "%25";
+        else
+            out.push_back(c);
+    }
+    return out;
+}
+
+std::string key_base(const Facts& facts, const Config& config) {
+    return config.redis.prefix + "quota:{" + tag_of(facts.login) + "}:";
+}
+
+// The member's first space ends the instance, so the instance must not contain one.
+std::string instance_of(const Facts& facts) {
+    std::string out = facts.instance;
+    std::replace(out.begin(), out.end(), ' ', '_');
+    return out;
+}
+
+// n, then n × (count, window ms, bucket ms): the windows as the scripts read them.
+void add_windows(std::vector<std::string>& args, const std::vector<QuotaWindow>& windows) {
+    args.push_back(std::to_string(windows.size()));
+    for (const auto& w : windows) {
+        args.push_back(std::to_string(w.count));
+        args.push_back(std::to_string(w.seconds * 1000));
+        args.push_back(std::to_string(bucket_ms(w)));
+    }
+}
+
+void add_keys(std::vector<std::string>& keys, const std::string& base, std::string_view kind,
+              const std::vector<QuotaWindow>& windows) {
+    for (const auto& w : windows)
+        keys.push_back(base + std::string(kind) + ":" + std::to_string(w.seconds));
+}
+
+// KEYS and ARGV[1..4], the part common to both operations of quota.lua.
+ScriptCall script_call(std::string_view op, const Facts& facts,
+                       const std::vector<QuotaWindow>& limits,
+                       const std::vector<QuotaWindow>& blocks, long long now_ms,
+                       const Config& config) {
+    auto base = key_base(facts, config);
+    ScriptCall call;
+    call.keys = {base + "held", base + "throttle"};
+    add_keys(call.keys, base, "used", limits);
+    add_keys(call.keys, base, "tried", blocks);
+    call.args = {std::string(op), std::to_string(now_ms), instance_of(facts),
+                 std::to_string(config.quota.reserve_ttl)};
+    return call;
+}
+
+std::optional<long long> integer_at(const redis::Value& v, std::size_t i) {
+    if (i >= v.elements.size() || v.elements[i].type != redis::Value::Type::integer)
+        return std::nullopt;
+    return v.elements[i].integer;
+}
+
+std::string usage_detail(const QuotaOutcome& o, const std::vector<QuotaWindow>& windows,
+                         std::string_view figure_name, std::string_view window_name) {
+    if (o.window == 0 || o.window > windows.size()) return "window=none";
+    return std::string(window_name) + "=" + window_text(windows[o.window - 1]) + " " +
+           std::string(figure_name) + "=" + std::to_string(o.figure);
+}
+
+}  // namespace
+
+bool quota_applies(const Facts& facts, const Config& config) {
+    return !facts.login.empty() &&
+           (!config.quota.limits.empty() || !config.quota.auto_block.empty());
+}
+
+std::string quota_override_key(std::string_view login, const Config& config) {
+    return config.redis.prefix + "quota:limits:" + std::string(login);
+}
+
+std::vector<QuotaWindow> merge_windows(std::vector<QuotaWindow> windows) {
+    std::map<long, long> by_seconds;
+    for (const auto& w : windows) {
+        auto [it, fresh] = by_seconds.emplace(w.seconds, w.count);
+        if (!fresh) it->second = std::min(it->second, w.count);
+    }
+    std::vector<QuotaWindow> out;
+    for (const auto& [seconds, count] : by_seconds)
+        out.push_back({count, seconds});
+    return out;
+}
+
+QuotaLimits effective_limits(const std::optional<std::string>& override_text,
+                             const Config& config) {
+    QuotaLimits out;
+    if (override_text) {
+        std::string error;
+        if (auto w = parse_quota_windows(*override_text, &error)) {
+            out.windows = merge_windows(*w);
+            out.overridden = true;
+            return out;
+        }
+        out.warning = error;
+    }
+    out.windows = merge_windows(config.quota.limits);
+    return out;
+}
+
+std::vector<QuotaWindow> block_windows(const Config& config) {
+    return merge_windows(config.quota.auto_block);
+}
+
+long long bucket_ms(const QuotaWindow& window) {
+    return (window.seconds * 1000 + buckets_per_window - 1) / buckets_per_window;
+}
+
+ScriptCall reserve_call(const Facts& facts, const std::vector<QuotaWindow>& limits,
+                        long long now_ms, const Config& config) {
+    auto blocks = block_windows(config);
+    auto call = script_call("reserve", facts, limits, blocks, now_ms, config);
+    call.args[2] += " " + facts.recipient;
+    call.args.push_back(std::to_string(config.quota.penalty_max));
+    add_windows(call.args, limits);
+    add_windows(call.args, blocks);
+    return call;
+}
+
+ScriptCall commit_call(const Facts& facts, long recipient_count,
+                       const std::vector<QuotaWindow>& limits, long long now_ms,
+                       const Config& config) {
+    auto call = script_call("commit", facts, limits, {}, now_ms, config);
+    call.args.push_back(std::to_string(recipient_count < 0 ? -1 : recipient_count));
+    add_windows(call.args, limits);
+    add_windows(call.args, {});
+    return call;
+}
+
+std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& v) {
+    if (v.type != redis::Value::Type::array || v.elements.size() != 4 ||
+        v.elements[0].type != redis::Value::Type::string)
+        return std::nullopt;
+    QuotaOutcome o;
+    const auto& verdict = v.elements[0].str;
+    if (verdict == "reserved")
+        o.verdict = QuotaVerdict::reserved;
+    else if (verdict == "throttled")
+        o.verdict = QuotaVerdict::throttled;
+    else if (verdict == "penalty")
+        o.verdict = QuotaVerdict::penalty;
+    else if (verdict == "blocked")
+        o.verdict = QuotaVerdict::blocked;
+    else
+        return std::nullopt;
+    auto until = integer_at(v, 1), window = integer_at(v, 2), figure = integer_at(v, 3);
+    if (!until || !window || !figure || *until < 0 || *window < 0 || *figure < 0)
+        return std::nullopt;
+    bool refused = o.verdict == QuotaVerdict::throttled || o.verdict == QuotaVerdict::penalty;
+    if (refused && *until == 0) return std::nullopt;
+    o.until_ms = *until;
+    o.window = static_cast<std::size_t>(*window);
+    o.figure = *figure;
+    return o;
+}
+
+std::optional<CommitOutcome> parse_commit_reply(const redis::Value& v) {
+    if (v.type != redis::Value::Type::array || v.elements.size() != 2) return std::nullopt;
+    auto committed = integer_at(v, 0), released = integer_at(v, 1);
+    if (!committed || !released) return std::nullopt;
+    return CommitOutcome{*committed, *released};
+}
+
+Decision quota_decision(const QuotaOutcome& o, const std::vector<QuotaWindow>& limits,
+                        const Config& config) {
+    switch (o.verdict) {
+        case QuotaVerdict::reserved:
+            return dunno("quota-ok", usage_detail(o, limits, "used", "window"));
+        case QuotaVerdict::throttled:
+        case QuotaVerdict::penalty: {
+            auto when = rfc3339(o.until_ms);
+            auto detail = usage_detail(o, limits, "used", "window") + " until=" + when;
+            if (o.verdict == QuotaVerdict::penalty) detail += " penalty=yes";
+            return {"DEFER " + expand(config.replies.throttled, "time", when), "quota-throttled",
+                    detail};
+        }
+        case QuotaVerdict::blocked:
+            return {"REJECT " + config.replies.blocked_login, "quota-blocked",
+                    usage_detail(o, block_windows(config), "attempted", "auto_block")};
+    }
+    return dunno("quota-ok");
+}
+
+std::string block_reason(const QuotaOutcome& o, const Config& config, long long now_ms) {
+    auto windows = block_windows(config);
+    std::string window = o.window >= 1 && o.window <= windows.size()
+                             ? window_text(windows[o.window - 1])
+                             : std::string("?");
+    return "auto_block " + window + ": " + std::to_string(o.figure) + " recipients attempted at " +
+           rfc3339(now_ms / 1000 * 1000);
+}
+
+std::string rfc3339(long long unix_ms) {
+    std::time_t seconds = static_cast<std::time_t>((unix_ms + 999) / 1000);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
+std::string window_text(const QuotaWindow& window) {
+    return std::to_string(window.count) + "/" + std::to_string(window.seconds);
+}
+
+}  // namespace postwarden::policy

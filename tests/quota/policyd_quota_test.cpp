@@ -1,0 +1,315 @@
+// policyd_quota_test.cpp — sending quotas as Postfix meets them: real postwarden-policyd processes
+// from the build tree, a real redis-server, requests over TCP on 127.0.0.1. The boundary, several
+// windows, the per-user override, the penalty and its honest time, exactness with many parallel
+// connections to two daemons, auto_block, reservations committed at END-OF-MESSAGE or released
+// after reserve_ttl, and Redis going away. Windows are seconds long, so real time is used.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <ctime>
+#include <thread>
+
+#include "tests/fixtures/policyd_process.hpp"
+#include "tests/fixtures/redis_server.hpp"
+
+using namespace postwarden::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string throttled_prefix = "DEFER 4.7.1 Sending rate limit exceeded, try again after ";
+const std::string blocked_login = "REJECT 5.7.1 Sender address rejected: Access denied";
+const std::string unavailable = "DEFER_IF_PERMIT 4.3.0 Policy service unavailable";
+
+// Our Redis, no greylisting or DNS needed (outbound mail), and the test's [quota] section.
+std::string config_for(RedisServer& redis, const std::string& quota) {
+    return "[redis]\naddress = " + redis.endpoint().to_string() +
+           "\ntimeout_ms = 200\n[dns]\nnameservers = 127.0.0.1:" + std::to_string(free_port()) +
+           "\ntimeout_ms = 200\n[quota]\n" + quota;
+}
+
+// One RCPT of a message (instance) from a SASL user.
+Attributes rcpt(const std::string& login, const std::string& instance, const std::string& to) {
+    auto a = inbound("198.51.100.7", login, to);
+    a["sasl_username"] = login;
+    a["instance"] = instance;
+    return a;
+}
+
+Attributes end_of_message(const std::string& login, const std::string& instance, int count) {
+    auto a = rcpt(login, instance, "");
+    a.erase("recipient");
+    a["protocol_state"] = "END-OF-MESSAGE";
+    a["recipient_count"] = std::to_string(count);
+    return a;
+}
+
+std::string to(int i) {
+    return "r" + std::to_string(i) + "@elsewhere.example";
+}
+
+// The announced time of a throttled reply, as a system_clock time point.
+std::chrono::system_clock::time_point announced(const std::string& reply) {
+    REQUIRE(reply.rfind(throttled_prefix, 0) == 0);
+    std::tm tm{};
+    REQUIRE(strptime(reply.c_str() + throttled_prefix.size(), "%Y-%m-%dT%H:%M:%SZ", &tm));
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+void sleep_until(std::chrono::system_clock::time_point t) {
+    std::this_thread::sleep_until(t);
+}
+
+bool logged(PolicydProcess& p, const std::string& text) {
+    return p.log().find(text) != std::string::npos;
+}
+
+// Recipients counted for login in the window of that many seconds.
+long long used(RedisServer& redis, const std::string& login, long seconds) {
+    auto v = redis.run({"HVALS", "pw:quota:{" + login + "}:used:" + std::to_string(seconds)});
+    long long sum = 0;
+    for (const auto& e : v.elements)
+        sum += std::stoll(e.str);
+    return sum;
+}
+
+}  // namespace
+
+TEST_CASE("quota: the boundary, several windows, replays, per-user override", "[quota][policyd]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "limits = 3/2, 5/60\nauto_block = 0\n"));
+    PolicyClient client(policyd.port());
+    const std::string alice = "alice@example.com";
+
+    for (int i = 1; i <= 3; ++i)
+        CHECK(client.ask(rcpt(alice, "m1", to(i))) == "DUNNO");
+    CHECK(client.ask(rcpt(alice, "m1", to(3))) == "DUNNO");  // a replay is not counted again
+    auto refused = client.ask(rcpt(alice, "m1", to(4)));
+    CHECK(client.ask(rcpt(alice, "m1", to(4))) == refused);  // nor is a refused one
+    CHECK(used(redis, alice, 60) == 3);
+    CHECK(logged(policyd,
+                 "reason=quota-throttled client=mail.example.org[198.51.100.7] "
+                 "helo=<mail.example.org> sasl_username=alice@example.com "
+                 "sender=<alice@example.com> rcpt=<r4@elsewhere.example> "
+                 "window=3/2 used=3 until="));
+
+    // the time is honest: at the announced second the short window has room again
+    sleep_until(announced(refused));
+    CHECK(client.ask(rcpt(alice, "m2", to(4))) == "DUNNO");
+    CHECK(client.ask(rcpt(alice, "m2", to(5))) == "DUNNO");
+    auto long_refused = client.ask(rcpt(alice, "m2", to(6)));
+    CHECK(announced(long_refused) > std::chrono::system_clock::now() + 55s);
+    CHECK(logged(policyd, "rcpt=<r6@elsewhere.example> window=5/60 used=5 until="));
+    CHECK(logged(policyd, "reason=quota-ok"));
+
+    // the override takes effect on the next request
+    redis.run({"SET", "pw:quota:limits:bob@example.com", "1/60"});
+    CHECK(client.ask(rcpt("bob@example.com", "b1", to(1))) == "DUNNO");
+    CHECK(client.ask(rcpt("bob@example.com", "b1", to(2))).rfind(throttled_prefix, 0) == 0);
+    CHECK(logged(policyd, "window=1/60 used=1"));
+    // an invalid override is reported and the default applies
+    redis.run({"SET", "pw:quota:limits:carol@example.com", "lots"});
+    for (int i = 1; i <= 3; ++i)
+        CHECK(client.ask(rcpt("carol@example.com", "c1", to(i))) == "DUNNO");
+    CHECK(client.ask(rcpt("carol@example.com", "c1", to(4))).rfind(throttled_prefix, 0) == 0);
+    CHECK(logged(policyd, "pw:quota:limits:carol@example.com: 'lots': expected COUNT/SECONDS"));
+
+    // a trusted-network client without login is outbound but not counted
+    auto trusted = inbound("127.0.0.1", "app@example.com", "x@elsewhere.example");
+    CHECK(client.ask(trusted) == "DUNNO");
+    CHECK(logged(policyd, "reason=outbound client=mail.example.org[127.0.0.1]"));
+
+    // every quota key expires (the override is the operator's)
+    auto keys = redis.run({"KEYS", "pw:quota:{*"});
+    REQUIRE(keys.elements.size() >= 6);
+    for (const auto& k : keys.elements) {
+        INFO(k.str);
+        CHECK(redis.run({"PTTL", k.str}).integer > 0);
+    }
+}
+
+TEST_CASE("quota: retrying while throttled moves the time later, never beyond penalty_max",
+          "[quota][policyd][penalty]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "limits = 2/3\npenalty_max = 4\nauto_block = 0\n"));
+    PolicyClient client(policyd.port());
+    const std::string dave = "dave@example.com";
+    CHECK(client.ask(rcpt(dave, "m1", to(1))) == "DUNNO");
+    CHECK(client.ask(rcpt(dave, "m1", to(2))) == "DUNNO");
+    auto first = announced(client.ask(rcpt(dave, "m1", to(3))));
+    // more recipients of the same message are not retries
+    CHECK(announced(client.ask(rcpt(dave, "m1", to(4)))) == first);
+
+    auto previous = first;
+    for (int i = 0; i < 3; ++i) {
+        std::this_thread::sleep_for(300ms);
+        auto now = std::chrono::system_clock::now();
+        auto t = announced(client.ask(rcpt(dave, "retry" + std::to_string(i), to(3))));
+        CHECK(t >= previous);
+        CHECK(t <= now + 5200ms);  // penalty_max (4 s) from the attempt, rounded up to a second
+        previous = t;
+    }
+    CHECK(previous > first);
+    CHECK(logged(policyd, "penalty=yes"));
+
+    // a client that waits until the announced time gets through
+    sleep_until(previous);
+    CHECK(client.ask(rcpt(dave, "later", to(3))) == "DUNNO");
+}
+
+namespace {
+
+// `connections` threads per daemon, each sending `per_connection` recipients of distinct
+// messages for the same login, all at once; returns how many were accepted.
+int flood(const std::vector<PolicydProcess*>& daemons, int connections, int per_connection,
+          const std::string& login) {
+    std::atomic<int> accepted{0}, other{0};
+    std::vector<std::thread> threads;
+    for (std::size_t d = 0; d < daemons.size(); ++d) {
+        for (int c = 0; c < connections; ++c) {
+            threads.emplace_back([&, d, c] {
+                PolicyClient client(daemons[d]->port());
+                for (int i = 0; i < per_connection; ++i) {
+                    auto id = std::to_string(d) + "." + std::to_string(c) + "." + std::to_string(i);
+                    auto reply = client.ask(rcpt(login, "m" + id, "r" + id + "@x.example"));
+                    if (reply == "DUNNO")
+                        ++accepted;
+                    else if (reply.rfind(throttled_prefix, 0) != 0)
+                        ++other;
+                }
+            });
+        }
+    }
+    for (auto& t : threads)
+        t.join();
+    CHECK(other == 0);
+    return accepted;
+}
+
+}  // namespace
+
+TEST_CASE("quota: exact under concurrency, one daemon or two sharing Redis",
+          "[quota][policyd][concurrency]") {
+    RedisServer redis;
+    auto config = config_for(redis, "limits = 50/60, 70/3600\nauto_block = 0\n");
+    PolicydProcess first(config), second(config);
+
+    CHECK(flood({&first}, 16, 10, "solo@example.com") == 50);
+    CHECK(used(redis, "solo@example.com", 60) == 50);
+
+    CHECK(flood({&first, &second}, 12, 10, "pair@example.com") == 50);
+    CHECK(used(redis, "pair@example.com", 60) == 50);
+    CHECK(used(redis, "pair@example.com", 3600) == 50);
+}
+
+TEST_CASE("quota: auto_block counts throttled attempts, blocks with a reason, SREM restores",
+          "[quota][policyd][auto-block]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "limits = 2/60\nauto_block = 4/60\n"));
+    PolicyClient client(policyd.port());
+    const std::string erin = "erin@example.com";
+
+    CHECK(client.ask(rcpt(erin, "m1", to(1))) == "DUNNO");
+    CHECK(client.ask(rcpt(erin, "m1", to(2))) == "DUNNO");
+    CHECK(client.ask(rcpt(erin, "m1", to(3))).rfind(throttled_prefix, 0) == 0);
+    CHECK(client.ask(rcpt(erin, "m2", to(3))).rfind(throttled_prefix, 0) == 0);
+    CHECK(client.ask(rcpt(erin, "m3", to(3))) == blocked_login);
+    CHECK(redis.run({"SISMEMBER", "pw:block:login", erin}).integer == 1);
+    auto why = redis.run({"HGET", "pw:block:why", erin}).str;
+    CHECK(why.rfind("auto_block 4/60: 5 recipients attempted at 20", 0) == 0);
+    CHECK(logged(policyd, "action=REJECT reason=quota-blocked"));
+    CHECK(logged(policyd, "auto_block=4/60 attempted=5"));
+    // from now on the list says no, before the quota is asked
+    CHECK(client.ask(rcpt(erin, "m4", to(1))) == blocked_login);
+    CHECK(logged(policyd, "reason=block-login"));
+
+    // a user whose limit is far away, blocked by attempts alone, and unblocked by an operator
+    const std::string frank = "frank@example.com";
+    redis.run({"SET", "pw:quota:limits:" + frank, "100/60"});
+    for (int i = 1; i <= 4; ++i)
+        CHECK(client.ask(rcpt(frank, "f1", to(i))) == "DUNNO");
+    CHECK(client.ask(rcpt(frank, "f1", to(5))) == blocked_login);
+    redis.run({"SREM", "pw:block:login", frank});
+    redis.run({"HDEL", "pw:block:why", frank});
+    CHECK(client.ask(rcpt(frank, "f2", to(6))) == "DUNNO");
+}
+
+TEST_CASE(
+    "quota: committed at END-OF-MESSAGE, given back past recipient_count or after "
+    "reserve_ttl",
+    "[quota][policyd][reserve]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "limits = 7/60\nreserve_ttl = 10\nauto_block = 0\n"));
+    PolicyClient client(policyd.port());
+    const std::string gina = "gina@example.com";
+
+    // the client went away after RCPT: never committed
+    CHECK(client.ask(rcpt(gina, "aborted", to(1))) == "DUNNO");
+    CHECK(client.ask(rcpt(gina, "aborted", to(2))) == "DUNNO");
+    auto aborted_at = std::chrono::steady_clock::now();
+    // a message that completes is charged its recipients; END-OF-MESSAGE is answered DUNNO
+    for (int i = 3; i <= 5; ++i)
+        CHECK(client.ask(rcpt(gina, "done", to(i))) == "DUNNO");
+    CHECK(client.ask(end_of_message(gina, "done", 3)) == "DUNNO");
+    CHECK(logged(policyd, "reason=quota-commit"));
+    CHECK(logged(policyd, "committed=3 released=0"));
+    CHECK(client.ask(end_of_message(gina, "done", 3)) == "DUNNO");  // a replay commits nothing
+    CHECK(logged(policyd, "committed=0 released=0"));
+    // a later restriction refused one of two recipients: Postfix accepted one
+    CHECK(client.ask(rcpt(gina, "partly", to(6))) == "DUNNO");
+    CHECK(client.ask(rcpt(gina, "partly", to(7))) == "DUNNO");
+    CHECK(client.ask(end_of_message(gina, "partly", 1)) == "DUNNO");
+    CHECK(logged(policyd, "committed=1 released=1"));
+    CHECK(used(redis, gina, 60) == 6);  // 3 + 1 committed, 2 still reserved
+
+    // after reserve_ttl the aborted message's two come back: exactly three more fit
+    std::this_thread::sleep_until(aborted_at + 10500ms);
+    for (int i = 8; i <= 10; ++i)
+        CHECK(client.ask(rcpt(gina, "after", to(i))) == "DUNNO");
+    CHECK(client.ask(rcpt(gina, "after", to(11))).rfind(throttled_prefix, 0) == 0);
+    CHECK(logged(policyd, "window=7/60 used=5"));
+}
+
+TEST_CASE("quota: Redis down answers per the quota fail_mode in time; nothing double-counted",
+          "[quota][policyd][redis-down]") {
+    RedisServer redis;
+    PolicydProcess closed(config_for(redis, "limits = 5/60\nauto_block = 0\n"));
+    PolicydProcess open(config_for(redis, "limits = 5/60\nauto_block = 0\nfail_mode = open\n"));
+    PolicyClient client(closed.port()), open_client(open.port());
+    const std::string hank = "hank@example.com";
+
+    CHECK(client.ask(rcpt(hank, "m1", to(1))) == "DUNNO");
+    CHECK(client.ask(rcpt(hank, "m1", to(2))) == "DUNNO");
+
+    // alive but silent: the request is answered per fail_mode within the timeout
+    kill(redis.pid(), SIGSTOP);
+    auto started = std::chrono::steady_clock::now();
+    auto reply = client.ask(rcpt(hank, "m1", to(3)));
+    auto open_reply = open_client.ask(rcpt(hank, "o1", to(1)));
+    auto took = std::chrono::steady_clock::now() - started;
+    kill(redis.pid(), SIGCONT);
+    CHECK(reply == unavailable);
+    CHECK(open_reply == "DUNNO");
+    CHECK(took < 1500ms);  // timeout_ms = 200 per step, two daemons
+    CHECK(logged(closed, "reason=quota-unavailable"));
+
+    // Postfix' client retries the deferred recipient in the same transaction: counted once
+    CHECK(wait_until([&] { return client.ask(rcpt(hank, "m1", to(3))) == "DUNNO"; }, 10s));
+    CHECK(client.ask(end_of_message(hank, "m1", 3)) == "DUNNO");
+    CHECK(logged(closed, "committed=3 released=0"));
+    CHECK(used(redis, hank, 60) == 3);
+    CHECK(client.ask(rcpt(hank, "m2", to(4))) == "DUNNO");
+    CHECK(client.ask(rcpt(hank, "m2", to(5))) == "DUNNO");
+    CHECK(client.ask(rcpt(hank, "m2", to(6))).rfind(throttled_prefix, 0) == 0);
+
+    // gone: answered at once; END-OF-MESSAGE is DUNNO whatever happens
+    redis.stop();
+    started = std::chrono::steady_clock::now();
+    CHECK(client.ask(rcpt("ivy@example.com", "i1", to(1))) == unavailable);
+    CHECK(open_client.ask(rcpt("ivy@example.com", "i1", to(1))) == "DUNNO");
+    CHECK(client.ask(end_of_message("ivy@example.com", "i1", 1)) == "DUNNO");
+    CHECK(std::chrono::steady_clock::now() - started < 1500ms);
+    redis.start();
+    CHECK(wait_until([&] { return client.ask(rcpt("ivy@example.com", "i2", to(1))) == "DUNNO"; },
+                     10s));
+}

@@ -1,0 +1,264 @@
+// script_test.cpp — common/lua/quota.lua against a real redis-server, with the clock under the
+// test's control (the time is an ARGV): window boundaries to the millisecond, several windows, the
+// penalty formula, replays, reservations released and committed, auto_block, bounded memory and
+// TTLs. The keys and arguments are built by policyd/quota.hpp, as policyd builds them.
+#include <catch2/catch.hpp>
+
+#include "common/scripts.hpp"
+#include "policyd/quota.hpp"
+#include "tests/fixtures/redis_server.hpp"
+
+using namespace postwarden;
+using namespace postwarden::policy;
+using namespace postwarden::test;
+
+namespace {
+
+constexpr long long t0 = 1714564800000;  // 2024-05-01T12:00:00Z, on a whole minute
+
+// One user's quota as policyd drives it, with EVAL and a chosen time.
+struct Quota {
+    RedisServer& redis;
+    Config config;
+    std::string login = "alice@example.com";
+
+    Quota(RedisServer& r, const std::string& quota_section) : redis(r) {
+        std::string error;
+        auto c = parse_config("[quota]\n" + quota_section, "test", &error);
+        INFO(error);
+        REQUIRE(c);
+        config = *c;
+    }
+
+    Facts facts(const std::string& instance, const std::string& rcpt) const {
+        Facts f;
+        f.state = "RCPT";
+        f.login = login;
+        f.instance = instance;
+        f.recipient = rcpt;
+        return f;
+    }
+
+    redis::Value eval(const ScriptCall& call) {
+        std::vector<std::string> argv{"EVAL", std::string(script_text("quota")),
+                                      std::to_string(call.keys.size())};
+        argv.insert(argv.end(), call.keys.begin(), call.keys.end());
+        argv.insert(argv.end(), call.args.begin(), call.args.end());
+        return redis.run(argv);
+    }
+
+    QuotaOutcome reserve(long long now, const std::string& instance, const std::string& rcpt) {
+        auto limits = merge_windows(config.quota.limits);
+        auto v = eval(reserve_call(facts(instance, rcpt), limits, now, config));
+        INFO(v.str);
+        auto o = parse_reserve_reply(v);
+        REQUIRE(o);
+        return *o;
+    }
+
+    CommitOutcome commit(long long now, const std::string& instance, long count) {
+        auto limits = merge_windows(config.quota.limits);
+        auto v = eval(commit_call(facts(instance, ""), count, limits, now, config));
+        INFO(v.str);
+        auto o = parse_commit_reply(v);
+        REQUIRE(o);
+        return *o;
+    }
+
+    // Recipients counted in the window of that many seconds (reserved and committed).
+    long long used(long seconds) {
+        auto v = redis.run({"HVALS", "pw:quota:{" + login + "}:used:" + std::to_string(seconds)});
+        long long sum = 0;
+        for (const auto& e : v.elements)
+            sum += std::stoll(e.str);
+        return sum;
+    }
+};
+
+bool reserved(const QuotaOutcome& o) {
+    return o.verdict == QuotaVerdict::reserved;
+}
+
+}  // namespace
+
+TEST_CASE("script: the limit is reached exactly; the refused recipient is not counted",
+          "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 3/60\nauto_block = 0\n");
+    for (int i = 1; i <= 3; ++i) {
+        auto o = q.reserve(t0 + i, "m1", "r" + std::to_string(i) + "@x.example");
+        CHECK(reserved(o));
+        CHECK(o.window == 1);
+        CHECK(o.figure == i);
+    }
+    auto refused = q.reserve(t0 + 10, "m2", "r4@x.example");
+    CHECK(refused.verdict == QuotaVerdict::throttled);
+    CHECK(refused.figure == 3);
+    // the first bucket (1 s long) leaves the window at its end plus 60 s
+    CHECK(refused.until_ms == t0 + 1000 + 60000);
+    CHECK(q.used(60) == 3);
+
+    // honest: at T it fits again (no attempt in between)
+    CHECK(reserved(q.reserve(t0 + 61000, "m3", "r5@x.example")));
+    CHECK(q.used(60) == 1);
+
+    // one millisecond early is still throttled, for another user in the same state
+    q.login = "bob@example.com";
+    for (int i = 1; i <= 3; ++i)
+        q.reserve(t0 + i, "b1", "r" + std::to_string(i));
+    CHECK(q.reserve(t0 + 10, "b2", "r4").until_ms == t0 + 61000);
+    CHECK(q.reserve(t0 + 60999, "b3", "r5").verdict == QuotaVerdict::penalty);
+}
+
+TEST_CASE("script: several windows, the one that is full decides", "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 2/10, 3/3600\nauto_block = 0\n");
+    CHECK(reserved(q.reserve(t0, "m1", "a")));
+    auto second = q.reserve(t0, "m1", "b");
+    CHECK(second.window == 1);  // 2/2 of the short window is fuller than 2/3
+    CHECK(second.figure == 2);
+    auto short_full = q.reserve(t0 + 1, "m1", "c");
+    CHECK(short_full.verdict == QuotaVerdict::throttled);
+    CHECK(short_full.window == 1);
+    long long bucket_end = (t0 / 167 + 1) * 167;  // buckets of 10 s / 60 = 167 ms
+    CHECK(short_full.until_ms == bucket_end + 10000);
+    CHECK(q.reserve(bucket_end + 9999, "m2", "d").verdict == QuotaVerdict::penalty);
+    CHECK(reserved(q.reserve(short_full.until_ms + 40000, "m3", "d")));
+    auto long_full = q.reserve(short_full.until_ms + 40000, "m4", "e");
+    CHECK(long_full.verdict == QuotaVerdict::throttled);
+    CHECK(long_full.window == 2);
+    CHECK(long_full.figure == 3);
+    CHECK(long_full.until_ms == t0 + 60000 + 3600000);
+}
+
+TEST_CASE(
+    "script: penalty doubles the time left, at most penalty_max; same message and "
+    "replays do not move it",
+    "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 1/60\npenalty_max = 100\nauto_block = 0\n");
+    CHECK(reserved(q.reserve(t0, "m1", "a")));
+    auto first = q.reserve(t0 + 20000, "m2", "b");
+    long long T = t0 + 1000 + 60000;
+    CHECK(first.until_ms == T);
+
+    // a replay of the same request: the same answer, no penalty
+    CHECK(q.reserve(t0 + 20001, "m2", "b").until_ms == T);
+    CHECK(q.reserve(t0 + 20001, "m2", "b").verdict == QuotaVerdict::throttled);
+    // another recipient of the same message: the same time
+    CHECK(q.reserve(t0 + 20002, "m2", "c").until_ms == T);
+
+    // a new message at t: T becomes t + min(penalty_max, 2 (T - t))
+    long long t = t0 + 50000;  // 11 s left → 22 s
+    auto p1 = q.reserve(t, "m3", "b");
+    CHECK(p1.verdict == QuotaVerdict::penalty);
+    CHECK(p1.until_ms == t + 2 * (T - t));
+    T = p1.until_ms;
+    t += 1000;  // 21 s left → 42 s
+    CHECK(q.reserve(t, "m4", "b").until_ms == t + 2 * (T - t));
+    T = t + 2 * (T - t);
+    for (int i = 0; i < 5; ++i) {
+        t += 500;
+        auto p = q.reserve(t, "m5" + std::to_string(i), "b");
+        CHECK(p.until_ms <= t + 100000);  // never beyond penalty_max from the attempt
+        CHECK(p.until_ms >= T);           // never earlier
+        T = p.until_ms;
+    }
+    CHECK(T == t + 100000);
+    // the throttle state expires with T, and at T mail flows again
+    CHECK(redis.run({"PTTL", "pw:quota:{alice@example.com}:throttle"}).integer > 0);
+    CHECK(reserved(q.reserve(T, "m6", "b")));
+
+    // penalty_max shorter than the time a window needs: T is never moved earlier
+    q.login = "carol@example.com";
+    q.config.quota.penalty_max = 5;
+    q.reserve(t0, "c1", "a");
+    auto c = q.reserve(t0 + 1, "c2", "b");
+    CHECK(q.reserve(t0 + 2, "c3", "b").until_ms == c.until_ms);
+}
+
+TEST_CASE("script: reservations commit, are given back beyond recipient_count, expire",
+          "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 10/3600\nreserve_ttl = 60\nauto_block = 0\n");
+    for (auto r : {"a", "b", "c"})
+        CHECK(reserved(q.reserve(t0, "done", r)));
+    for (auto r : {"a", "b"})
+        CHECK(reserved(q.reserve(t0 + 1000, "aborted", r)));
+    for (auto r : {"a", "b", "c"})
+        CHECK(reserved(q.reserve(t0 + 2000, "partly", r)));
+    CHECK(q.used(3600) == 8);
+    // replays of reserved recipients count nothing
+    CHECK(reserved(q.reserve(t0 + 2500, "done", "a")));
+    CHECK(q.used(3600) == 8);
+
+    auto done = q.commit(t0 + 5000, "done", 3);
+    CHECK(done.committed == 3);
+    CHECK(done.released == 0);
+    auto partly = q.commit(t0 + 5000, "partly", 1);  // a later restriction refused two
+    CHECK(partly.committed == 1);
+    CHECK(partly.released == 2);
+    CHECK(q.used(3600) == 6);
+    // a replayed END-OF-MESSAGE finds nothing
+    CHECK(q.commit(t0 + 5001, "done", 3).committed == 0);
+    CHECK(q.used(3600) == 6);
+
+    // "aborted" never commits: released reserve_ttl after its RCPT, on the next request
+    CHECK(q.reserve(t0 + 60999, "next", "a").figure == 7);
+    CHECK(q.reserve(t0 + 61000, "next", "b").figure == 6);
+    CHECK(q.used(3600) == 6);
+    CHECK(redis.run({"ZCARD", "pw:quota:{alice@example.com}:held"}).integer == 2);
+    // committed usage stays
+    CHECK(q.commit(t0 + 62000, "next", -1).committed == 2);
+    CHECK(q.used(3600) == 6);
+}
+
+TEST_CASE("script: auto_block counts every attempt, throttled ones included", "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 2/60\nauto_block = 4/60\n");
+    CHECK(reserved(q.reserve(t0, "m1", "a")));
+    CHECK(reserved(q.reserve(t0, "m1", "b")));
+    CHECK(q.reserve(t0, "m1", "c").verdict == QuotaVerdict::throttled);
+    CHECK(q.reserve(t0, "m1", "c").verdict == QuotaVerdict::throttled);  // replay: not counted
+    CHECK(q.reserve(t0, "m2", "c").verdict == QuotaVerdict::penalty);
+    auto blocked = q.reserve(t0 + 1, "m3", "d");
+    CHECK(blocked.verdict == QuotaVerdict::blocked);
+    CHECK(blocked.window == 1);
+    CHECK(blocked.figure == 5);
+    // the attempt count starts over, so an operator's unblock is not undone by the next request
+    CHECK(redis.run({"EXISTS", "pw:quota:{alice@example.com}:tried:60"}).integer == 0);
+}
+
+TEST_CASE("script: memory stays bounded and every key expires", "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis,
+            "limits = 100000/3600, 100000/86400\nauto_block = 100000/3600\n"
+            "reserve_ttl = 900\n");
+    // 3000 recipients over 4 hours, each message committed
+    for (int i = 0; i < 3000; ++i) {
+        long long now = t0 + i * 4800LL;
+        auto m = "m" + std::to_string(i);
+        REQUIRE(reserved(q.reserve(now, m, "r@x.example")));
+        REQUIRE(q.commit(now + 10, m, 1).committed == 1);
+    }
+    auto base = "pw:quota:{alice@example.com}:";
+    CHECK(redis.run({"HLEN", base + std::string("used:3600")}).integer <= 61);
+    CHECK(redis.run({"HLEN", base + std::string("used:86400")}).integer <= 61);
+    CHECK(redis.run({"HLEN", base + std::string("tried:3600")}).integer <= 61);
+    CHECK(redis.run({"ZCARD", base + std::string("held")}).integer == 0);
+    // one per 4.8 s over the window, plus at most its last bucket (60 s)
+    CHECK(q.used(3600) >= 750);
+    CHECK(q.used(3600) <= 763);
+
+    q.reserve(t0 + 3000 * 4800LL, "open", "r@x.example");
+    q.config.quota.limits = {{1, 60}};
+    q.reserve(t0 + 3000 * 4800LL, "open", "s@x.example");
+    CHECK(q.reserve(t0 + 3000 * 4800LL, "refused", "r@x.example").verdict ==
+          QuotaVerdict::throttled);
+    auto keys = redis.run({"KEYS", "pw:*"});
+    REQUIRE(keys.elements.size() >= 5);
+    for (const auto& k : keys.elements) {
+        INFO(k.str);
+        CHECK(redis.run({"PTTL", k.str}).integer > 0);
+    }
+}

@@ -1,0 +1,180 @@
+// quota_test.cpp — the pure quota functions: which limits apply, the keys and arguments of
+// common/lua/quota.lua, what its replies mean, the replies, log details and RFC 3339 times. The
+// script's semantics are tested against a real redis-server in tests/quota/.
+#include <catch2/catch.hpp>
+
+#include "policyd/quota.hpp"
+
+using namespace postwarden;
+using namespace postwarden::policy;
+
+namespace {
+
+Facts sasl_facts(std::string login) {
+    Facts f;
+    f.state = "RCPT";
+    f.instance = "4c1f.6632a1b0.7d3e2.0";
+    f.login = std::move(login);
+    f.recipient = "friend@elsewhere.example";
+    f.outbound = true;
+    return f;
+}
+
+redis::Value integer(long long n) {
+    redis::Value v;
+    v.type = redis::Value::Type::integer;
+    v.integer = n;
+    return v;
+}
+
+redis::Value reply(std::string verdict, long long until, long long window, long long figure) {
+    redis::Value v, s;
+    s.type = redis::Value::Type::string;
+    s.str = std::move(verdict);
+    v.type = redis::Value::Type::array;
+    v.elements = {s, integer(until), integer(window), integer(figure)};
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("quota applies to SASL users while limits or auto_block is set", "[quota]") {
+    auto c = default_config();
+    auto f = sasl_facts("alice@example.com");
+    CHECK(quota_applies(f, c));
+    f.login.clear();  // a trusted network without login is outbound but not counted
+    CHECK_FALSE(quota_applies(f, c));
+    f.login = "alice@example.com";
+    c.quota.limits.clear();
+    CHECK(quota_applies(f, c));
+    c.quota.auto_block.clear();
+    CHECK_FALSE(quota_applies(f, c));
+}
+
+TEST_CASE("the override replaces the default limits; invalid text keeps the default", "[quota]") {
+    auto c = default_config();
+    CHECK(quota_override_key("alice@example.com", c) == "pw:quota:limits:alice@example.com");
+
+    auto none = effective_limits(std::nullopt, c);
+    CHECK_FALSE(none.overridden);
+    REQUIRE(none.windows.size() == 2);
+    CHECK(window_text(none.windows[0]) == "100/3600");
+    CHECK(window_text(none.windows[1]) == "1000/86400");
+
+    auto one = effective_limits("50/60, 500/3600", c);
+    CHECK(one.overridden);
+    CHECK(one.warning.empty());
+    REQUIRE(one.windows.size() == 2);
+    CHECK(window_text(one.windows[0]) == "50/60");
+
+    auto unlimited = effective_limits("0", c);
+    CHECK(unlimited.overridden);
+    CHECK(unlimited.windows.empty());
+
+    auto bad = effective_limits("lots", c);
+    CHECK_FALSE(bad.overridden);
+    CHECK(bad.warning.find("expected COUNT/SECONDS") != std::string::npos);
+    CHECK(bad.windows.size() == 2);
+}
+
+TEST_CASE("windows of the same length share a key: the smaller count wins", "[quota]") {
+    auto w = merge_windows({{20, 60}, {100, 3600}, {10, 60}});
+    REQUIRE(w.size() == 2);
+    CHECK(window_text(w[0]) == "10/60");
+    CHECK(window_text(w[1]) == "100/3600");
+}
+
+TEST_CASE("buckets are 1/60 of the window, rounded up to the millisecond", "[quota]") {
+    CHECK(bucket_ms({100, 3600}) == 60000);
+    CHECK(bucket_ms({1, 2}) == 34);
+    CHECK(bucket_ms({1, 1}) == 17);
+    CHECK(bucket_ms({1000, 86400}) == 1440000);
+}
+
+TEST_CASE("script keys share the login's hash tag; arguments follow the script header", "[quota]") {
+    auto c = default_config();
+    auto f = sasl_facts("Odd{login}%");
+    auto limits = effective_limits(std::nullopt, c).windows;
+    auto r = reserve_call(f, limits, 1700000000123, c);
+    std::string base = "pw:quota:{Odd%7blogin%7d%25}:";
+    CHECK(r.keys == std::vector<std::string>{base + "held", base + "throttle", base + "used:3600",
+                                             base + "used:86400", base + "tried:3600"});
+    CHECK(r.args == std::vector<std::string>{"reserve", "1700000000123",
+                                             "4c1f.6632a1b0.7d3e2.0 friend@elsewhere.example",
+                                             "900", "86400", "2", "100", "3600000", "60000", "1000",
+                                             "86400000", "1440000", "1", "3000", "3600000",
+                                             "60000"});
+
+    f.instance = "has space";
+    auto m = commit_call(f, 3, limits, 5, c);
+    CHECK(m.keys == std::vector<std::string>{base + "held", base + "throttle", base + "used:3600",
+                                             base + "used:86400"});
+    CHECK(m.args == std::vector<std::string>{"commit", "5", "has_space", "900", "3", "2", "100",
+                                             "3600000", "60000", "1000", "86400000", "1440000",
+                                             "0"});
+    CHECK(commit_call(f, -7, limits, 5, c).args[4] == "-1");
+}
+
+TEST_CASE("script replies are parsed strictly", "[quota]") {
+    auto ok = parse_reserve_reply(reply("reserved", 0, 1, 57));
+    REQUIRE(ok);
+    CHECK(ok->verdict == QuotaVerdict::reserved);
+    CHECK(ok->window == 1);
+    CHECK(ok->figure == 57);
+    auto t = parse_reserve_reply(reply("throttled", 1700000003600, 2, 1000));
+    REQUIRE(t);
+    CHECK(t->verdict == QuotaVerdict::throttled);
+    CHECK(t->until_ms == 1700000003600);
+    CHECK(parse_reserve_reply(reply("penalty", 9, 1, 1))->verdict == QuotaVerdict::penalty);
+    CHECK(parse_reserve_reply(reply("blocked", 0, 1, 3001))->verdict == QuotaVerdict::blocked);
+
+    CHECK_FALSE(parse_reserve_reply(reply("maybe", 0, 1, 1)));
+    CHECK_FALSE(parse_reserve_reply(reply("throttled", 0, 1, 1)));  // refused without a time
+    CHECK_FALSE(parse_reserve_reply(reply("reserved", 0, -1, 1)));
+    CHECK_FALSE(parse_reserve_reply(integer(1)));
+
+    redis::Value commit;
+    commit.type = redis::Value::Type::array;
+    commit.elements = {integer(3), integer(1)};
+    auto c = parse_commit_reply(commit);
+    REQUIRE(c);
+    CHECK(c->committed == 3);
+    CHECK(c->released == 1);
+    commit.elements.pop_back();
+    CHECK_FALSE(parse_commit_reply(commit));
+}
+
+TEST_CASE("RFC 3339 times are UTC and rounded up to the second", "[quota]") {
+    CHECK(rfc3339(0) == "1970-01-01T00:00:00Z");
+    CHECK(rfc3339(1714564800000) == "2024-05-01T12:00:00Z");
+    CHECK(rfc3339(1714564800001) == "2024-05-01T12:00:01Z");
+    CHECK(rfc3339(1714564800999) == "2024-05-01T12:00:01Z");
+}
+
+TEST_CASE("replies and log details say which window and the usage", "[quota]") {
+    auto c = default_config();
+    auto limits = effective_limits(std::nullopt, c).windows;
+
+    auto ok = quota_decision({QuotaVerdict::reserved, 0, 1, 57}, limits, c);
+    CHECK(ok.action == "DUNNO");
+    CHECK(ok.reason == "quota-ok");
+    CHECK(ok.detail == "window=100/3600 used=57");
+    CHECK(quota_decision({QuotaVerdict::reserved, 0, 0, 0}, {}, c).detail == "window=none");
+
+    auto t = quota_decision({QuotaVerdict::throttled, 1714564800500, 1, 100}, limits, c);
+    CHECK(t.action ==
+          "DEFER 4.7.1 Sending rate limit exceeded, try again after 2024-05-01T12:00:01Z");
+    CHECK(t.reason == "quota-throttled");
+    CHECK(t.detail == "window=100/3600 used=100 until=2024-05-01T12:00:01Z");
+
+    auto p = quota_decision({QuotaVerdict::penalty, 1714564800000, 2, 1000}, limits, c);
+    CHECK(p.reason == "quota-throttled");
+    CHECK(p.detail == "window=1000/86400 used=1000 until=2024-05-01T12:00:00Z penalty=yes");
+
+    auto b = quota_decision({QuotaVerdict::blocked, 0, 1, 3001}, limits, c);
+    CHECK(b.action == "REJECT 5.7.1 Sender address rejected: Access denied");
+    CHECK(b.reason == "quota-blocked");
+    CHECK(b.detail == "auto_block=3000/3600 attempted=3001");
+    CHECK(block_reason({QuotaVerdict::blocked, 0, 1, 3001}, c, 1714564800999) ==
+          "auto_block 3000/3600: 3001 recipients attempted at 2024-05-01T12:00:00Z");
+}
