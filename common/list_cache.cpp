@@ -1,6 +1,9 @@
 // list_cache.cpp — see list_cache.hpp for the protocol with Redis and why it stays exact.
 #include "common/list_cache.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include "common/log.hpp"
 
 namespace postwarden {
@@ -28,7 +31,7 @@ void not_a_set(const std::string& key, const redis::Value& v) {
 
 ListCache::ListCache(boost::asio::io_context& io, redis::Client& data,
                      const redis::Options& options, std::string prefix)
-    : data_(data), prefix_(std::move(prefix)) {
+    : io_(io), data_(data), prefix_(std::move(prefix)) {
     redis::Options sub = options;
     sub.on_ready = [this] { subscriber_ready(); };
     sub.on_message = [this](const redis::Value& v) { on_invalidate(v); };
@@ -129,7 +132,10 @@ void ListCache::lookup(const std::vector<Query>& queries, Done done) {
     }
     if (missing.empty()) {
         ++stats_.hits;
-        return done(true, std::move(hits));
+        boost::asio::post(io_, [done = std::move(done), hits = std::move(hits)]() mutable {
+            done(true, std::move(hits));
+        });
+        return;
     }
     fetch(queries, std::move(missing), std::move(hits), std::move(done));
 }

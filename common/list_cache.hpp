@@ -45,8 +45,11 @@ class ListCache {
     void stop();
     void data_connection_ready();
 
-    // Answers at once (inside the call) when every set is in memory; otherwise later, on the io
-    // thread. The queries must stay alive until done runs.
+    // Answers on the io thread, never inside the call. From memory the answer is posted, not
+    // given at once: an invalidation Redis sent before the request arrived is then always
+    // handled first (its read completed in the same or an earlier turn of the loop), so an edit
+    // acknowledged to redis-cli is seen by every request that arrives after it.
+    // The queries must stay alive until done runs.
     void lookup(const std::vector<Query>& queries, Done done);
 
     bool tracking() const { return tracking_; }
@@ -64,6 +67,7 @@ class ListCache {
     void fetch(const std::vector<Query>& queries, std::vector<std::size_t> missing,
                std::vector<std::vector<bool>> hits, Done done);
 
+    boost::asio::io_context& io_;
     redis::Client& data_;
     std::unique_ptr<redis::Client> subscriber_;
     std::string prefix_;

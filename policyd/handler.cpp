@@ -22,17 +22,6 @@ long long unix_now_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// SMISMEMBER's reply as booleans; nullopt when it is not an array of integers.
-std::optional<std::vector<bool>> membership(const redis::Value& v, std::size_t expected) {
-    if (v.type != redis::Value::Type::array || v.elements.size() != expected) return std::nullopt;
-    std::vector<bool> out;
-    for (const auto& e : v.elements) {
-        if (e.type != redis::Value::Type::integer) return std::nullopt;
-        out.push_back(e.integer != 0);
-    }
-    return out;
-}
-
 // The quota script, hashed once per process (EVALSHA sends the hash).
 const redis::Script& quota_script() {
     static const redis::Script script(std::string(script_text("quota")));
@@ -50,6 +39,7 @@ long recipient_count_of(const Request& request) {
 struct Job : std::enable_shared_from_this<Job> {
     redis::Client& redis;
     SpfService& spf;
+    ListCache& lists;
     const redis::Script& greylist;
     std::shared_ptr<const Config> config;
     Facts facts;
@@ -57,14 +47,14 @@ struct Job : std::enable_shared_from_this<Job> {
 
     std::vector<ListQuery> queries;
     std::vector<std::vector<bool>> hits;
-    std::size_t outstanding = 0;
     bool lists_failed = false;
     long recipient_count = -1;  // END-OF-MESSAGE only
 
-    Job(redis::Client& r, SpfService& s, const redis::Script& g, std::shared_ptr<const Config> c,
-        Facts f, std::function<void(std::string)> cb)
+    Job(redis::Client& r, SpfService& s, ListCache& l, const redis::Script& g,
+        std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
+          lists(l),
           greylist(g),
           config(std::move(c)),
           facts(std::move(f)),
@@ -88,27 +78,20 @@ struct Job : std::enable_shared_from_this<Job> {
 };
 
 // All list lookups of a request go out in one pipelined batch.
+// All list lookups of a request in one go: from memory while the list cache tracks the lists,
+// otherwise in one pipelined batch (list_cache.hpp).
 void Job::start_lists() {
     queries = plan_lists(facts, *config);
-    hits.assign(queries.size(), {});
-    outstanding = queries.size();
     if (queries.empty()) return after_lists({});
-    for (std::size_t i = 0; i < queries.size(); ++i) {
-        std::vector<std::string> argv{"SMISMEMBER", queries[i].key};
-        argv.insert(argv.end(), queries[i].members.begin(), queries[i].members.end());
-        redis.command(std::move(argv), [self = shared_from_this(), i](redis::Reply r) {
-            if (!r.ok) {
-                self->lists_failed = true;
-            } else if (auto m = membership(r.value, self->queries[i].members.size())) {
-                self->hits[i] = std::move(*m);
-            } else {
-                // An operator wrote something else than a SET under a list's name: the list is
-                // ignored and said so, rather than failing every request.
-                log::warning("list " + self->queries[i].key + " is not a set: " + r.value.str);
-            }
-            if (--self->outstanding == 0) self->lists_done();
-        });
-    }
+    std::vector<ListCache::Query> asked;
+    asked.reserve(queries.size());
+    for (const auto& q : queries)
+        asked.push_back({&q.key, &q.members});
+    lists.lookup(asked, [self = shared_from_this()](bool ok, std::vector<std::vector<bool>> h) {
+        self->lists_failed = !ok;
+        self->hits = std::move(h);
+        self->lists_done();
+    });
 }
 
 void Job::lists_done() {
@@ -254,8 +237,8 @@ void Job::quota_failed() {
 
 }  // namespace
 
-Handler::Handler(redis::Client& redis, SpfService& spf)
-    : redis_(redis), spf_(spf), greylist_(std::string(script_text("greylist"))) {}
+Handler::Handler(redis::Client& redis, SpfService& spf, ListCache& lists)
+    : redis_(redis), spf_(spf), lists_(lists), greylist_(std::string(script_text("greylist"))) {}
 
 void Handler::handle(const Request& request, std::shared_ptr<const Config> config,
                      std::function<void(std::string)> reply) {
@@ -267,14 +250,14 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, greylist_, std::move(config),
+        auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, std::move(config),
                                          std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, greylist_, std::move(config), std::move(facts),
-                                     std::move(reply));
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, std::move(config),
+                                     std::move(facts), std::move(reply));
     job->start_lists();
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/config.hpp"
+#include "common/list_cache.hpp"
 #include "common/redis.hpp"
 #include "policyd/protocol.hpp"
 
@@ -20,7 +21,7 @@ class SpfService;
 
 class Handler {
   public:
-    Handler(redis::Client& redis, SpfService& spf);
+    Handler(redis::Client& redis, SpfService& spf, ListCache& lists);
 
     // `reply` receives the text after "action=".
     void handle(const Request& request, std::shared_ptr<const Config> config,
@@ -29,6 +30,7 @@ class Handler {
   private:
     redis::Client& redis_;
     SpfService& spf_;
+    ListCache& lists_;
     redis::Script greylist_;
 };
 

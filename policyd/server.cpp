@@ -28,8 +28,9 @@ namespace {
 
 constexpr int spf_threads = 8;  // SPF threads mostly wait on DNS
 
-redis::Options redis_options(const Config& c) {
+redis::Options redis_options(const Config& c, std::function<void()> on_ready = {}) {
     redis::Options o;
+    o.on_ready = std::move(on_ready);
     o.address = c.redis.address;
     o.password = c.redis.password;
     o.timeout_ms = c.redis.timeout_ms;
@@ -48,9 +49,10 @@ class Server {
     Server(std::shared_ptr<const Config> config, std::string path)
         : config_(std::move(config)),
           path_(std::move(path)),
-          redis_(io_, redis_options(*config_)),
+          redis_(io_, redis_options(*config_, [this] { lists_.data_connection_ready(); })),
+          lists_(io_, redis_, redis_options(*config_), config_->redis.prefix),
           spf_(io_, dns_options(*config_), spf_threads),
-          handler_(redis_, spf_),
+          handler_(redis_, spf_, lists_),
           signals_(io_, SIGINT, SIGTERM, SIGHUP),
           refusal_log_(io_),
           context_{handler_, [this] { return config_; },
@@ -77,6 +79,7 @@ class Server {
     std::shared_ptr<const Config> config_;
     std::string path_;
     redis::Client redis_;
+    ListCache lists_;
     SpfService spf_;
     Handler handler_;
     asio::signal_set signals_;
@@ -231,6 +234,7 @@ void Server::shutdown() {
 
 void Server::maybe_exit() {
     if (stopping_ && connections_ == 0) {
+        lists_.stop();
         redis_.stop();
         io_.stop();
     }
@@ -258,6 +262,7 @@ void Server::open_when_ready(std::shared_ptr<asio::steady_timer> timer, int trie
 
 int Server::run() {
     redis_.start();
+    lists_.start();
     wait_signal();
     open_when_ready(std::make_shared<asio::steady_timer>(io_), 200);
     io_.run();

@@ -212,3 +212,25 @@ TEST_CASE("Redis that does not answer: the request is answered per fail_mode in 
     CHECK(took < 1500ms);  // timeout_ms = 200 per step
     CHECK(wait_until([&] { return client.ask(mail).rfind("DEFER_IF_PERMIT 4.7.1", 0) == 0; }, 10s));
 }
+
+TEST_CASE("lists are answered from memory, and every edit still counts on the next request",
+          "[policyd][cache]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "[greylist]\nenabled = no\n"));
+    PolicyClient client(policyd.port());
+    auto mail = inbound("203.0.113.9", "a@shop.example", "bob@example.net");
+    REQUIRE(
+        wait_until([&] { return policyd.log().find("list cache on") != std::string::npos; }, 5s));
+    CHECK(client.ask(mail) == "DUNNO");  // loads the sets once
+    auto loads = redis.info_field("commandstats", "cmdstat_smembers");
+    for (int i = 0; i < 20; ++i)
+        CHECK(client.ask(mail) == "DUNNO");
+    CHECK(redis.info_field("commandstats", "cmdstat_smembers") == loads);
+    CHECK(redis.info_field("commandstats", "cmdstat_smismember").empty());
+    for (int i = 0; i < 20; ++i) {
+        sadd(redis, "pw:block:domain", "shop.example");
+        CHECK(client.ask(mail).rfind("REJECT 5.7.1 Sender email", 0) == 0);
+        redis.run({"SREM", "pw:block:domain", "shop.example"});
+        CHECK(client.ask(mail) == "DUNNO");
+    }
+}
