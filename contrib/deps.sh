@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps.sh — install, from Debian 12 packages, whatever postwarden needs to build, run and test
 # and is not on this machine yet. Idempotent: it asks apt only for missing packages.
+#   contrib/deps.sh [EXTRA-PACKAGE...]   (contrib/bench/run.sh adds postgrey this way)
 #
 # Package installs must never start services on the machine (a redis-server, later Postfix or
 # Dovecot, that the operator did not ask for): a temporary policy-rc.d refuses every start while
@@ -11,7 +12,8 @@ packages="build-essential cmake pkg-config clang-format
 libboost-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
 redis-server redis-tools python3 python3-yaml
 libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl
-postfix dovecot-core"
+postfix dovecot-core
+$*"
 
 missing=""
 for p in $packages; do

@@ -27,17 +27,19 @@ void add_query(std::vector<ListQuery>& out, const Config& config, ListKind kind,
     out.push_back({std::move(key), std::move(members), kind, what, !rcpt_domain.empty()});
 }
 
-// sender, domain and (inbound only) net lists of one level, allow before block.
+// sender, domain and (inbound only) net lists of one level, allow before block. The names are
+// spelled once per request by the caller: a v4 client has 34 network spellings.
+struct Spellings {
+    std::vector<std::string> domains, networks;
+};
+
 void add_level(std::vector<ListQuery>& out, const Facts& f, const Config& config,
-               std::string_view rcpt_domain) {
+               std::string_view rcpt_domain, const Spellings& names) {
     for (auto kind : {ListKind::allow, ListKind::block}) {
         if (!f.sender.empty())
             add_query(out, config, kind, ListWhat::sender, "sender", rcpt_domain, {f.sender});
-        add_query(out, config, kind, ListWhat::domain, "domain", rcpt_domain,
-                  domain_and_parents(f.sender_domain));
-        if (!f.outbound && f.client)
-            add_query(out, config, kind, ListWhat::net, "net", rcpt_domain,
-                      network_candidates(*f.client));
+        add_query(out, config, kind, ListWhat::domain, "domain", rcpt_domain, names.domains);
+        add_query(out, config, kind, ListWhat::net, "net", rcpt_domain, names.networks);
     }
 }
 
@@ -82,8 +84,11 @@ std::vector<ListQuery> plan_lists(const Facts& f, const Config& config) {
     if (f.outbound && !f.login.empty())
         add_query(out, config, ListKind::block, ListWhat::login, "login", "", {f.login});
     // Outbound mail goes to foreign domains: only the global lists speak for it.
-    if (!f.outbound && !f.recipient_domain.empty()) add_level(out, f, config, f.recipient_domain);
-    add_level(out, f, config, "");
+    Spellings names{domain_and_parents(f.sender_domain), {}};
+    if (!f.outbound && f.client) names.networks = network_candidates(*f.client);
+    if (!f.outbound && !f.recipient_domain.empty())
+        add_level(out, f, config, f.recipient_domain, names);
+    add_level(out, f, config, "", names);
     auto tld = top_level_domain(f.sender_domain);
     if (!tld.empty()) {
         add_query(out, config, ListKind::block, ListWhat::tld, "tld", "", {std::string(tld)});
@@ -197,16 +202,18 @@ Decision unavailable_decision(FailMode mode, std::string_view check, const Confi
     return {"DEFER_IF_PERMIT " + config.replies.unavailable, reason, "fail_mode=closed"};
 }
 
+// Appends in place rather than with operator+ chains: fewer temporaries on a per-request path.
 std::string log_line(const Facts& f, const Decision& d) {
     std::string line = f.queue_id.empty() ? "NOQUEUE" : printable(f.queue_id);
-    line += ": action=" + d.action.substr(0, d.action.find(' '));
-    line += " reason=" + d.reason;
-    line += " client=" + printable(f.client_name.empty() ? "unknown" : f.client_name) + "[" +
-            printable(f.client_address) + "]";
-    if (!f.helo.empty()) line += " helo=<" + printable(f.helo) + ">";
-    if (!f.login.empty()) line += " sasl_username=" + printable(f.login);
-    line += " sender=<" + printable(f.sender) + "> rcpt=<" + printable(f.recipient) + ">";
-    if (!d.detail.empty()) line += " " + printable(d.detail);
+    line.append(": action=").append(d.action.substr(0, d.action.find(' ')));
+    line.append(" reason=").append(d.reason);
+    line.append(" client=").append(printable(f.client_name.empty() ? "unknown" : f.client_name));
+    line.append("[").append(printable(f.client_address)).append("]");
+    if (!f.helo.empty()) line.append(" helo=<").append(printable(f.helo)).append(">");
+    if (!f.login.empty()) line.append(" sasl_username=").append(printable(f.login));
+    line.append(" sender=<").append(printable(f.sender)).append(">");
+    line.append(" rcpt=<").append(printable(f.recipient)).append(">");
+    if (!d.detail.empty()) line.append(" ").append(printable(d.detail));
     return line;
 }
 

@@ -1,6 +1,7 @@
 // policy_load.cpp — closed-loop load generator for the Postfix policy protocol: C connections,
 // each with one request in flight, for a bounded time, with a configurable mix of requests.
-// Reports requests/s and latency p50/p95/p99/max. Loopback only.
+// Reports requests/s and latency p50/p95/p99/max over the measured time (after one second of
+// warm-up), and total= every reply received including the warm-up. Loopback only.
 //
 //   policy_load --port P [--connections C] [--seconds S] [--mix new:0,known:100,auth:0,blocked:0]
 //               [--prepass SECONDS]
@@ -111,6 +112,7 @@ public:
         if (measuring_) latencies_.push_back(static_cast<std::uint32_t>(
                             std::chrono::duration_cast<std::chrono::microseconds>(latency).count()));
         if (reply.rfind("action=", 0) != 0) ++errors_;
+        ++total_;
         return Clock::now() < end_;
     }
     void run() {
@@ -137,17 +139,17 @@ public:
                                        static_cast<std::size_t>(p * latencies_.size()))] / 1000.0;
         };
         std::printf("connections=%d seconds=%.1f requests=%zu rps=%.0f p50_ms=%.3f p95_ms=%.3f "
-                    "p99_ms=%.3f max_ms=%.3f errors=%lu\n",
+                    "p99_ms=%.3f max_ms=%.3f errors=%lu total=%lu\n",
                     o_.connections, secs, latencies_.size(), latencies_.size() / secs, pct(0.50),
                     pct(0.95), pct(0.99), latencies_.empty() ? 0.0 : latencies_.back() / 1000.0,
-                    errors_);
+                    errors_, total_);
     }
 
 private:
     asio::io_context& io_;
     Options o_;
     std::mt19937 rng_;
-    unsigned long counter_ = 0, errors_ = 0;
+    unsigned long counter_ = 0, errors_ = 0, total_ = 0;
     bool measuring_ = false;
     Clock::time_point end_, started_;
     std::vector<std::uint32_t> latencies_;

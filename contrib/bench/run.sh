@@ -1,0 +1,95 @@
+#!/bin/sh
+# run.sh — the policy benchmarks of BENCHMARKS.md in one go, on this machine, loopback only:
+# the null policy server (the ceiling), postwarden-policyd on each request mix, postgrey (when
+# installed: apt-get install postgrey) on the same mix, and redis-benchmark for one Redis here.
+# Every server is started here on a free port and stopped by its PID.
+#
+#   contrib/bench/run.sh [SECONDS] [RUNS]      defaults: 10 s per measurement, 3 runs (median)
+set -eu
+cd "$(dirname "$0")/../.."
+seconds=${1:-10}
+runs=${2:-3}
+top=$PWD
+contrib/deps.sh postgrey redis-tools
+build=$top/build-bench
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_BENCH=ON >/dev/null
+cmake --build "$build" -j "$(nproc)" --target postwarden-policyd policy_load null_policy_server >/dev/null
+work=$(mktemp -d /tmp/postwarden-bench.XXXXXX)
+pids=""
+cleanup() { [ -n "$pids" ] && kill $pids 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { i=0; until python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && return 1; sleep 0.1; done; }
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+pids="$pids $!"
+wait_port "$redis_port"
+: >"$work/zone"
+python3 tests/fixtures/dnsserver.py --zone "$work/zone" --port-file "$work/dnsport" >"$work/dns.log" 2>&1 &
+pids="$pids $!"
+i=0; until [ -s "$work/dnsport" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+
+policyd_port=$(free_port)
+cat >"$work/bench.conf" <<CONF
+[redis]
+address = 127.0.0.1:$redis_port
+[policyd]
+listen = 127.0.0.1:$policyd_port
+[greylist]
+delay = 1
+auto_allow_clients = 0
+[quota]
+limits = 100000000/86400
+auto_block = 0
+[dns]
+nameservers = 127.0.0.1:$(cat "$work/dnsport")
+CONF
+"$build/policyd/postwarden-policyd" -f -c "$work/bench.conf" 2>/dev/null &
+pids="$pids $!"
+wait_port "$policyd_port"
+redis-cli -p "$redis_port" SADD pw:block:domain bench-blocked.example >/dev/null
+
+null_port=$(free_port)
+"$build/contrib/bench/null_policy_server" "$null_port" &
+pids="$pids $!"
+wait_port "$null_port"
+
+load() { "$build/contrib/bench/policy_load" --port "$1" --connections "$2" --seconds "$seconds" --mix "$3"; }
+# median of $runs runs of one measurement, by requests/s
+median() {
+	for r in $(seq "$runs"); do load "$@"; done | sort -t= -k5 -n |
+		awk -v n="$runs" '{ line[NR] = $0 } END { print line[int((n + 1) / 2)] }'
+}
+# What policyd itself sends: commandstats also counts the GET/EXPIRE a script runs inside.
+commands() { redis-cli -p "$redis_port" INFO commandstats | awk -F'[=,:]' '/^cmdstat_(evalsha|eval|smismember|smembers)[:]/ { s += $3 } END { print s + 0 }'; }
+
+"$build/contrib/bench/policy_load" --port "$policyd_port" --connections 1 --seconds 0.5 --prepass 1.2 >/dev/null
+echo "== machine: $(nproc) cores, $(uname -r); seconds=$seconds runs=$runs (median)"
+for c in 8 64; do echo "null     c=$c  $(median "$null_port" $c known:100)"; done
+for c in 8 64; do echo "known    c=$c  $(median "$policyd_port" $c known:100)"; done
+before=$(commands)
+line=$(load "$policyd_port" 64 known:100)
+total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
+echo "redis round trips (commands policyd sends) per known-triplet request at c=64: $(awk -v a="$(commands)" -v b="$before" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }')"
+redis-cli -p "$redis_port" INFO commandstats | grep -E 'cmdstat_(evalsha|smismember|smembers)'
+echo "new      c=64 $(median "$policyd_port" 64 new:100)"
+echo "auth     c=64 $(median "$policyd_port" 64 auth:100)"
+echo "blocked  c=64 $(median "$policyd_port" 64 blocked:100)"
+echo "== redis-benchmark (the ceiling of one Redis here)"
+redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -t ping,get,evalsha 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -3
+redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -P 16 -t ping 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -1
+
+if command -v postgrey >/dev/null 2>&1; then
+	pg_port=$(free_port)
+	mkdir -p "$work/postgrey"
+	postgrey --inet="127.0.0.1:$pg_port" --dbdir="$work/postgrey" --delay=1 --pidfile="$work/postgrey.pid" \
+		--user="$(id -un)" --group="$(id -gn)" >"$work/postgrey.log" 2>&1 &
+	pids="$pids $!"
+	wait_port "$pg_port"
+	"$build/contrib/bench/policy_load" --port "$pg_port" --connections 1 --seconds 0.5 --prepass 1.2 >/dev/null
+	echo "postgrey c=64 known $(median "$pg_port" 64 known:100)"
+else
+	echo "postgrey: not installed (apt-get install postgrey), skipped"
+fi
