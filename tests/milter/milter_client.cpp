@@ -17,19 +17,6 @@ namespace postwarden::test {
 
 namespace {
 
-int connect_loopback(unsigned short port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 std::string u32(unsigned long v) {
     std::string s(4, '\0');
     for (int i = 0; i < 4; ++i)
@@ -72,30 +59,11 @@ bool iequal(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-MilterProcess::MilterProcess(const std::string& config) : port_(free_port()) {
-    std::string text = "[milter]\nlisten = inet:" + std::to_string(port_) + "@127.0.0.1\n" + config;
-    std::string path = dir_.path() + "/postwarden.conf";
-    std::ofstream(path) << text;
-    process_ =
-        ChildProcess::spawn({POSTWARDEN_BINARY_DIR "/milter/postwarden-milter", "-f", "-c", path},
-                            dir_.path() + "/milter.log");
-    bool up = wait_until(
-        [&] {
-            int fd = connect_loopback(port_);
-            if (fd >= 0) close(fd);
-            return fd >= 0 || !process_.running();
-        },
-        std::chrono::seconds(10));
-    if (!up || !process_.running())
-        throw std::runtime_error("postwarden-milter did not start:\n" + log());
-}
-
-std::string MilterProcess::log() {
-    std::ifstream in(dir_.path() + "/milter.log");
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+MilterProcess::MilterProcess(const std::string& config)
+    : port_(free_port()),
+      daemon_(POSTWARDEN_BINARY_DIR "/milter/postwarden-milter",
+              "[milter]\nlisten = inet:" + std::to_string(port_) + "@127.0.0.1\n" + config, port_,
+              "milter.log") {}
 
 std::string Outcome::added(const std::string& name) const {
     for (const auto& m : modifications)

@@ -20,13 +20,12 @@ class MilterProcess {
     // `config` is postwarden.conf text; [milter] listen is added on a free port.
     explicit MilterProcess(const std::string& config);
     unsigned short port() const { return port_; }
-    std::string log();
-    ChildProcess& process() { return process_; }
+    std::string log() { return daemon_.log(); }
+    ChildProcess& process() { return daemon_.process(); }
 
   private:
-    TempDir dir_;
     unsigned short port_;
-    ChildProcess process_;
+    DaemonProcess daemon_;
 };
 
 using Header = std::pair<std::string, std::string>;  // name, value without the leading space
