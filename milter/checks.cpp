@@ -3,6 +3,7 @@
 
 #include "common/address.hpp"
 #include "common/greylist.hpp"
+#include "common/lists.hpp"
 #include "common/log.hpp"
 
 namespace postwarden::milter {
@@ -47,12 +48,47 @@ CheckResult sender_allowed(const Services& services, std::string_view login,
     return CheckResult::yes;
 }
 
+namespace {
+
+// Whether the operator's allow lists exempt this recipient's mail (SPEC §3: an allow entry skips
+// greylisting). policyd answered allowed mail at RCPT without handing it over, so an allowed
+// sender whose SPF passes must not be greylisted here either. One SMISMEMBER per set.
+CheckResult allowed(const Services& services, const std::optional<IpAddress>& client,
+                    std::string_view sender, std::string_view rcpt) {
+    ListSubject subject{client, to_lower(sender), domain_of(sender), domain_of(rcpt), "", false};
+    auto queries = plan_lists(subject, *services.config);
+    std::vector<std::vector<bool>> hits(queries.size());
+    for (std::size_t i = 0; i < queries.size(); ++i) {
+        std::vector<std::string> argv{"SMISMEMBER", queries[i].key};
+        argv.insert(argv.end(), queries[i].members.begin(), queries[i].members.end());
+        auto reply = services.redis.command(std::move(argv));
+        if (!reply.ok) return CheckResult::unavailable;
+        if (reply.value.type != redis::Value::Type::array) continue;  // not a set: ignored
+        for (const auto& e : reply.value.elements)
+            hits[i].push_back(e.integer != 0);
+    }
+    return evaluate_lists(queries, hits, false).verdict == ListVerdict::allow ? CheckResult::yes
+                                                                              : CheckResult::no;
+}
+
+}  // namespace
+
 GreylistResult greylist_message(const Services& services, const std::optional<IpAddress>& client,
                                 std::string_view sender, const std::vector<std::string>& recipients,
                                 std::string_view spf_domain, long long now_ms) {
     const auto& config = *services.config;
     GreylistResult out;
     for (const auto& rcpt : recipients) {
+        auto allow = allowed(services, client, sender, rcpt);
+        if (allow == CheckResult::unavailable) {
+            out.deferred = CheckResult::unavailable;
+            return out;
+        }
+        if (allow == CheckResult::yes) {
+            if (!out.detail.empty()) out.detail += ",";
+            out.detail += "allow";
+            continue;
+        }
         auto keys = greylist_keys(client, sender, rcpt, spf_domain, config);
         auto reply = services.redis.eval(services.greylist, {keys.triplet, keys.client},
                                          greylist_args(now_ms, config));

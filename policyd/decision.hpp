@@ -15,6 +15,7 @@
 #include "common/config.hpp"
 #include "common/greylist.hpp"
 #include "common/inet.hpp"
+#include "common/lists.hpp"
 #include "policyd/protocol.hpp"
 
 namespace postwarden::policy {
@@ -38,32 +39,19 @@ struct Facts {
 
 Facts facts_of(const Request& request, const Config& config);
 
-// ---- block and allow lists -------------------------------------------------------------------
+// ---- block and allow lists (common/lists.hpp) ---------------------------------------------
 
-enum class ListKind { allow, block };
-enum class ListWhat { sender, domain, net, login, tld, tld_exempt };
+using postwarden::evaluate_lists;
+using postwarden::ListKind;
+using postwarden::ListOutcome;
+using postwarden::ListQuery;
+using postwarden::ListVerdict;
+using postwarden::ListWhat;
 
-// One set lookup: is any of `members` in the set `key`? (SMISMEMBER key members...)
-struct ListQuery {
-    std::string key;
-    std::vector<std::string> members;
-    ListKind kind;
-    ListWhat what;
-    bool per_recipient_domain;
-};
-
-std::vector<ListQuery> plan_lists(const Facts& facts, const Config& config);
-
-enum class ListVerdict { none, allow, block_login, block_sender, block_network, block_tld };
-
-struct ListOutcome {
-    ListVerdict verdict = ListVerdict::none;
-    std::string matched;  // "key member" that decided, for the log
-};
-
-// hits[i][j]: whether queries[i].members[j] is in queries[i].key.
-ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
-                           const std::vector<std::vector<bool>>& hits, bool outbound);
+ListSubject list_subject(const Facts& facts);
+inline std::vector<ListQuery> plan_lists(const Facts& facts, const Config& config) {
+    return postwarden::plan_lists(list_subject(facts), config);
+}
 
 // ---- replies ---------------------------------------------------------------------------------
 

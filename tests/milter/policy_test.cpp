@@ -114,6 +114,26 @@ TEST_CASE("S2: SPF pass with aligned DKIM is trusted; SPF-only mail is greyliste
     CHECK(w.run(spf_only).accepted());
 }
 
+// policyd answers allow-listed mail at RCPT without handing it to the milter, so the milter
+// must not greylist it at end of message either (SPEC §3: allow entries skip greylisting).
+TEST_CASE("S2: allow-listed senders are not greylisted at end of message", "[milter]") {
+    World w("[greylist]\ndelay = 60\n");
+    Transaction t;
+    t.sender = "x@other.test";  // SPF passes, no signature: greylisted unless allowed
+    t.headers = headers_from("x@other.test");
+    CHECK(w.run(t).text == "451 4.7.1 Greylisted, please try again later");
+    w.redis.run({"SADD", "pw:allow:domain", "other.test"});
+    CHECK(w.run(t).accepted());
+    w.redis.run({"DEL", "pw:allow:domain"});
+    w.redis.run({"SADD", "pw:allow:sender:rcpt.example", "x@other.test"});
+    CHECK(w.run(t).accepted());
+    w.redis.run({"DEL", "pw:allow:sender:rcpt.example"});
+    w.redis.run({"SADD", "pw:allow:net", "192.0.2.0/24"});
+    CHECK(w.run(t).accepted());
+    w.redis.run({"DEL", "pw:allow:net"});
+    CHECK(w.run(t).text == "451 4.7.1 Greylisted, please try again later");
+}
+
 TEST_CASE("S2: Redis down follows the greylist fail_mode", "[milter]") {
     World open("[greylist]\ndelay = 60\n[redis]\ntimeout_ms = 100\n");
     open.redis.stop();
