@@ -1,11 +1,14 @@
 #!/bin/sh
-# test.sh — install what is missing, build, and run every test with ctest.
+# test.sh — install what is missing, build, and run every test with ctest; then build again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and run the tests once more (all but e2e, whose
+# daemons are the same code as the integration tests'). Any sanitizer report fails the run.
 #
-#   contrib/test.sh            all tests
-#   contrib/test.sh -L unit    only one label (unit, integration, spf, ...); any ctest option works
+#   contrib/test.sh            everything
+#   contrib/test.sh -L unit    only one label (unit, integration, spf, fuzz, e2e); any ctest option
+#   POSTWARDEN_NO_SANITIZE=1 contrib/test.sh    skip the sanitizer pass (quicker, local use)
 #
-# Every service a test needs (redis-server, a DNS server, the daemons) is started by the test
-# itself on a free loopback port and stopped by its PID; nothing on the machine is touched.
+# Every service a test needs (redis-server, a DNS server, the daemons, Postfix, Dovecot) is
+# started by the test itself on a free loopback port and stopped by its PID.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -15,3 +18,11 @@ build=${POSTWARDEN_BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_WERROR=ON >/dev/null
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "$@"
+
+[ "${POSTWARDEN_NO_SANITIZE:-0}" = 1 ] && exit 0
+san=${build}-sanitize
+cmake -S . -B "$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_WERROR=ON \
+	-DPOSTWARDEN_SANITIZE=address,undefined >/dev/null
+cmake --build "$san" -j "$(nproc)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir "$san" --output-on-failure -j "$(nproc)" -LE e2e "$@"
