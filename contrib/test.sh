@@ -20,9 +20,11 @@ cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "$@"
 
 [ "${POSTWARDEN_NO_SANITIZE:-0}" = 1 ] && exit 0
+# Without -Werror: under ASan, GCC 12 warns (maybe-uninitialized) inside libstdc++'s <regex> as
+# Catch2 includes it; the normal build above already holds our code to zero warnings.
 san=${build}-sanitize
-cmake -S . -B "$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_WERROR=ON \
-	-DPOSTWARDEN_SANITIZE=address,undefined >/dev/null
+cmake -S . -B "$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_SANITIZE=address,undefined \
+	>/dev/null
 cmake --build "$san" -j "$(nproc)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir "$san" --output-on-failure -j "$(nproc)" -LE e2e "$@"
