@@ -1,7 +1,7 @@
-// redis_protocol.cpp — RESP: hiredis' reader decodes, append_command encodes. The reader's object callbacks
-// build postwarden::redis::Value trees in place: the root is heap-allocated and owned by the
-// reader until handed out; every nested value lives inside its parent's elements vector, which is
-// sized once when the array header is read, so the pointers hiredis keeps stay valid.
+// redis_protocol.cpp — RESP: hiredis' reader decodes, append_command encodes. The reader's object
+// callbacks build postwarden::redis::Value trees in place: the root is heap-allocated and owned by
+// the reader until handed out; every nested value lives inside its parent's elements vector, which
+// is sized once when the array header is read, so the pointers hiredis keeps stay valid.
 #include "common/redis_protocol.hpp"
 
 #include <charconv>
@@ -26,7 +26,8 @@ void append_command(std::string& out, const std::vector<std::string>& argv) {
         out.append("\r\n", 2);
     };
     std::size_t size = 16;
-    for (const auto& arg : argv) size += arg.size() + 16;
+    for (const auto& arg : argv)
+        size += arg.size() + 16;
     out.reserve(out.size() + size);
     append_header('*', argv.size());
     for (const auto& arg : argv) {

@@ -19,16 +19,17 @@ using asio::ip::tcp;
 namespace {
 
 class Connection : public std::enable_shared_from_this<Connection> {
-public:
+  public:
     explicit Connection(tcp::socket socket) : socket_(std::move(socket)) {}
     void start() { read(); }
 
-private:
+  private:
     void read() {
-        socket_.async_read_some(asio::buffer(buffer_), [self = shared_from_this()](auto ec, auto n) {
-            if (ec) return;
-            self->consume(n);
-        });
+        socket_.async_read_some(asio::buffer(buffer_),
+                                [self = shared_from_this()](auto ec, auto n) {
+                                    if (ec) return;
+                                    self->consume(n);
+                                });
     }
 
     // Counts the requests completed in this read (each ends with an empty line) and answers them.
@@ -41,9 +42,10 @@ private:
         }
         if (out.empty()) return read();
         reply_ = std::move(out);
-        asio::async_write(socket_, asio::buffer(reply_), [self = shared_from_this()](auto ec, auto) {
-            if (!ec) self->read();
-        });
+        asio::async_write(socket_, asio::buffer(reply_),
+                          [self = shared_from_this()](auto ec, auto) {
+                              if (!ec) self->read();
+                          });
     }
 
     tcp::socket socket_;

@@ -23,8 +23,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -52,8 +52,11 @@ std::string request(const std::string& client, const std::string& sender, const 
                     const std::string& login) {
     std::string r =
         "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-        "client_address=" + client + "\nclient_name=mx.bench.example\nhelo_name=mx.bench.example\n"
-        "queue_id=BENCH\ninstance=bench.1\nsender=" + sender + "\nrecipient=" + rcpt + "\n";
+        "client_address=" +
+        client +
+        "\nclient_name=mx.bench.example\nhelo_name=mx.bench.example\n"
+        "queue_id=BENCH\ninstance=bench.1\nsender=" +
+        sender + "\nrecipient=" + rcpt + "\n";
     if (!login.empty()) r += "sasl_username=" + login + "\n";
     return r + "\n";
 }
@@ -69,7 +72,8 @@ std::string make_request(int kind, unsigned long counter, std::mt19937& rng) {
             return request("198.51.100." + std::to_string(counter % 250 + 1),
                            "new" + std::to_string(counter) + "@bench-new.example",
                            "rcpt@bench.example", "");
-        case 1: return known_request(static_cast<int>(rng() % known_pool));
+        case 1:
+            return known_request(static_cast<int>(rng() % known_pool));
         case 2: {
             auto u = std::to_string(rng() % 100);
             return request("127.0.0.1", "user" + u + "@bench.example", "friend@elsewhere.example",
@@ -83,12 +87,12 @@ std::string make_request(int kind, unsigned long counter, std::mt19937& rng) {
 class Runner;
 
 class Connection : public std::enable_shared_from_this<Connection> {
-public:
+  public:
     Connection(asio::io_context& io, Runner& runner) : socket_(io), runner_(runner) {}
     void start(const tcp::endpoint& ep);
     void send(std::string text);
 
-private:
+  private:
     void read();
     tcp::socket socket_;
     Runner& runner_;
@@ -99,18 +103,20 @@ private:
 };
 
 class Runner {
-public:
+  public:
     Runner(asio::io_context& io, const Options& o) : io_(io), o_(o), rng_(42) {}
     std::string next() {
         int total = o_.weights[0] + o_.weights[1] + o_.weights[2] + o_.weights[3];
         int pick = static_cast<int>(rng_() % static_cast<unsigned>(total)), kind = 0;
-        while (pick >= o_.weights[kind]) pick -= o_.weights[kind++];
+        while (pick >= o_.weights[kind])
+            pick -= o_.weights[kind++];
         return make_request(kind, counter_++, rng_);
     }
     // Called with each reply; returns false when the connection should stop.
     bool done(Clock::duration latency, const std::string& reply) {
-        if (measuring_) latencies_.push_back(static_cast<std::uint32_t>(
-                            std::chrono::duration_cast<std::chrono::microseconds>(latency).count()));
+        if (measuring_)
+            latencies_.push_back(static_cast<std::uint32_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(latency).count()));
         if (reply.rfind("action=", 0) != 0) ++errors_;
         ++total_;
         return Clock::now() < end_;
@@ -136,16 +142,17 @@ public:
         auto pct = [&](double p) -> double {
             if (latencies_.empty()) return 0;
             return latencies_[std::min(latencies_.size() - 1,
-                                       static_cast<std::size_t>(p * latencies_.size()))] / 1000.0;
+                                       static_cast<std::size_t>(p * latencies_.size()))] /
+                   1000.0;
         };
-        std::printf("connections=%d seconds=%.1f requests=%zu rps=%.0f p50_ms=%.3f p95_ms=%.3f "
-                    "p99_ms=%.3f max_ms=%.3f errors=%lu total=%lu\n",
-                    o_.connections, secs, latencies_.size(), latencies_.size() / secs, pct(0.50),
-                    pct(0.95), pct(0.99), latencies_.empty() ? 0.0 : latencies_.back() / 1000.0,
-                    errors_, total_);
+        std::printf(
+            "connections=%d seconds=%.1f requests=%zu rps=%.0f p50_ms=%.3f p95_ms=%.3f "
+            "p99_ms=%.3f max_ms=%.3f errors=%lu total=%lu\n",
+            o_.connections, secs, latencies_.size(), latencies_.size() / secs, pct(0.50), pct(0.95),
+            pct(0.99), latencies_.empty() ? 0.0 : latencies_.back() / 1000.0, errors_, total_);
     }
 
-private:
+  private:
     asio::io_context& io_;
     Options o_;
     std::mt19937 rng_;
@@ -182,8 +189,7 @@ void Connection::read() {
         if (end == std::string::npos) return self->read();
         std::string reply = self->in_.substr(0, end);
         self->in_.erase(0, end + 2);
-        if (self->runner_.done(Clock::now() - self->sent_, reply))
-            self->send(self->runner_.next());
+        if (self->runner_.done(Clock::now() - self->sent_, reply)) self->send(self->runner_.next());
     });
 }
 
@@ -204,15 +210,21 @@ Options parse(int argc, char** argv) {
     Options o;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i], v = argv[i + 1];
-        if (a == "--port") o.port = static_cast<unsigned short>(std::stoi(v));
-        else if (a == "--connections") o.connections = std::stoi(v);
-        else if (a == "--seconds") o.seconds = std::stod(v);
-        else if (a == "--prepass") o.prepass = std::stod(v);
+        if (a == "--port")
+            o.port = static_cast<unsigned short>(std::stoi(v));
+        else if (a == "--connections")
+            o.connections = std::stoi(v);
+        else if (a == "--seconds")
+            o.seconds = std::stod(v);
+        else if (a == "--prepass")
+            o.prepass = std::stod(v);
         else if (a == "--mix") {
             const char* names[] = {"new", "known", "auth", "blocked"};
             for (int k = 0; k < 4; ++k) {
                 auto at = v.find(std::string(names[k]) + ":");
-                o.weights[k] = at == std::string::npos ? 0 : std::stoi(v.substr(at + std::strlen(names[k]) + 1));
+                o.weights[k] = at == std::string::npos
+                                   ? 0
+                                   : std::stoi(v.substr(at + std::strlen(names[k]) + 1));
             }
         } else {
             std::cerr << "unknown option " << a << "\n";

@@ -11,6 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string error;
     auto config = postwarden::parse_config(
         std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.conf", &error);
-    if (!config && error.rfind("fuzz.conf:", 0) != 0) __builtin_trap();  // every error names the file
+    if (!config && error.rfind("fuzz.conf:", 0) != 0)
+        __builtin_trap();  // every error names the file
     return 0;
 }

@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             auto facts = policy::facts_of(*request, config);
             auto queries = policy::plan_lists(facts, config);
             std::vector<std::vector<bool>> hits;
-            for (const auto& q : queries) hits.emplace_back(q.members.size(), (size & 1) != 0);
+            for (const auto& q : queries)
+                hits.emplace_back(q.members.size(), (size & 1) != 0);
             auto outcome = policy::evaluate_lists(queries, hits, facts.outbound);
             auto decision = policy::list_decision(outcome, config);
             (void)policy::format_reply(decision.action);
