@@ -3,8 +3,8 @@
 // Reads whatever arrives, lets the Parser cut it into requests, answers them one at a time and in
 // order (Postfix waits for each reply; a client that pipelines still gets replies in order), and
 // closes when the client goes away, stays silent past idle_timeout, or breaks the protocol (after
-// one clear reply saying why). At most max_queued requests wait; beyond that reading pauses, so a
-// flooding client cannot grow our memory.
+// one clear reply saying why). At most max_queued requests wait and max_unsent bytes of replies
+// stay unread; beyond either, reading pauses, so a flooding client cannot grow our memory.
 //
 // Threading: all on the io_context thread. Lifetime: shared_ptr kept alive by pending handlers.
 #pragma once
@@ -56,9 +56,14 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
 
   private:
     static constexpr std::size_t max_queued = 32;
+    static constexpr std::size_t max_unsent = 64 * 1024;  // replies the client has not read
 
+    // Reading pauses while requests wait or replies pile up unread: a client that sends without
+    // reading meets TCP back-pressure instead of growing our memory.
     void read() {
-        if (reading_ || eof_ || broken_ || closed_ || queue_.size() >= max_queued) return;
+        if (reading_ || eof_ || broken_ || closed_ || queue_.size() >= max_queued ||
+            outbox_.size() >= max_unsent)
+            return;
         reading_ = true;
         socket_.async_read_some(
             boost::asio::buffer(buffer_),
@@ -119,6 +124,7 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
                                      if (ec) return self->close();
                                      if (!self->outbox_.empty()) return self->send({});
                                      self->maybe_close();
+                                     self->read();
                                  });
     }
 

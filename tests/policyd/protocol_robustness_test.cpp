@@ -2,7 +2,16 @@
 // requests, oversized and binary input, silence, too many connections, many at once.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <fstream>
@@ -229,4 +238,53 @@ TEST_CASE("SIGHUP reloads the configuration without dropping connections", "[pol
     CHECK(wait_until(
         [&] { return policyd.log().find("configuration reloaded") != std::string::npos; }, 5s));
     CHECK(client.ask(mail).rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+}
+
+// A client that sends and never reads must meet back-pressure, not grow the daemon's memory:
+// the daemon stops reading once its replies pile up unread. Without that, every request it kept
+// reading would add its reply to an unsent buffer without bound.
+TEST_CASE("a client that never reads its replies is held back by TCP", "[policyd][wire]") {
+    RedisServer redis;
+    redis.run({"SADD", "pw:block:domain", "bad.example"});  // long replies, cheap to decide
+    PolicydProcess policyd(config_for(redis));
+    auto rss_kb = [&] {
+        std::ifstream status("/proc/" + std::to_string(policyd.process().pid()) + "/status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+        return 0L;
+    };
+    long before = rss_kb();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(policyd.port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    std::string batch;
+    for (int i = 0; i < 256; ++i)
+        batch += format_request(blocked_request(i));
+    std::size_t sent = 0;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    constexpr std::size_t limit = 64u << 20;
+    while (sent < limit && std::chrono::steady_clock::now() < deadline) {
+        ssize_t n = ::send(fd, batch.data(), batch.size(), MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (errno != EAGAIN) break;
+        pollfd p{fd, POLLOUT, 0};
+        if (poll(&p, 1, 1000) == 0) break;  // held back for a second: back-pressure works
+    }
+    long after = rss_kb();
+    INFO("sent " << sent << " bytes; daemon RSS " << before << " kB -> " << after << " kB");
+    CHECK(after - before < 16 * 1024);
+    // the daemon is fine and serves others meanwhile
+    PolicyClient other(policyd.port());
+    CHECK(other.ask(inbound("192.0.2.1", "a@b.example", "c@example.net")) == "DUNNO");
+    close(fd);
 }
