@@ -3,6 +3,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "common/log.hpp"
+
 namespace postwarden::policy {
 
 namespace {
@@ -15,7 +17,10 @@ SpfService::SpfService(boost::asio::io_context& io, const dns::ResolverOptions& 
                        int threads)
     : io_(io), checker_(options), pool_(threads) {}
 
+// Checks not yet started are dropped (at shutdown nobody waits for them); running ones finish
+// within their DNS timeouts.
 SpfService::~SpfService() {
+    pool_.stop();
     pool_.join();
 }
 
@@ -30,12 +35,23 @@ void SpfService::check(std::string ip, std::string sender, std::string helo,
         }
         cache_.erase(it);
     }
+    if (pending_ >= max_pending) {
+        if (!overloaded_)
+            log::warning("SPF: " + std::to_string(pending_) +
+                         " checks waiting for DNS; answering temperror until they drain");
+        overloaded_ = true;
+        spf::Outcome busy{spf::Result::temperror, {}, {}};
+        boost::asio::post(io_, [busy, done = std::move(done)] { done(busy); });
+        return;
+    }
+    ++pending_;
     boost::asio::post(
         pool_, [this, key = std::move(key), ip = std::move(ip), sender = std::move(sender),
                 helo = std::move(helo), done = std::move(done)]() mutable {
             auto outcome = checker_.check_mailfrom(ip, sender, helo);
             boost::asio::post(io_, [this, key = std::move(key), outcome = std::move(outcome),
                                     done = std::move(done)] {
+                if (--pending_ == 0) overloaded_ = false;
                 remember(key, outcome);
                 done(outcome);
             });

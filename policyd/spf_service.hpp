@@ -1,7 +1,9 @@
 // spf_service.hpp — SPF at RCPT without blocking the event loop: checks run on a small thread
 // pool (libspf2 and its DNS lookups are synchronous) and their results come back on the
 // io_context thread. A short-lived cache spares the DNS a second evaluation for each further
-// recipient of the same message.
+// recipient of the same message. At most max_pending checks wait for the pool: past that (the
+// DNS is down and every check waits out its timeouts) a check answers temperror at once, so a
+// DNS outage costs greylisting by network instead of an ever longer queue.
 //
 // Threading: check() and the callbacks run on the io_context thread; only spf::Checker runs on
 // the pool.
@@ -22,6 +24,8 @@ namespace postwarden::policy {
 
 class SpfService {
   public:
+    static constexpr std::size_t max_pending = 512;
+
     SpfService(boost::asio::io_context& io, const dns::ResolverOptions& options, int threads);
     ~SpfService();
 
@@ -38,6 +42,8 @@ class SpfService {
     void remember(const std::string& key, const spf::Outcome& outcome);
 
     boost::asio::io_context& io_;
+    std::size_t pending_ = 0;  // checks queued or running on the pool
+    bool overloaded_ = false;  // logged once per episode
     spf::Checker checker_;
     boost::asio::thread_pool pool_;
     std::unordered_map<std::string, Cached> cache_;
