@@ -282,7 +282,11 @@ TEST_CASE("a client that never reads its replies is held back by TCP", "[policyd
     }
     long after = rss_kb();
     INFO("sent " << sent << " bytes; daemon RSS " << before << " kB -> " << after << " kB");
+    CHECK(sent < limit);  // the daemon stopped reading: the client was held back
+#if !defined(__SANITIZE_ADDRESS__)
+    // Under ASan the RSS says nothing about our buffers: its quarantine keeps freed memory.
     CHECK(after - before < 16 * 1024);
+#endif
     // the daemon is fine and serves others meanwhile
     PolicyClient other(policyd.port());
     CHECK(other.ask(inbound("192.0.2.1", "a@b.example", "c@example.net")) == "DUNNO");
