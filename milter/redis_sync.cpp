@@ -53,6 +53,26 @@ redis::Reply SyncRedis::command(std::vector<std::string> argv) const {
     return wait(future, wait_ms_);
 }
 
+std::vector<redis::Reply> SyncRedis::batch(std::vector<std::vector<std::string>> commands) const {
+    std::vector<std::shared_ptr<std::promise<redis::Reply>>> promises;
+    std::vector<std::future<redis::Reply>> futures;
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+        promises.push_back(std::make_shared<std::promise<redis::Reply>>());
+        futures.push_back(promises.back()->get_future());
+    }
+    boost::asio::post(
+        state_->io, [s = state_.get(), promises, commands = std::move(commands)]() mutable {
+            for (std::size_t i = 0; i < commands.size(); ++i)
+                s->client.command(std::move(commands[i]), [p = promises[i]](redis::Reply r) {
+                    p->set_value(std::move(r));
+                });
+        });
+    std::vector<redis::Reply> replies;
+    for (auto& f : futures)
+        replies.push_back(wait(f, wait_ms_));
+    return replies;
+}
+
 redis::Reply SyncRedis::eval(const redis::Script& script, std::vector<std::string> keys,
                              std::vector<std::string> args) const {
     auto promise = std::make_shared<std::promise<redis::Reply>>();

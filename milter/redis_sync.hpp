@@ -27,6 +27,9 @@ class SyncRedis {
     SyncRedis& operator=(const SyncRedis&) = delete;
 
     redis::Reply command(std::vector<std::string> argv) const;
+    // Several commands issued in one turn of the io loop, so they share one write and one round
+    // trip; the replies in order.
+    std::vector<redis::Reply> batch(std::vector<std::vector<std::string>> commands) const;
     redis::Reply eval(const redis::Script& script, std::vector<std::string> keys,
                       std::vector<std::string> args) const;
 
