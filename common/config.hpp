@@ -15,6 +15,7 @@
 
 #include "common/endpoint.hpp"
 #include "common/inet.hpp"
+#include "common/log.hpp"
 
 namespace postwarden {
 
@@ -76,6 +77,9 @@ struct Config {
     struct Metrics {
         std::optional<Endpoint> policyd_listen, milter_listen;
     } metrics;
+    struct Log {
+        log::Level level = log::Level::info;
+    } log;
     struct Replies {
         std::string blocked_login, blocked_sender, blocked_network, blocked_tld;
         std::string greylisted, greylist_passed, throttled, unavailable;

@@ -7,6 +7,7 @@
 
 #include "common/dns.hpp"
 #include "common/inet.hpp"
+#include "common/log.hpp"
 
 namespace postwarden::config_detail {
 
@@ -234,6 +235,12 @@ const std::vector<Key>& key_table() {
          SET(return parse_optional_endpoint(v, &c.metrics.policyd_listen, e);)},
         {{"metrics", "milter_listen", "", "the milter's, e.g. 127.0.0.1:9141; empty = off"},
          SET(return parse_optional_endpoint(v, &c.metrics.milter_listen, e);)},
+
+        {{"log", "level", "info",
+          "least severe level logged: debug, info, notice, warning or error"},
+         SET(std::string name; if (!parse_choice(v, {"debug", "info", "notice", "warning", "error"},
+                                                 &name, e)) return false;
+             c.log.level = *log::parse_level(name); return true;)},
 
         {{"replies", "blocked_login", "5.7.1 Sender address rejected: Access denied",
           "REJECT text for a login in block:login"},

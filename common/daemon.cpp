@@ -47,6 +47,7 @@ std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, c
         return *exit_code = 0, nullptr;
     }
     log::open(name, foreground);
+    log::set_min_level(config->log.level);
     *config_path = path;
     return config;
 }

@@ -56,6 +56,15 @@ void set_min_level(Level level) {
     min_level = level;
 }
 
+std::optional<Level> parse_level(std::string_view name) {
+    if (name == "debug") return Level::debug;
+    if (name == "info") return Level::info;
+    if (name == "notice") return Level::notice;
+    if (name == "warning") return Level::warning;
+    if (name == "error") return Level::error;
+    return std::nullopt;
+}
+
 void write(Level level, std::string_view text) {
     if (level < min_level.load(std::memory_order_relaxed)) return;
     if (!use_stderr) {

@@ -5,6 +5,7 @@
 // Decision lines (SPEC §6) are built by the caller in a fixed field order and logged at info.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 namespace postwarden::log {
@@ -14,6 +15,8 @@ enum class Level { debug, info, notice, warning, error };
 // Called once at start. to_stderr: log to standard error (foreground mode) instead of syslog.
 void open(std::string_view program, bool to_stderr);
 void set_min_level(Level level);
+// "debug", "info", "notice", "warning", "error"; nullopt for anything else.
+std::optional<Level> parse_level(std::string_view name);
 
 void write(Level level, std::string_view text);
 

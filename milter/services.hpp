@@ -13,7 +13,7 @@
 #include "common/dns.hpp"
 #include "common/redis.hpp"
 #include "common/spf.hpp"
-#include "milter/redis_sync.hpp"
+#include "common/redis_sync.hpp"
 
 namespace postwarden::milter {
 

@@ -205,6 +205,7 @@ void Server::reload() {
         fresh->dns.nameservers != old.dns.nameservers ||
         fresh->policyd.listen.size() != old.policyd.listen.size())
         log::warning("[redis], [dns] and listen changes take effect at the next restart");
+    log::set_min_level(fresh->log.level);
     config_ = std::move(fresh);
     log::notice("configuration reloaded from " + path_);
 }

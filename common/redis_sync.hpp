@@ -1,5 +1,5 @@
-// redis_sync.hpp — Redis for the milter's callbacks, which run on libmilter's threads (one per
-// SMTP connection) and must block until they have an answer.
+// redis_sync.hpp — Redis for callers that must block until they have an answer: the milter's
+// callbacks, which run on libmilter's threads (one per SMTP connection), and the admin CLI.
 //
 // Entry points: SyncRedis (command, eval).
 //
@@ -17,7 +17,7 @@
 
 #include "common/redis.hpp"
 
-namespace postwarden::milter {
+namespace postwarden {
 
 class SyncRedis {
   public:
@@ -40,4 +40,4 @@ class SyncRedis {
     int wait_ms_;
 };
 
-}  // namespace postwarden::milter
+}  // namespace postwarden

@@ -1,5 +1,5 @@
 // redis_sync.cpp — the blocking façade over redis::Client; see redis_sync.hpp.
-#include "milter/redis_sync.hpp"
+#include "common/redis_sync.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -8,7 +8,7 @@
 #include <chrono>
 #include <future>
 
-namespace postwarden::milter {
+namespace postwarden {
 
 struct SyncRedis::State {
     boost::asio::io_context io;
@@ -85,4 +85,4 @@ redis::Reply SyncRedis::eval(const redis::Script& script, std::vector<std::strin
     return wait(future, wait_ms_);
 }
 
-}  // namespace postwarden::milter
+}  // namespace postwarden
