@@ -57,7 +57,12 @@ bool Cidr::contains(const IpAddress& address) const {
 }
 
 std::string Cidr::to_string() const {
-    return network.to_string() + "/" + std::to_string(prefix);
+    std::string out = network.to_string();
+    char len[4];
+    auto end = std::to_chars(len, len + sizeof len, prefix).ptr;
+    out += '/';
+    out.append(len, end);
+    return out;
 }
 
 std::optional<Cidr> parse_cidr(std::string_view text, std::string* error) {
@@ -114,6 +119,12 @@ std::vector<std::string> network_candidates(const IpAddress& address) {
     for (int len = address.bits(); len >= 0; --len)
         out.push_back(Cidr{mask(address, len), len}.to_string());
     return out;
+}
+
+std::string network_candidate(const IpAddress& address, std::size_t j) {
+    if (j == 0) return address.to_string();
+    int len = address.bits() - static_cast<int>(j - 1);
+    return Cidr{mask(address, len), len}.to_string();
 }
 
 }  // namespace postwarden

@@ -49,5 +49,10 @@ bool any_contains(const std::vector<Cidr>& networks, const IpAddress& address);
 // then "net/len" for len = bits() down to 0. A set lookup of these finds any matching entry that
 // was written canonically (see parse_cidr and README "Redis keys").
 std::vector<std::string> network_candidates(const IpAddress& address);
+// Their number (bits() + 2) and the j-th of them, spelled alone.
+inline std::size_t network_candidate_count(const IpAddress& address) {
+    return static_cast<std::size_t>(address.bits()) + 2;
+}
+std::string network_candidate(const IpAddress& address, std::size_t j);
 
 }  // namespace postwarden

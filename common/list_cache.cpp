@@ -127,8 +127,7 @@ void ListCache::lookup(const std::vector<Query>& queries, Done done) {
             missing.push_back(i);
             continue;
         }
-        for (const auto& m : *queries[i].members)
-            hits[i].push_back(it->second.count(m) > 0);
+        answer(it->second, queries[i], &hits[i]);
     }
     if (missing.empty()) {
         ++stats_.hits;
@@ -138,6 +137,36 @@ void ListCache::lookup(const std::vector<Query>& queries, Done done) {
         return;
     }
     fetch(queries, std::move(missing), std::move(hits), std::move(done));
+}
+
+void ListCache::answer(Set& set, const Query& query, std::vector<bool>* hits) {
+    if (!query.client) {
+        hits->assign(query.members->size(), false);
+        if (set.members.empty()) return;  // most sets, the per-domain ones above all
+        for (std::size_t j = 0; j < query.members->size(); ++j)
+            (*hits)[j] = set.members.count((*query.members)[j]) > 0;
+        return;
+    }
+    const auto& client = *query.client;
+    hits->assign(network_candidate_count(client), false);
+    if (set.members.empty()) return;
+    if (!set.indexed) {
+        // A member equal to a candidate spelling parses as that network, so the lengths found
+        // here are all a lookup needs to ask for; anything unparsable can match no candidate.
+        std::string ignored;
+        for (const auto& m : set.members)
+            if (auto cidr = parse_cidr(m, &ignored))
+                (cidr->network.v6 ? set.v6 : set.v4).set(static_cast<std::size_t>(cidr->prefix));
+        set.indexed = true;
+    }
+    const auto& lengths = client.v6 ? set.v6 : set.v4;
+    const int bits = client.bits();
+    for (int len = bits; len >= 0; --len) {
+        if (!lengths.test(static_cast<std::size_t>(len))) continue;
+        std::size_t j = 1 + static_cast<std::size_t>(bits - len);
+        (*hits)[j] = set.members.count(network_candidate(client, j)) > 0;
+        if (len == bits) (*hits)[0] = set.members.count(network_candidate(client, 0)) > 0;
+    }
 }
 
 // Loads what is missing: whole sets (SMEMBERS) while tracking, so the next request finds them in
@@ -158,36 +187,39 @@ void ListCache::fetch(const std::vector<Query>& queries, std::vector<std::size_t
     bool whole = tracking_;
     for (auto i : missing) {
         const auto& key = *queries[i].key;
-        const auto& members = *queries[i].members;
         if (!whole) {
             std::vector<std::string> argv{"SMISMEMBER", key};
-            argv.insert(argv.end(), members.begin(), members.end());
-            data_.command(std::move(argv),
-                          [batch, i, key, n = members.size(), finish](redis::Reply r) {
-                              if (!r.ok)
-                                  batch->failed = true;
-                              else if (!membership(r.value, n, &batch->hits[i]))
-                                  not_a_set(key, r.value);
-                              finish();
-                          });
+            if (queries[i].client) {
+                auto spelled = network_candidates(*queries[i].client);
+                argv.insert(argv.end(), spelled.begin(), spelled.end());
+            } else {
+                argv.insert(argv.end(), queries[i].members->begin(), queries[i].members->end());
+            }
+            const std::size_t n = argv.size() - 2;
+            data_.command(std::move(argv), [batch, i, key, n, finish](redis::Reply r) {
+                if (!r.ok)
+                    batch->failed = true;
+                else if (!membership(r.value, n, &batch->hits[i]))
+                    not_a_set(key, r.value);
+                finish();
+            });
             continue;
         }
         ++stats_.loads;
-        data_.command({"SMEMBERS", key}, [this, batch, i, key, &members, finish, epoch = epoch_,
-                                          seen = invalidations_](redis::Reply r) {
+        data_.command({"SMEMBERS", key}, [this, batch, i, key, query = queries[i], finish,
+                                          epoch = epoch_, seen = invalidations_](redis::Reply r) {
             if (!r.ok) {
                 batch->failed = true;
                 return finish();
             }
-            std::unordered_set<std::string> set;
+            Set set;
             if (r.value.type == redis::Value::Type::array) {
                 for (auto& e : r.value.elements)
-                    set.insert(std::move(e.str));
+                    set.members.insert(std::move(e.str));
             } else {
                 not_a_set(key, r.value);
             }
-            for (const auto& m : members)
-                batch->hits[i].push_back(set.count(m) > 0);
+            answer(set, query, &batch->hits[i]);
             // Kept only if nothing could have changed it since it was asked for.
             if (epoch == epoch_ && seen == invalidations_ && tracking_) {
                 if (sets_.size() >= 100000) sets_.clear();  // bounded: names come from clients

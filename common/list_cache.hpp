@@ -15,6 +15,7 @@
 // Entry points: start, stop, lookup, data_connection_ready. Threading: the io_context's thread.
 #pragma once
 
+#include <bitset>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,15 +24,21 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/inet.hpp"
 #include "common/redis.hpp"
 
 namespace postwarden {
 
 class ListCache {
   public:
+    // Is any of `members` in the set `key`? For a net query `client` is set and `members` is
+    // ignored: the candidates are network_candidates(*client) (inet.hpp), and a cached set is
+    // asked only for the prefix lengths it holds, so a lookup spells two or three of them, not
+    // 34 (v4) or 130 (v6).
     struct Query {
         const std::string* key;
         const std::vector<std::string>* members;
+        const IpAddress* client = nullptr;
     };
     // ok=false: Redis could not answer (answer per fail_mode). hits[i][j]: members[j] of query i.
     using Done = std::function<void(bool ok, std::vector<std::vector<bool>> hits)>;
@@ -75,7 +82,16 @@ class ListCache {
     std::uint64_t epoch_ = 0;          // bumped whenever tracking state is lost
     std::uint64_t invalidations_ = 0;  // a load that saw one in flight is not kept
     bool tracking_ = false;
-    std::unordered_map<std::string, std::unordered_set<std::string>> sets_;
+    struct Set {
+        std::unordered_set<std::string> members;
+        // The prefix lengths of the members that read as networks, by family; built at the
+        // first net lookup of the set.
+        bool indexed = false;
+        std::bitset<129> v4, v6;
+    };
+    static void answer(Set& set, const Query& query, std::vector<bool>* hits);
+
+    std::unordered_map<std::string, Set> sets_;
     Stats stats_;
 };
 

@@ -1,6 +1,8 @@
 // lists.cpp — list planning and precedence; see lists.hpp.
 #include "common/lists.hpp"
 
+#include <algorithm>
+
 #include "common/address.hpp"
 
 namespace postwarden {
@@ -13,26 +15,31 @@ const char* kind_name(ListKind kind) {
 
 void add_query(std::vector<ListQuery>& out, const Config& config, ListKind kind, ListWhat what,
                std::string_view list, std::string_view rcpt_domain,
-               std::vector<std::string> members) {
-    if (members.empty()) return;
-    std::string key = config.redis.prefix + kind_name(kind) + ":" + std::string(list);
-    if (!rcpt_domain.empty()) key += ":" + std::string(rcpt_domain);
-    out.push_back({std::move(key), std::move(members), kind, what, !rcpt_domain.empty()});
+               const std::shared_ptr<const std::vector<std::string>>& members,
+               std::optional<IpAddress> client = {}) {
+    if (!client && (!members || members->empty())) return;
+    std::string key;
+    key.reserve(config.redis.prefix.size() + 7 + list.size() + rcpt_domain.size());
+    key.append(config.redis.prefix).append(kind_name(kind)).append(1, ':').append(list);
+    if (!rcpt_domain.empty()) key.append(1, ':').append(rcpt_domain);
+    out.push_back({std::move(key), client ? nullptr : members, kind, what, !rcpt_domain.empty(),
+                   std::move(client)});
 }
 
-// sender, domain and (inbound only) net lists of one level, allow before block. The names are
-// spelled once per request by the caller: a v4 client has 34 network spellings.
-struct Spellings {
-    std::vector<std::string> domains, networks;
-};
+using Names = std::shared_ptr<const std::vector<std::string>>;
 
+Names names(std::vector<std::string> list) {
+    return std::make_shared<const std::vector<std::string>>(std::move(list));
+}
+
+// sender, domain and (inbound only) net lists of one level, allow before block.
 void add_level(std::vector<ListQuery>& out, const ListSubject& f, const Config& config,
-               std::string_view rcpt_domain, const Spellings& names) {
+               std::string_view rcpt_domain, const Names& sender, const Names& domains) {
     for (auto kind : {ListKind::allow, ListKind::block}) {
-        if (!f.sender.empty())
-            add_query(out, config, kind, ListWhat::sender, "sender", rcpt_domain, {f.sender});
-        add_query(out, config, kind, ListWhat::domain, "domain", rcpt_domain, names.domains);
-        add_query(out, config, kind, ListWhat::net, "net", rcpt_domain, names.networks);
+        add_query(out, config, kind, ListWhat::sender, "sender", rcpt_domain, sender);
+        add_query(out, config, kind, ListWhat::domain, "domain", rcpt_domain, domains);
+        if (!f.outbound && f.client)
+            add_query(out, config, kind, ListWhat::net, "net", rcpt_domain, nullptr, f.client);
     }
 }
 
@@ -40,34 +47,42 @@ void add_level(std::vector<ListQuery>& out, const ListSubject& f, const Config& 
 
 std::vector<ListQuery> plan_lists(const ListSubject& f, const Config& config) {
     std::vector<ListQuery> out;
+    out.reserve(16);
     if (f.outbound && !f.login.empty())
-        add_query(out, config, ListKind::block, ListWhat::login, "login", "", {f.login});
+        add_query(out, config, ListKind::block, ListWhat::login, "login", "", names({f.login}));
     // Outbound mail goes to foreign domains: only the global lists speak for it.
-    Spellings names{domain_and_parents(f.sender_domain), {}};
-    if (!f.outbound && f.client) names.networks = network_candidates(*f.client);
+    auto sender = f.sender.empty() ? nullptr : names({f.sender});
+    auto domains = names(domain_and_parents(f.sender_domain));
     if (!f.outbound && !f.recipient_domain.empty())
-        add_level(out, f, config, f.recipient_domain, names);
-    add_level(out, f, config, "", names);
+        add_level(out, f, config, f.recipient_domain, sender, domains);
+    add_level(out, f, config, "", sender, domains);
     auto tld = top_level_domain(f.sender_domain);
     if (!tld.empty()) {
-        add_query(out, config, ListKind::block, ListWhat::tld, "tld", "", {std::string(tld)});
-        add_query(out, config, ListKind::allow, ListWhat::tld_exempt, "tld", "",
-                  domain_and_parents(f.sender_domain));
+        add_query(out, config, ListKind::block, ListWhat::tld, "tld", "",
+                  names({std::string(tld)}));
+        add_query(out, config, ListKind::allow, ListWhat::tld_exempt, "tld", "", domains);
     }
     return out;
 }
 
 ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
                            const std::vector<std::vector<bool>>& hits, bool outbound) {
-    auto hit = [&](std::size_t i) -> std::string {
-        for (std::size_t j = 0; j < queries[i].members.size() && j < hits[i].size(); ++j)
-            if (hits[i][j]) return queries[i].key + " " + queries[i].members[j];
-        return {};
-    };
+    // The first member of each query that is in its set, or none; found once, then the rules
+    // below only read it (a net query has 34 or 130 candidates).
+    constexpr std::size_t none = static_cast<std::size_t>(-1);
+    std::vector<std::size_t> found(queries.size(), none);
+    for (std::size_t i = 0; i < queries.size() && i < hits.size(); ++i) {
+        auto n = std::min(queries[i].size(), hits[i].size());
+        for (std::size_t j = 0; j < n; ++j)
+            if (hits[i][j]) {
+                found[i] = j;
+                break;
+            }
+    }
     auto first = [&](auto pred) -> std::pair<const ListQuery*, std::string> {
-        for (std::size_t i = 0; i < queries.size() && i < hits.size(); ++i)
-            if (pred(queries[i]))
-                if (auto m = hit(i); !m.empty()) return {&queries[i], m};
+        for (std::size_t i = 0; i < queries.size(); ++i)
+            if (found[i] != none && pred(queries[i]))
+                return {&queries[i], queries[i].key + " " + queries[i].member(found[i])};
         return {nullptr, {}};
     };
     auto is = [](ListWhat w) { return [w](const ListQuery& q) { return q.what == w; }; };

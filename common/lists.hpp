@@ -6,6 +6,7 @@
 // the caller asks the sets (list_cache.hpp) and feeds the answers back.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,13 +29,28 @@ struct ListSubject {
 enum class ListKind { allow, block };
 enum class ListWhat { sender, domain, net, login, tld, tld_exempt };
 
-// One set lookup: is any of `members` in the set `key`? (SMISMEMBER key members...)
+// One set lookup: is any of the candidate members in the set `key`? (SMISMEMBER key members...)
+// A net query names the client instead of spelling its candidates: they are the address and
+// every network holding it ("192.0.2.1", "192.0.2.1/32" … "0.0.0.0/0", network_candidates()),
+// 34 strings for v4 and 130 for v6, which the list cache need not spell to answer (it knows
+// which prefix lengths a set holds); size() and spelled() give them when they are needed.
 struct ListQuery {
     std::string key;
-    std::vector<std::string> members;
+    // Shared by the queries of one request that ask for the same names (allow and block, per
+    // recipient domain and global): planned once, not copied per set.
+    std::shared_ptr<const std::vector<std::string>> members;  // null for a net query
     ListKind kind;
     ListWhat what;
     bool per_recipient_domain;
+    std::optional<IpAddress> client;  // a net query's client
+
+    std::size_t size() const { return client ? network_candidate_count(*client) : members->size(); }
+    std::string member(std::size_t j) const {
+        return client ? network_candidate(*client, j) : (*members)[j];
+    }
+    std::vector<std::string> spelled() const {
+        return client ? network_candidates(*client) : *members;
+    }
 };
 
 std::vector<ListQuery> plan_lists(const ListSubject& subject, const Config& config);
@@ -46,7 +62,7 @@ struct ListOutcome {
     std::string matched;  // "key member" that decided, for the log
 };
 
-// hits[i][j]: whether queries[i].members[j] is in queries[i].key.
+// hits[i][j]: whether queries[i].member(j) is in queries[i].key.
 ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
                            const std::vector<std::vector<bool>>& hits, bool outbound);
 

@@ -61,7 +61,8 @@ CheckResult allowed(const Services& services, const std::optional<IpAddress>& cl
     std::vector<std::vector<std::string>> commands;
     for (const auto& q : queries) {
         commands.push_back({"SMISMEMBER", q.key});
-        commands.back().insert(commands.back().end(), q.members.begin(), q.members.end());
+        auto members = q.spelled();
+        commands.back().insert(commands.back().end(), members.begin(), members.end());
     }
     auto replies = services.redis.batch(std::move(commands));
     std::vector<std::vector<bool>> hits(queries.size());

@@ -77,7 +77,6 @@ struct Job : std::enable_shared_from_this<Job> {
     void quota_failed();
 };
 
-// All list lookups of a request go out in one pipelined batch.
 // All list lookups of a request in one go: from memory while the list cache tracks the lists,
 // otherwise in one pipelined batch (list_cache.hpp).
 void Job::start_lists() {
@@ -86,7 +85,7 @@ void Job::start_lists() {
     std::vector<ListCache::Query> asked;
     asked.reserve(queries.size());
     for (const auto& q : queries)
-        asked.push_back({&q.key, &q.members});
+        asked.push_back({&q.key, q.members.get(), q.client ? &*q.client : nullptr});
     lists.lookup(asked, [self = shared_from_this()](bool ok, std::vector<std::vector<bool>> h) {
         self->lists_failed = !ok;
         self->hits = std::move(h);

@@ -44,12 +44,22 @@ bool Parser::feed(std::string_view bytes) {
         std::string_view piece = bytes.substr(0, nl);
         if (line_.size() + piece.size() > limits_.max_line)
             return fail("line longer than " + std::to_string(limits_.max_line) + " bytes");
-        line_.append(piece);
-        if (nl == std::string_view::npos) break;
+        if (nl == std::string_view::npos) {
+            line_.append(piece);
+            break;
+        }
         bytes.remove_prefix(nl + 1);
-        std::string line = std::move(line_);
-        line_.clear();
-        if (!take_line(line)) return false;
+        // A line whole in this read is parsed where it lies; only one split across reads is
+        // gathered in line_, which keeps its capacity for the next.
+        bool ok = true;
+        if (line_.empty()) {
+            ok = take_line(piece);
+        } else {
+            line_.append(piece);
+            ok = take_line(line_);
+            line_.clear();
+        }
+        if (!ok) return false;
     }
     return !failed();
 }

@@ -30,7 +30,7 @@ class SpfService {
     ~SpfService();
 
     // MAIL FROM check (RFC 7208 §2.4: HELO identity for the null sender); `done` runs on the
-    // io_context thread.
+    // io_context thread: inside the call when the answer is cached, later otherwise.
     void check(std::string ip, std::string sender, std::string helo,
                std::function<void(spf::Outcome)> done);
 

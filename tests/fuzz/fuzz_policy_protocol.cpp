@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             auto queries = policy::plan_lists(facts, config);
             std::vector<std::vector<bool>> hits;
             for (const auto& q : queries)
-                hits.emplace_back(q.members.size(), (size & 1) != 0);
+                hits.emplace_back(q.size(), (size & 1) != 0);
             auto outcome = policy::evaluate_lists(queries, hits, facts.outbound);
             auto decision = policy::list_decision(outcome, config);
             (void)policy::format_reply(decision.action);

@@ -12,6 +12,25 @@ using namespace postwarden::test;
 
 namespace {
 
+std::optional<std::vector<std::string>> net_lookup(ListCache& cache, boost::asio::io_context& io,
+                                                   const std::string& key,
+                                                   const std::string& client) {
+    auto ip = parse_ip(client);
+    REQUIRE(ip);
+    std::optional<std::pair<bool, std::vector<std::vector<bool>>>> result;
+    cache.lookup({{&key, nullptr, &*ip}},
+                 [&](bool ok, auto hits) { result.emplace(ok, std::move(hits)); });
+    run_until(io, [&] { return result.has_value(); });
+    if (!result || !result->first) return std::nullopt;
+    auto spelled = network_candidates(*ip);
+    REQUIRE(result->second.size() == 1);
+    REQUIRE(result->second[0].size() == spelled.size());
+    std::vector<std::string> found;
+    for (std::size_t j = 0; j < spelled.size(); ++j)
+        if (result->second[0][j]) found.push_back(spelled[j]);
+    return found;
+}
+
 struct Fixture {
     RedisServer server;
     boost::asio::io_context io;
@@ -39,6 +58,12 @@ struct Fixture {
         auto before = cache->stats().invalidations;
         server.run(argv);
         REQUIRE(run_until(io, [&] { return cache->stats().invalidations > before; }));
+    }
+
+    // The candidates of `client` found in the net set `key`, spelled; nullopt: no answer.
+    std::optional<std::vector<std::string>> nets(const std::string& key,
+                                                 const std::string& client) {
+        return net_lookup(*cache, io, key, client);
     }
 
     // One lookup of `member` in `key`, waited for; nullopt when Redis did not answer.
@@ -127,4 +152,43 @@ TEST_CASE("without tracking the lists are asked for on every lookup", "[redis][c
     CHECK(server.info_field("commandstats", "cmdstat_smismember").find("calls=1,") == 0);
     data.stop();
     run_for(io, 50ms);
+}
+
+// A net lookup from memory asks only for the prefix lengths the set holds; it must find exactly
+// what a lookup of every spelling (SMISMEMBER, the path without tracking) finds.
+TEST_CASE("net lists match the client's address and every network holding it", "[redis][cache]") {
+    Fixture f;
+    REQUIRE(run_until(f.io, [&] { return f.cache->tracking(); }));
+    const std::string key = "pw:block:net";
+    f.server.run({"SADD", key, "192.0.2.7", "198.51.100.0/24", "203.0.113.9/32", "10.0.0.0/8",
+                  "2001:db8:1::/48", "2001:db8::5", "not-a-network", "192.0.2.0/25"});
+    using V = std::vector<std::string>;
+    CHECK(f.nets(key, "192.0.2.7") == V{"192.0.2.7", "192.0.2.0/25"});
+    CHECK(f.nets(key, "198.51.100.200") == V{"198.51.100.0/24"});
+    CHECK(f.nets(key, "203.0.113.9") == V{"203.0.113.9/32"});
+    CHECK(f.nets(key, "10.200.1.1") == V{"10.0.0.0/8"});
+    CHECK(f.nets(key, "192.0.2.200") == V{});
+    CHECK(f.nets(key, "2001:db8:1:ffff::1") == V{"2001:db8:1::/48"});
+    CHECK(f.nets(key, "2001:db8::5") == V{"2001:db8::5"});
+    CHECK(f.nets(key, "2001:db8:2::5") == V{});
+    auto loads = f.cache->stats().loads;
+    // a new prefix length written by redis-cli is seen on the next lookup
+    f.edit({"SADD", key, "192.0.0.0/16"});
+    CHECK(f.nets(key, "192.0.9.9") == V{"192.0.0.0/16"});
+    CHECK(f.cache->stats().loads == loads + 1);
+    CHECK(f.nets(key, "192.0.2.7") == V{"192.0.2.7", "192.0.2.0/25", "192.0.0.0/16"});
+    // an empty or missing set answers no for every candidate
+    CHECK(f.nets("pw:allow:net", "192.0.2.7") == V{});
+
+    // the same answers without tracking, where every spelling is asked for
+    redis::Client plain(f.io, options_for(f.server.endpoint()));
+    plain.start();
+    REQUIRE(run_until(f.io, [&] { return plain.connected(); }));
+    ListCache uncached(f.io, plain, options_for(f.server.endpoint()), "pw:");
+    CHECK(net_lookup(uncached, f.io, key, "192.0.2.7") ==
+          V{"192.0.2.7", "192.0.2.0/25", "192.0.0.0/16"});
+    CHECK(net_lookup(uncached, f.io, key, "2001:db8:1:ffff::1") == V{"2001:db8:1::/48"});
+    CHECK(net_lookup(uncached, f.io, key, "192.0.3.1") == V{"192.0.0.0/16"});
+    CHECK(net_lookup(uncached, f.io, key, "192.1.2.7") == V{});
+    plain.stop();
 }

@@ -32,7 +32,7 @@ ListOutcome decide(const Facts& f, const Config& c, std::set<std::string> member
     std::vector<std::vector<bool>> hits;
     for (const auto& q : plan) {
         std::vector<bool> h;
-        for (const auto& m : q.members)
+        for (const auto& m : q.spelled())
             h.push_back(members.count(q.key + " " + m) > 0);
         hits.push_back(h);
     }
