@@ -2,6 +2,9 @@
 # deps.sh — install, from Debian 12 packages, whatever postwarden needs to build, run and test
 # and is not on this machine yet. Idempotent: it asks apt only for missing packages.
 #   contrib/deps.sh [EXTRA-PACKAGE...]   (contrib/bench/run.sh adds postgrey this way)
+#   contrib/deps.sh --build     only what compiling the programs needs (the Dockerfile's build stage)
+#   contrib/deps.sh --runtime   only what running them needs (the Docker image); tests/packaging
+#                               checks it names the package of every library the programs link
 #
 # Package installs must never start services on the machine (a redis-server, later Postfix or
 # Dovecot, that the operator did not ask for): a temporary policy-rc.d refuses every start while
@@ -9,11 +12,23 @@
 set -eu
 
 packages="build-essential cmake pkg-config clang-format
-libboost-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
-redis-server redis-tools python3 python3-yaml
+libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
+redis-server redis-tools python3 python3-yaml prometheus
 libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl
 postfix dovecot-core
+mandoc man-db docker-compose
 $*"
+case "${1:-}" in
+--build)
+	shift
+	packages="build-essential cmake pkg-config libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev
+libc-ares-dev libmilter-dev libopendkim-dev libpsl-dev $*"
+	;;
+--runtime)
+	shift
+	packages="libjemalloc2 libhiredis0.14 libspf2-2 libc-ares2 libmilter1.0.1 libopendkim11 libpsl5 publicsuffix $*"
+	;;
+esac
 
 missing=""
 for p in $packages; do
@@ -60,6 +75,11 @@ apt-get install -y -qq --no-install-recommends $missing
 # A service these packages just brought in stays off at the next boot too (the machine had none
 # before; the e2e tests start their own instances).
 for p in $missing; do
-	case $p in postfix) unit=postfix ;; dovecot-core) unit=dovecot ;; *) continue ;; esac
+	case $p in
+	postfix) unit=postfix ;;
+	dovecot-core) unit=dovecot ;;
+	prometheus) unit=prometheus ;; # only its promtool is used (tests/metrics)
+	*) continue ;;
+	esac
 	update-rc.d "$unit" disable >/dev/null 2>&1 || true
 done
