@@ -15,6 +15,7 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -42,7 +43,8 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     ~Session() { context_.closed(); }
 
     void start() {
-        arm_idle_timer();
+        last_read_ = std::chrono::steady_clock::now();
+        arm_idle_timer(std::chrono::seconds(context_.config()->policyd.idle_timeout));
         read();
     }
 
@@ -76,7 +78,10 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
             eof_ = true;  // EOF or error: answer what was asked, then close
             return maybe_close();
         }
-        arm_idle_timer();
+        // Only noted here: re-arming the timer on every read would cancel a wait (one more
+        // handler run) and re-sort the timer queue per request. It fires at the old deadline
+        // and waits out the rest from there.
+        last_read_ = std::chrono::steady_clock::now();
         if (!parser_.feed(std::string_view(buffer_.data(), n))) {
             collect();  // requests before the error are still answered, then the error
             broken_ = true;
@@ -97,12 +102,17 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         busy_ = true;
         Request request = std::move(queue_.front());
         queue_.pop_front();
+        // An answer given inside handle() (DUNNO for other protocol states) continues on a
+        // fresh stack, so a client's pipelined requests never recurse; an answer from a later
+        // callback (Redis, SPF) is written at once, without another turn of the loop.
+        handling_ = true;
         context_.handler.handle(
             request, context_.config(), [self = this->shared_from_this()](std::string action) {
-                // The handler may answer at once; continue on a fresh stack.
+                if (!self->handling_) return self->answered(action);
                 boost::asio::post(self->socket_.get_executor(),
                                   [self, action = std::move(action)] { self->answered(action); });
             });
+        handling_ = false;
     }
 
     void answered(const std::string& action) {
@@ -173,11 +183,14 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         socket_.close(ignored);
     }
 
-    void arm_idle_timer() {
-        timer_.expires_after(std::chrono::seconds(context_.config()->policyd.idle_timeout));
+    void arm_idle_timer(std::chrono::steady_clock::duration after) {
+        timer_.expires_after(after);
         timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
             if (ec || self->closed_ || self->lingering_) return;
-            if (self->busy_) return self->arm_idle_timer();  // waiting on us, not on the client
+            const auto idle = std::chrono::seconds(self->context_.config()->policyd.idle_timeout);
+            auto since = std::chrono::steady_clock::now() - self->last_read_;
+            if (since < idle) return self->arm_idle_timer(idle - since);
+            if (self->busy_) return self->arm_idle_timer(idle);  // waiting on us, not the client
             log::info("closing policy connection idle for " +
                       std::to_string(self->context_.config()->policyd.idle_timeout) + " s");
             self->close();
@@ -191,7 +204,8 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     std::array<char, 4096> buffer_;
     std::deque<Request> queue_;
     std::string outbox_, inflight_;
-    bool reading_ = false, busy_ = false, writing_ = false;
+    std::chrono::steady_clock::time_point last_read_;
+    bool reading_ = false, busy_ = false, writing_ = false, handling_ = false;
     bool eof_ = false, broken_ = false, error_sent_ = false, lingering_ = false, closed_ = false;
 };
 
