@@ -47,6 +47,7 @@ auto_block = 0
 nameservers = 127.0.0.1:$(cat "$work/dnsport")
 CONF
 "$build/policyd/postwarden-policyd" -f -c "$work/bench.conf" 2>/dev/null &
+policyd_pid=$!
 pids="$pids $!"
 wait_port "$policyd_port"
 redis-cli -p "$redis_port" SADD pw:block:domain bench-blocked.example >/dev/null
@@ -93,3 +94,6 @@ if command -v postgrey >/dev/null 2>&1; then
 else
 	echo "postgrey: not installed (apt-get install postgrey), skipped"
 fi
+
+echo "== memory"
+echo "policyd $(python3 contrib/bench/idle_rss.py "$policyd_port" "$policyd_pid" 2000)"
