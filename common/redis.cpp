@@ -132,9 +132,14 @@ void Client::Impl::schedule_retry() {
 
 void Client::Impl::command(std::vector<std::string> argv, Callback done) {
     if (argv.empty()) return post_reply(io_, std::move(done), failure("empty command"));
-    if (!connected()) return post_reply(io_, std::move(done), failure("not connected"));
-    if (connection_->pending() >= options_.max_pending)
+    if (!connected()) {
+        count_failure(options_, Failure::not_connected);
+        return post_reply(io_, std::move(done), failure("not connected"));
+    }
+    if (connection_->pending() >= options_.max_pending) {
+        count_failure(options_, Failure::overloaded);
         return post_reply(io_, std::move(done), failure("too many pending commands"));
+    }
     connection_->send(argv, std::move(done));
 }
 

@@ -31,6 +31,10 @@
 namespace boost::asio {
 class io_context;
 }
+namespace postwarden::metrics {
+class Histogram;
+class CounterFamily;
+}  // namespace postwarden::metrics
 
 namespace postwarden::redis {
 
@@ -62,7 +66,17 @@ struct Options {
     // For a pub/sub client: every ["message", channel, payload] array Redis pushes, outside the
     // FIFO of command replies. Empty for an ordinary client.
     std::function<void(const Value&)> on_message;
+    // Instruments of the metrics endpoint (common/metrics.hpp), shared by a daemon's clients;
+    // null: not measured. latency: seconds from sending a command to its reply. failures:
+    // commands answered ok=false, one series per Failure, in its order.
+    metrics::Histogram* latency = nullptr;
+    metrics::CounterFamily* failures = nullptr;
 };
+
+// Why a command got no answer, as Options::failures counts it ("stopped" is not counted).
+enum class Failure { timeout, not_connected, connection_lost, overloaded };
+inline constexpr const char* failure_names[] = {"timeout", "not_connected", "connection_lost",
+                                                "overloaded"};
 
 struct Reply {
     bool ok = false;

@@ -19,6 +19,8 @@
 #include <boost/asio/write.hpp>
 #include <exception>
 
+#include "common/metrics.hpp"
+
 namespace postwarden::redis {
 
 namespace asio = boost::asio;
@@ -43,6 +45,10 @@ void post_reply(asio::io_context& io, Callback done, Reply reply) {
     asio::post(io, [done = std::move(done), reply = std::move(reply)]() mutable {
         done(std::move(reply));
     });
+}
+
+void count_failure(const Options& options, Failure why, std::size_t n) {
+    if (options.failures && n > 0) options.failures->inc(static_cast<std::size_t>(why), n);
 }
 
 Connection::Connection(asio::io_context& io, const Options& options, std::shared_ptr<Stats> stats)
@@ -130,6 +136,7 @@ void Connection::close(const std::string& reason) {
 
 void Connection::fail(const std::string& reason) {
     auto self = shared_from_this();  // the owner drops its reference inside failed_
+    count_failure(options_, Failure::connection_lost, pending_.size() - expired_);
     close(reason);
     ready_ = nullptr;
     if (auto failed = std::move(failed_)) failed(reason);
@@ -177,6 +184,7 @@ void Connection::dispatch(Value value) {
         ++stats_->late_replies;
         return;
     }
+    if (options_.latency) options_.latency->observe(clock::now() - (entry.deadline - timeout_));
     post_reply(io_, std::move(entry.done), Reply{true, {}, std::move(value)});
 }
 
@@ -184,7 +192,10 @@ void Connection::send(const std::vector<std::string>& argv, Callback done) {
     append_command(output_, argv);
     ++stats_->commands;
     pending_.push_back(Pending{std::move(done), clock::now() + timeout_});
-    if (!deadline_armed_) arm_deadline(next_wake());
+    // When every earlier command has timed out, the timer waits for the stall moment, which
+    // lies beyond this command's deadline: bring it forward, or this command waits for the stall.
+    auto wake = next_wake();
+    if (!deadline_armed_ || wake < deadline_timer_.expiry()) arm_deadline(wake);
     schedule_flush();
 }
 
@@ -252,6 +263,7 @@ void Connection::expire_overdue(clock::time_point now) {
         pending_[expired_].done = nullptr;
         ++expired_;
         ++stats_->timeouts;
+        count_failure(options_, Failure::timeout);
     }
 }
 

@@ -28,6 +28,9 @@ namespace postwarden::redis {
 // Runs done(reply) later on io's thread, never inside the caller: callers cannot re-enter.
 void post_reply(boost::asio::io_context& io, Callback done, Reply reply);
 
+// Counts n commands that got no answer in options.failures, when it is set.
+void count_failure(const Options& options, Failure why, std::size_t n = 1);
+
 class Connection : public std::enable_shared_from_this<Connection> {
   public:
     using Ready = std::function<void()>;

@@ -2,11 +2,13 @@
 #include "milter/services.hpp"
 
 #include "common/scripts.hpp"
+#include "milter/metrics.hpp"
 
 namespace postwarden::milter {
 
 dns::ResolverOptions resolver_options(const Config& config) {
-    return {config.dns.nameservers, config.dns.timeout_ms};
+    return {config.dns.nameservers, config.dns.timeout_ms, &metrics().dns_latency,
+            &metrics().dns_lookups};
 }
 
 namespace {
@@ -15,6 +17,8 @@ redis::Options redis_options(const Config& config) {
     o.address = config.redis.address;
     o.password = config.redis.password;
     o.timeout_ms = config.redis.timeout_ms;
+    o.latency = &metrics().redis_latency;
+    o.failures = &metrics().redis_failures;
     return o;
 }
 }  // namespace

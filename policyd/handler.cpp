@@ -10,6 +10,7 @@
 #include "common/log.hpp"
 #include "common/scripts.hpp"
 #include "policyd/decision.hpp"
+#include "policyd/metrics.hpp"
 #include "policyd/quota.hpp"
 #include "policyd/spf_service.hpp"
 
@@ -61,6 +62,7 @@ struct Job : std::enable_shared_from_this<Job> {
           reply(std::move(cb)) {}
 
     void finish(const Decision& d) {
+        count_decision(d.action, d.reason);
         log::info(log_line(facts, d));
         reply(d.action);
     }
@@ -242,6 +244,7 @@ Handler::Handler(redis::Client& redis, SpfService& spf, ListCache& lists)
 void Handler::handle(const Request& request, std::shared_ptr<const Config> config,
                      std::function<void(std::string)> reply) {
     auto facts = facts_of(request, *config);
+    count_request(facts.state);
     if (request.get("request") != "smtpd_access_policy") {
         log::warning("request type '" + std::string(request.get("request")).substr(0, 64) +
                      "' is not smtpd_access_policy: answered DUNNO");

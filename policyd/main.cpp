@@ -4,6 +4,8 @@
 
 #include "common/daemon.hpp"
 #include "common/log.hpp"
+#include "common/metrics_http.hpp"
+#include "policyd/metrics.hpp"
 #include "policyd/server.hpp"
 
 int main(int argc, char** argv) {
@@ -12,6 +14,9 @@ int main(int argc, char** argv) {
     auto config = postwarden::start_daemon("postwarden-policyd", argc, argv, &path, &exit_code);
     if (!config) return exit_code;
     try {
+        // Bound here, before run_server gives up root; [metrics] changes need a restart.
+        auto endpoint = postwarden::metrics::serve(config->metrics.policyd_listen,
+                                                   postwarden::policy::metrics().registry);
         return postwarden::policy::run_server(config, path);
     } catch (const std::exception& e) {
         postwarden::log::error(std::string("fatal: ") + e.what());

@@ -23,6 +23,7 @@
 #include "common/config.hpp"
 #include "common/log.hpp"
 #include "policyd/handler.hpp"
+#include "policyd/metrics.hpp"
 #include "policyd/protocol.hpp"
 
 namespace postwarden::policy {
@@ -144,6 +145,7 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         if (closed_ || busy_ || writing_ || !queue_.empty()) return;
         if (broken_ && !error_sent_) {
             error_sent_ = true;
+            metrics().protocol_errors.inc();
             log::warning("policy client broke the protocol: " + parser_.error() + "; closing");
             return send(
                 format_reply("DEFER_IF_PERMIT 4.3.0 Policy request malformed: " + parser_.error()));

@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/log.hpp"
+#include "policyd/metrics.hpp"
 
 namespace postwarden::policy {
 
@@ -51,7 +52,9 @@ void SpfService::check(std::string ip, std::string sender, std::string helo,
     boost::asio::post(
         pool_, [this, key = std::move(key), ip = std::move(ip), sender = std::move(sender),
                 helo = std::move(helo), done = std::move(done)]() mutable {
+            auto start = std::chrono::steady_clock::now();
             auto outcome = checker_.check_mailfrom(ip, sender, helo);
+            metrics().spf_duration.observe(std::chrono::steady_clock::now() - start);
             boost::asio::post(io_, [this, key = std::move(key), outcome = std::move(outcome),
                                     done = std::move(done)] {
                 if (--pending_ == 0) overloaded_ = false;

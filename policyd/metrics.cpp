@@ -1,0 +1,107 @@
+// metrics.cpp — policyd's instruments and their fixed label values; see metrics.hpp.
+#include "policyd/metrics.hpp"
+
+#include "common/dns.hpp"
+#include "common/redis.hpp"
+
+namespace postwarden::policy {
+
+namespace {
+
+// protocol_state values Postfix sends (SMTPD_POLICY_README), then "other".
+std::vector<std::string> protocol_states() {
+    return {"CONNECT", "EHLO",           "HELO", "MAIL", "RCPT",
+            "DATA",    "END-OF-MESSAGE", "VRFY", "ETRN", "other"};
+}
+
+// Every (action, reason) pair decision.cpp, quota.cpp and handler.cpp can log (README "Logs"),
+// then ("other", "other") so that a pair added later is counted before it is listed here.
+std::vector<std::vector<std::string>> decision_pairs() {
+    return {{"DUNNO", "allow"},
+            {"DUNNO", "outbound"},
+            {"DUNNO", "greylist-passed"},
+            {"DUNNO", "greylist-known"},
+            {"DUNNO", "greylist-client"},
+            {"DUNNO", "greylist-off"},
+            {"DUNNO", "spf-handoff"},
+            {"DUNNO", "quota-ok"},
+            {"DUNNO", "quota-commit"},
+            {"DUNNO", "lists-unavailable"},
+            {"DUNNO", "greylist-unavailable"},
+            {"DUNNO", "quota-unavailable"},
+            {"DEFER_IF_PERMIT", "greylist"},
+            {"DEFER_IF_PERMIT", "lists-unavailable"},
+            {"DEFER_IF_PERMIT", "greylist-unavailable"},
+            {"DEFER_IF_PERMIT", "quota-unavailable"},
+            {"PREPEND", "greylist-passed"},
+            {"DEFER", "quota-throttled"},
+            {"REJECT", "block-login"},
+            {"REJECT", "block-sender"},
+            {"REJECT", "block-net"},
+            {"REJECT", "block-tld"},
+            {"REJECT", "quota-blocked"},
+            {"other", "other"}};
+}
+
+template <std::size_t N>
+std::vector<std::string> names(const char* const (&list)[N]) {
+    return {list, list + N};
+}
+
+std::vector<std::string> dns_statuses() {
+    std::vector<std::string> out;
+    for (auto s :
+         {dns::Status::ok, dns::Status::nxdomain, dns::Status::nodata, dns::Status::temp_error})
+        out.emplace_back(dns::to_string(s));
+    return out;
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : requests(registry, "postwarden_policyd_requests_total",
+               "Policy requests received, by protocol_state.", "protocol_state", protocol_states()),
+      decisions(registry, "postwarden_policyd_decisions_total",
+                "Decisions answered at RCPT and END-OF-MESSAGE, by action and reason (the "
+                "action= and reason= of the log line).",
+                {"action", "reason"}, decision_pairs()),
+      connections(registry, "postwarden_policyd_connections",
+                  "Policy client connections open now."),
+      connections_accepted(registry, "postwarden_policyd_connections_accepted_total",
+                           "Policy client connections accepted."),
+      connections_refused(registry, "postwarden_policyd_connections_refused_total",
+                          "Connections closed at once because max_connections were open."),
+      protocol_errors(registry, "postwarden_policyd_protocol_errors_total",
+                      "Client connections closed for breaking the policy protocol."),
+      redis_latency(registry, "postwarden_policyd_redis_command_duration_seconds",
+                    "Redis round trips: from sending a command to its reply.",
+                    metrics::latency_buckets()),
+      redis_failures(registry, "postwarden_policyd_redis_failures_total",
+                     "Redis commands that got no reply, by why; each is answered per fail_mode.",
+                     "error", names(redis::failure_names)),
+      dns_latency(registry, "postwarden_policyd_dns_lookup_duration_seconds",
+                  "DNS lookups of SPF checks, retries included.", metrics::latency_buckets()),
+      dns_lookups(registry, "postwarden_policyd_dns_lookups_total", "DNS lookups by outcome.",
+                  "status", dns_statuses()),
+      spf_duration(registry, "postwarden_policyd_spf_check_duration_seconds",
+                   "SPF evaluations on the SPF threads, all their DNS lookups included.",
+                   metrics::latency_buckets()) {}
+
+Metrics& metrics() {
+    static Metrics instance;
+    return instance;
+}
+
+void count_request(std::string_view protocol_state) {
+    auto& m = metrics().requests;
+    auto i = m.find({protocol_state});
+    m.inc(i != metrics::CounterFamily::npos ? i : m.size() - 1);
+}
+
+void count_decision(std::string_view action, std::string_view reason) {
+    auto& m = metrics().decisions;
+    auto i = m.find({action.substr(0, action.find(' ')), reason});
+    m.inc(i != metrics::CounterFamily::npos ? i : m.size() - 1);
+}
+
+}  // namespace postwarden::policy
