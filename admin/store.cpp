@@ -1,0 +1,75 @@
+// store.cpp — Store: connect on first use, wait for the connection, map failures to exit codes;
+// see store.hpp.
+#include "admin/store.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+
+#include "common/redis_sync.hpp"
+
+namespace postwarden::admin {
+
+namespace {
+
+// The asynchronous client answers "not connected" at once until its first connection is up, so
+// the CLI waits for that (the client's own connect + AUTH deadline, at least 1 s; it retries a
+// refused connection meanwhile, 100 ms doubling, so a Redis that is just restarting still
+// answers). The reason of a failure is logged by the client on stderr.
+int connect_wait_ms(const Config& config) {
+    return std::max(1000, 8 * config.redis.timeout_ms) + 100;
+}
+
+std::string where(const Config& config) {
+    return "Redis at " + config.redis.address.to_string();
+}
+
+void check(const redis::Reply& reply, const Config& config) {
+    if (!reply.ok) throw Failure(exit_unavailable, where(config) + ": " + reply.error);
+    if (reply.value.is_error())
+        throw Failure(exit_redis_error, where(config) + " refused: " + reply.value.str);
+}
+
+}  // namespace
+
+Store::Store(const Config& config) : config_(config) {}
+Store::~Store() = default;
+
+SyncRedis& Store::client() {
+    if (client_) return *client_;
+    auto ready = std::make_shared<std::promise<void>>();
+    auto future = ready->get_future();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    redis::Options options;
+    options.address = config_.redis.address;
+    options.password = config_.redis.password;
+    options.timeout_ms = config_.redis.timeout_ms;
+    options.on_ready = [ready, once] {
+        if (!once->exchange(true)) ready->set_value();
+    };
+    client_ = std::make_unique<SyncRedis>(options);
+    auto wait = std::chrono::milliseconds(connect_wait_ms(config_));
+    if (future.wait_for(wait) != std::future_status::ready)
+        throw Failure(exit_unavailable, where(config_) + " is unreachable (no connection within " +
+                                            std::to_string(wait.count()) + " ms)");
+    return *client_;
+}
+
+redis::Value Store::run(std::vector<std::string> argv) {
+    auto reply = client().command(std::move(argv));
+    check(reply, config_);
+    return std::move(reply.value);
+}
+
+std::vector<redis::Value> Store::batch(std::vector<std::vector<std::string>> commands) {
+    auto replies = client().batch(std::move(commands));
+    std::vector<redis::Value> out;
+    for (auto& r : replies) {
+        check(r, config_);
+        out.push_back(std::move(r.value));
+    }
+    return out;
+}
+
+}  // namespace postwarden::admin
