@@ -1,8 +1,15 @@
 // daemon.hpp — how both daemons start: the command line every postwarden program shares
-// (SPEC §2: -c FILE, -f, --check-config), the configuration, and the log.
+// (SPEC §2: -c FILE, -f, --check-config), the configuration, and the log; and how they give up
+// root once their sockets are bound (issue 7: least privilege).
 //
 //   postwarden-policyd [-c FILE] [-f] [--check-config]
 //   postwarden-milter  [-c FILE] [-f] [--check-config]
+//
+// The privilege model: a daemon started as root binds its listen sockets, gives a unix socket its
+// configured owner, group and mode, and then switches for good to `[policyd] user` /
+// `[milter] user`. Started as any other user (the systemd units, the Docker image) it needs
+// nothing of root, and an empty `user` keeps it as started. Neither daemon writes files; the only
+// things they create are their unix sockets, where the configuration puts them.
 #pragma once
 
 #include <memory>
@@ -18,5 +25,20 @@ namespace postwarden {
 // (said on stderr, FILE:LINE: [section] key: ...), or --check-config; *exit_code says how.
 std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, char** argv,
                                            std::string* config_path, int* exit_code);
+
+// Switches the whole process (every thread: glibc applies set*id to all of them) to `user`: its
+// supplementary groups (initgroups), primary group, then uid, real, effective and saved; then a
+// check that root cannot be had back, and no_new_privs (Linux keeps that flag per thread: it
+// covers the caller and the threads it starts later; the systemd units set it for all). Call it
+// after binding and before serving. Empty user: nothing changes. Already running as that user:
+// nothing to do. Returns "" when done, otherwise why not; the caller must then stop rather than
+// serve with more privileges than it was configured to keep.
+std::string drop_privileges(const std::string& user);
+
+// Gives a unix socket its configured permissions: `mode` (e.g. 0660), the group `group` when
+// not empty, and `owner` as owner when not empty and running as root (so the socket belongs to
+// the user the daemon becomes). Returns "" or why it failed.
+std::string set_socket_access(const std::string& path, unsigned mode, const std::string& group,
+                              const std::string& owner);
 
 }  // namespace postwarden

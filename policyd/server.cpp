@@ -12,9 +12,11 @@
 #include <csignal>
 #include <list>
 
+#include "common/daemon.hpp"
 #include "common/log.hpp"
 #include "common/redis.hpp"
 #include "policyd/handler.hpp"
+#include "policyd/metrics.hpp"
 #include "policyd/session.hpp"
 #include "policyd/spf_service.hpp"
 
@@ -34,6 +36,8 @@ redis::Options redis_options(const Config& c, std::function<void()> on_ready = {
     o.address = c.redis.address;
     o.password = c.redis.password;
     o.timeout_ms = c.redis.timeout_ms;
+    o.latency = &metrics().redis_latency;
+    o.failures = &metrics().redis_failures;
     return o;
 }
 
@@ -41,6 +45,8 @@ dns::ResolverOptions dns_options(const Config& c) {
     dns::ResolverOptions o;
     o.nameservers = c.dns.nameservers;
     o.timeout_ms = c.dns.timeout_ms;
+    o.latency = &metrics().dns_latency;
+    o.lookups = &metrics().dns_lookups;
     return o;
 }
 
@@ -58,6 +64,7 @@ class Server {
           context_{handler_, [this] { return config_; },
                    [this] {
                        --connections_;
+                       metrics().connections.dec();
                        maybe_exit();
                    }} {}
 
@@ -150,6 +157,7 @@ void Server::admit(Socket socket) {
     if (connections_ >= config_->policyd.max_connections) {
         boost::system::error_code ignored;
         socket.close(ignored);
+        metrics().connections_refused.inc();
         // The first refusal is logged at once; more within 10 s are summed up in one line, so
         // a flood cannot flood the log too.
         if (refusing_) {
@@ -171,6 +179,8 @@ void Server::admit(Socket socket) {
         return;
     }
     ++connections_;
+    metrics().connections_accepted.inc();
+    metrics().connections.inc();
     auto session = std::make_shared<Session<Socket>>(std::move(socket), context_);
     drains_.remove_if([](const auto& f) { return !f; });
     std::weak_ptr<Session<Socket>> weak = session;
@@ -203,8 +213,9 @@ void Server::reload() {
     const auto& old = *config_;
     if (fresh->redis.address.to_string() != old.redis.address.to_string() ||
         fresh->dns.nameservers != old.dns.nameservers ||
-        fresh->policyd.listen.size() != old.policyd.listen.size())
-        log::warning("[redis], [dns] and listen changes take effect at the next restart");
+        fresh->policyd.listen.size() != old.policyd.listen.size() ||
+        fresh->policyd.user != old.policyd.user)
+        log::warning("[redis], [dns], listen and user changes take effect at the next restart");
     log::set_min_level(fresh->log.level);
     config_ = std::move(fresh);
     log::notice("configuration reloaded from " + path_);
@@ -258,6 +269,13 @@ void Server::open_when_ready(std::shared_ptr<asio::steady_timer> timer, int trie
             exit_code_ = 1;
             return shutdown();
         }
+    // Root (if we have it) was for binding: a low port, a socket in a root-owned directory.
+    // Nothing has been accepted yet; a failed switch stops the daemon instead of serving as root.
+    if (auto why = drop_privileges(config_->policyd.user); !why.empty()) {
+        log::error("[policyd] user: " + why);
+        exit_code_ = 1;
+        return shutdown();
+    }
     log::notice("started; redis " + config_->redis.address.to_string());
 }
 
