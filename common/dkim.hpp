@@ -50,6 +50,8 @@ class Library {
   public:
     // Throws std::runtime_error when libopendkim cannot be initialised.
     explicit Library(const dns::ResolverOptions& dns, Limits limits = {});
+    // Key lookups through this resolver (the DKIM fuzz target serves its key this way).
+    explicit Library(dns::Resolver resolver, Limits limits = {});
     ~Library();
     Library(const Library&) = delete;
     Library& operator=(const Library&) = delete;

@@ -19,6 +19,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "common/metrics.hpp"
+
 namespace postwarden::dns {
 namespace {
 
@@ -241,11 +243,9 @@ Status status_of(int ares_status) {
     }
 }
 
-void on_answer(void* arg, int ares_status, int, unsigned char* abuf, int alen) {
-    auto* pending = static_cast<Pending*>(arg);
-    pending->done = true;
-    Answer& answer = pending->answer;
-    if (abuf && alen > 0) answer.packet.assign(abuf, abuf + alen);
+// Fills the answer from c-ares' status and the packet (already in answer_out->packet).
+void complete(int ares_status, Type type, Answer* answer_out) {
+    Answer& answer = *answer_out;
     answer.status = status_of(ares_status);
     if (answer.status == Status::temp_error) {
         // Our deadline cancels the query; c-ares may also give up first: both are "timeout".
@@ -254,13 +254,20 @@ void on_answer(void* arg, int ares_status, int, unsigned char* abuf, int alen) {
         return;
     }
     if (answer.status != Status::ok) return;
-    if (!parse_answer(pending->type, &answer)) {
+    if (!parse_answer(type, &answer)) {
         answer = Answer{Status::temp_error, {}, {}, {}, {}, std::move(answer.packet),
                         "malformed answer"};
         return;
     }
     // NOERROR whose answer holds only CNAMEs or other types: the name has no such record.
     if (!has_records(answer)) answer.status = Status::nodata;
+}
+
+void on_answer(void* arg, int ares_status, int, unsigned char* abuf, int alen) {
+    auto* pending = static_cast<Pending*>(arg);
+    pending->done = true;
+    if (abuf && alen > 0) pending->answer.packet.assign(abuf, abuf + alen);
+    complete(ares_status, pending->type, &pending->answer);
 }
 
 // Runs the channel's sockets until the query completes or the deadline passes.
@@ -345,6 +352,23 @@ std::string validate_nameservers(std::string_view value) {
     return {};
 }
 
+Answer decode_reply(std::vector<unsigned char> packet, Type type) {
+    Answer answer;
+    answer.packet = std::move(packet);
+    if (answer.packet.size() < NS_HFIXEDSZ) {
+        answer.error = "malformed answer";
+        return answer;
+    }
+    // What c-ares makes of the header before it calls on_answer.
+    int rcode = answer.packet[3] & 0x0f;
+    int status = rcode == ns_r_nxdomain                 ? ARES_ENOTFOUND
+                 : rcode != ns_r_noerror                ? ARES_ESERVFAIL
+                 : get16(answer.packet.data() + 6) == 0 ? ARES_ENODATA
+                                                        : ARES_SUCCESS;
+    complete(status, type, &answer);
+    return answer;
+}
+
 Resolver::Resolver(ResolverOptions options) : options_(std::move(options)) {
     if (options_.timeout_ms < 1) throw std::invalid_argument("dns timeout_ms must be positive");
     for (const auto& entry : options_.nameservers) {
@@ -360,6 +384,15 @@ Resolver::Resolver(ResolverOptions options) : options_(std::move(options)) {
 }
 
 Answer Resolver::query(std::string_view name, Type type) const {
+    auto start = Clock::now();
+    Answer answer = lookup(name, type);
+    if (options_.latency) options_.latency->observe(Clock::now() - start);
+    if (options_.lookups) options_.lookups->inc(static_cast<std::size_t>(answer.status));
+    return answer;
+}
+
+Answer Resolver::lookup(std::string_view name, Type type) const {
+    if (source_) return source_(name, type);
     init_library();
     // Two tries per server; c-ares doubles the timeout on each round, so the first try gets a
     // third of the budget. The deadline in drive() bounds the total whatever c-ares does.

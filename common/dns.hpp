@@ -13,9 +13,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace postwarden::metrics {
+class Histogram;
+class CounterFamily;
+}  // namespace postwarden::metrics
 
 namespace postwarden::dns {
 
@@ -24,6 +30,10 @@ struct ResolverOptions {
     // Empty: the system resolver (/etc/resolv.conf).
     std::vector<std::string> nameservers;
     int timeout_ms = 2000;  // the whole query, retries included
+    // Instruments of the metrics endpoint (common/metrics.hpp); null: not measured. latency:
+    // seconds per query(); lookups: queries by Status, one series per Status in its order.
+    metrics::Histogram* latency = nullptr;
+    metrics::CounterFamily* lookups = nullptr;
 };
 
 // Checks one [dns] nameservers value (comma separated list); returns "" when it is valid,
@@ -59,10 +69,22 @@ struct Answer {
     std::string error;                   // for temp_error: what went wrong, for the log
 };
 
+// Decodes a reply packet as query() does once c-ares has one: the status from its RCODE and
+// answer count (NXDOMAIN: nxdomain; other errors: temp_error), the records of `type` from its
+// answer section (malformed: temp_error). Pure, any bytes in; the fuzz targets feed it hostile
+// packets.
+Answer decode_reply(std::vector<unsigned char> packet, Type type);
+
+// Where a Resolver gets its answers when not from the network. Used by the fuzz targets (no
+// network there): SPF and DKIM run unchanged on answers decoded from hostile packets.
+using AnswerSource = std::function<Answer(std::string_view name, Type type)>;
+
 class Resolver {
   public:
     // Throws std::invalid_argument when a nameserver entry is malformed.
     explicit Resolver(ResolverOptions options);
+    // Answers every query from `source` instead of the network.
+    explicit Resolver(AnswerSource source) : source_(std::move(source)) {}
 
     // Looks up name/type (class IN), following CNAMEs as the server returns them.
     Answer query(std::string_view name, Type type) const;
@@ -70,6 +92,8 @@ class Resolver {
     const ResolverOptions& options() const { return options_; }
 
   private:
+    Answer lookup(std::string_view name, Type type) const;
+
     struct Server {
         int family = 0;
         unsigned char address[16] = {};
@@ -77,6 +101,7 @@ class Resolver {
     };
     ResolverOptions options_;
     std::vector<Server> servers_;
+    AnswerSource source_;
 };
 
 }  // namespace postwarden::dns

@@ -477,6 +477,10 @@ Checker::Checker(const dns::ResolverOptions& options) : resolver_(options) {
     init_libspf2();
 }
 
+Checker::Checker(dns::Resolver resolver) : resolver_(std::move(resolver)) {
+    init_libspf2();
+}
+
 Outcome Checker::check_mailfrom(std::string_view client_ip, std::string_view sender,
                                 std::string_view helo) const {
     if (sender.empty()) return check(client_ip, "postmaster", helo, helo);

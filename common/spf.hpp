@@ -35,6 +35,8 @@ struct Outcome {
 class Checker {
   public:
     explicit Checker(const dns::ResolverOptions& options);
+    // Every lookup through this resolver (the SPF fuzz target serves hostile answers this way).
+    explicit Checker(dns::Resolver resolver);
 
     // MAIL FROM identity. An empty sender (<>) is checked as postmaster@helo (RFC 7208 §2.4);
     // a sender without a local part as postmaster@domain (§4.3).

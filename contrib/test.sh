@@ -1,7 +1,8 @@
 #!/bin/sh
 # test.sh — install what is missing, build, and run every test with ctest; then build again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and run the tests once more (all but e2e, whose
-# daemons are the same code as the integration tests'). Any sanitizer report fails the run.
+# daemons are the same code as the integration tests'), and with ThreadSanitizer for the milter
+# and Redis client tests. Any sanitizer report fails the run.
 #
 #   contrib/test.sh            everything
 #   contrib/test.sh -L unit    only one label (unit, integration, spf, fuzz, e2e); any ctest option
@@ -28,3 +29,13 @@ cmake -S . -B "$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_SANITIZE=add
 cmake --build "$san" -j "$(nproc)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir "$san" --output-on-failure -j "$(nproc)" -LE e2e "$@"
+
+# ThreadSanitizer on the multi-threaded paths: the milter (libmilter runs one thread per MTA
+# connection, all sharing the Services: SPF, DKIM, the PSL, Redis) and the Redis client. Only
+# what those tests need is built; the daemons the tests start inherit TSAN_OPTIONS, so a race in
+# the milter stops it and fails the test.
+tsan=${build}-tsan
+cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_SANITIZE=thread >/dev/null
+cmake --build "$tsan" -j "$(nproc)" --target postwarden-milter milter_tests redis_tests
+TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 \
+	ctest --test-dir "$tsan" --output-on-failure -j "$(nproc)" -R '^(milter|redis):' "$@"

@@ -10,6 +10,7 @@
 #include "common/address.hpp"
 #include "common/log.hpp"
 #include "milter/checks.hpp"
+#include "milter/metrics.hpp"
 #include "milter/session.hpp"
 #include "milter/verdict.hpp"
 
@@ -78,6 +79,15 @@ std::string summary(const std::optional<spf::Outcome>& spf,
 Effects Session::end_of_message_inbound() {
     const auto& config = *services_.config;
     auto& m = message_;
+    if (m.too_many_forged) {
+        count_action("reject", "forged-auth-results");
+        log::info(log_prefix() + "action=reject reason=forged-auth-results client=" +
+                  (client_ ? client_->to_string() : "unknown") + " sender=<" + printable(m.sender) +
+                  ">");
+        return with_reply(Effects{}, Effects::Step::reject, "550", "5.7.1",
+                          "Too many Authentication-Results fields claiming " +
+                              printable(config.milter.authserv_id));
+    }
     auto signatures = m.dkim ? m.dkim->finish() : std::vector<dkim::Signature>{};
     auto from = read_from(m.from_fields, m.from_count, m.from_too_long);
     auto ids = identifiers(m.spf_mailfrom, signatures);
@@ -94,8 +104,10 @@ Effects Session::end_of_message_inbound() {
                        " sender=<" + printable(m.sender) + ">" +
                        summary(m.spf_mailfrom, signatures, evaluations);
     auto action = dmarc_action(from, evaluations, config);
+    count_verdicts(m.spf_mailfrom, signatures, evaluations);
     Effects e;
     if (action.kind == DmarcAction::Kind::reject) {
+        count_action("reject", "dmarc");
         log::info(log_prefix() + "action=reject reason=dmarc " + printable(action.reason) + " " +
                   line.substr(log_prefix().size()));
         std::string text = action.domain.empty()
@@ -104,6 +116,7 @@ Effects Session::end_of_message_inbound() {
         return with_reply(e, Effects::Step::reject, "550", "5.7.1", text);
     }
     if (action.kind == DmarcAction::Kind::tempfail) {
+        count_action("tempfail", "dmarc-temperror");
         log::info(log_prefix() + "action=tempfail reason=dmarc-temperror " +
                   line.substr(log_prefix().size()));
         return with_reply(e, Effects::Step::tempfail, "451", "4.7.1",
@@ -127,6 +140,7 @@ Effects Session::end_of_message_inbound() {
             detail = " greylist=" + (g.detail.empty() ? std::string("-") : g.detail);
             if (g.deferred == CheckResult::yes || (g.deferred == CheckResult::unavailable &&
                                                    config.greylist.fail_mode == FailMode::closed)) {
+                count_action("tempfail", "greylist");
                 log::info(log_prefix() + "action=tempfail reason=greylist " +
                           line.substr(log_prefix().size()) + detail);
                 if (g.deferred == CheckResult::yes)
@@ -152,6 +166,7 @@ Effects Session::end_of_message_inbound() {
             "DMARC policy for " + printable(action.domain.empty() ? "From" : action.domain);
     std::string verb = action.kind == DmarcAction::Kind::hold ? "hold" : "accept";
     if (action.kind != DmarcAction::Kind::none || !action.reason.empty()) reason = "dmarc";
+    count_action(verb, reason);
     log::info(log_prefix() + "action=" + verb + " reason=" + reason + " " +
               line.substr(log_prefix().size()) + detail +
               (m.forged_auth_results.empty()

@@ -6,6 +6,7 @@
 #include "common/address.hpp"
 #include "common/log.hpp"
 #include "milter/checks.hpp"
+#include "milter/metrics.hpp"
 #include "milter/verdict.hpp"
 
 namespace postwarden::milter {
@@ -94,6 +95,7 @@ Effects Session::mail(std::string_view sender, std::string_view login, std::stri
         if (!config.milter.enforce_from || message_.sender.empty()) return {};
         auto allowed = sender_allowed(services_, message_.login, {message_.sender});
         if (allowed == CheckResult::yes) return {};
+        count_action(allowed == CheckResult::no ? "reject" : "tempfail", "sender-login-mismatch");
         log::info(log_prefix() + "action=" + (allowed == CheckResult::no ? "reject" : "tempfail") +
                   " reason=sender-login-mismatch login=" + printable(message_.login) +
                   " sender=" + printable(message_.sender));
@@ -127,8 +129,12 @@ Effects Session::header(std::string_view name, std::string_view value, bool lead
             message_.from_fields.emplace_back(text);
     } else if (iequals(name, "Authentication-Results")) {
         ++message_.auth_results_seen;
-        if (!outbound() && claims_authserv_id(text, services_.config->milter.authserv_id))
-            message_.forged_auth_results.push_back(message_.auth_results_seen);
+        if (!outbound() && claims_authserv_id(text, services_.config->milter.authserv_id)) {
+            if (message_.forged_auth_results.size() < max_forged_auth_results)
+                message_.forged_auth_results.push_back(message_.auth_results_seen);
+            else
+                message_.too_many_forged = true;
+        }
     }
     return {};
 }
@@ -148,6 +154,7 @@ Effects Session::end_of_headers(std::string_view queue_id) {
                                        : sender_allowed(services_, message_.login, addresses);
     if (allowed == CheckResult::yes) return {};
     std::string from_text = message_.from_fields.empty() ? "" : message_.from_fields.front();
+    count_action(allowed == CheckResult::no ? "reject" : "tempfail", "from-login-mismatch");
     log::info(log_prefix() + "action=" + (allowed == CheckResult::no ? "reject" : "tempfail") +
               " reason=from-login-mismatch login=" + printable(message_.login) +
               " from=" + printable(from_text));
@@ -162,7 +169,9 @@ Effects Session::body(std::string_view chunk) {
 Effects Session::end_of_message(std::string_view queue_id) {
     if (!queue_id.empty()) message_.queue_id = std::string(queue_id);
     Effects e;
+    metrics().messages.inc(outbound() ? 1 : 0);
     if (outbound()) {
+        count_action("accept", "outbound");
         log::info(log_prefix() + "action=accept reason=outbound" +
                   (message_.login.empty() ? "" : " login=" + printable(message_.login)));
     } else {

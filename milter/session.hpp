@@ -9,8 +9,10 @@
 // DMARC lookups at end of message, Redis for S8 and S2 — each bounded by its timeout.
 //
 // Memory per connection is bounded: recipients past max_recipients are not kept (greylisting uses
-// the first ones), at most max_from_fields From fields of at most max_from_bytes are kept, and
-// the DKIM verifier bounds the rest (common/dkim.hpp). The body is hashed, never stored.
+// the first ones), at most max_from_fields From fields of at most max_from_bytes are kept, at
+// most max_forged_auth_results indices of forged Authentication-Results, and the DKIM verifier
+// bounds the rest (common/dkim.hpp). The body is hashed, never stored. HARDENING.md lists every
+// bound.
 #pragma once
 
 #include <memory>
@@ -38,6 +40,9 @@ struct Effects {
 constexpr std::size_t max_recipients = 1000;
 constexpr std::size_t max_from_fields = 8;
 constexpr std::size_t max_from_bytes = 64 * 1024;
+// Authentication-Results fields claiming our authserv-id, remembered to be removed. A message
+// with more is refused (550 5.7.1) rather than passed on with forged verdicts left in it.
+constexpr std::size_t max_forged_auth_results = 64;
 
 struct Message {
     std::string queue_id;
@@ -47,6 +52,7 @@ struct Message {
     std::optional<spf::Outcome> spf_mailfrom, spf_helo;
     int auth_results_seen = 0;
     std::vector<int> forged_auth_results;  // 1-based among Authentication-Results fields
+    bool too_many_forged = false;          // more than max_forged_auth_results
     std::vector<std::string> from_fields;
     int from_count = 0;  // all From fields, also those past max_from_fields
     bool from_too_long = false;

@@ -20,6 +20,10 @@ FromFields read_from(const std::vector<std::string>& fields, int count, bool too
     for (const auto& a : f.addresses)
         if (std::find(f.domains.begin(), f.domains.end(), a.domain) == f.domains.end())
             f.domains.push_back(a.domain);
+    if (f.domains.size() > max_from_domains) {
+        f.kind = FromFields::Kind::malformed;
+        f.problem = "more than " + std::to_string(max_from_domains) + " From domains";
+    }
     return f;
 }
 

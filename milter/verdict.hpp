@@ -30,6 +30,12 @@ struct FromFields {
     std::string problem;               // for malformed
 };
 
+// DMARC is evaluated for every From domain, two TXT lookups each: a From with more distinct
+// domains than this is malformed (refused like a DMARC failure), so a message costs at most
+// 2 * max_from_domains DMARC lookups. Evaluating only the first ones instead would let a
+// hostile From hide a p=reject domain behind harmless ones.
+constexpr std::size_t max_from_domains = 8;
+
 FromFields read_from(const std::vector<std::string>& fields, int count, bool too_long);
 
 // What enforcement makes of one message's DMARC outcome.

@@ -121,3 +121,31 @@ TEST_CASE("nameservers option values are validated", "[dns]") {
           std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
     CHECK_THROWS_AS(dns::Resolver(dns::ResolverOptions{{"bogus"}, 1000}), std::invalid_argument);
 }
+
+// decode_reply() is what query() does with a packet (the fuzz targets feed it hostile ones):
+// the real server's packets decode to the answers query() gave.
+TEST_CASE("decode_reply reads a packet as query() does", "[dns]") {
+    test::DnsServer server(zone);
+    dns::Resolver resolver(server.resolver_options());
+    for (auto [name, type] : {std::pair{"example.test", dns::Type::txt},
+                              {"example.test", dns::Type::mx},
+                              {"alias.example.test", dns::Type::a},
+                              {"nothing.example.test", dns::Type::a},
+                              {"example.test", dns::Type::ptr}}) {
+        auto real = resolver.query(name, type);
+        REQUIRE(!real.packet.empty());
+        auto decoded = dns::decode_reply(real.packet, type);
+        CHECK(decoded.status == real.status);
+        CHECK(decoded.addresses == real.addresses);
+        CHECK(decoded.texts == real.texts);
+        CHECK(decoded.names == real.names);
+        CHECK(decoded.mx.size() == real.mx.size());
+    }
+    auto servfail = resolver.query("broken.example.test", dns::Type::a);
+    if (!servfail.packet.empty())
+        CHECK(dns::decode_reply(servfail.packet, dns::Type::a).status == dns::Status::temp_error);
+    auto cut = resolver.query("example.test", dns::Type::txt).packet;
+    cut.resize(cut.size() - 3);
+    CHECK(dns::decode_reply(cut, dns::Type::txt).status == dns::Status::temp_error);
+    CHECK(dns::decode_reply({1, 2, 3}, dns::Type::a).status == dns::Status::temp_error);
+}

@@ -165,7 +165,9 @@ Outcome MilterClient::run(const Transaction& t) {
     bool leading_space = (get_u32(reply, 8) & leadspc) != 0;
 
     send('D', "C" + z("j") + z("mx.rcpt.example") + z("{daemon_name}") + z("smtpd"));
-    std::string connect = z("client.sender.test") + "4" + std::string("\0\x19", 2) + z(t.client_ip);
+    std::string family = t.client_ip.find(':') == std::string::npos ? "4" : "6";
+    std::string connect =
+        z("client.sender.test") + family + std::string("\0\x19", 2) + z(t.client_ip);
     if (!step('C', connect, &out)) return out;
     if (!step('H', z(t.helo), &out)) return out;
     std::string macros = z("i") + z("4BXq1k2Yz");

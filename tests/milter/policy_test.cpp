@@ -182,3 +182,57 @@ TEST_CASE("hostile messages: answered, never a crash or a hang", "[milter][hosti
     CHECK(out.stage == 'E');
     CHECK(w.milter.process().running());
 }
+
+// libmilter runs one thread per MTA connection, all sharing the Services (SPF, DKIM, the PSL,
+// Redis). Many connections at once must each get the answer they would get alone; under
+// ThreadSanitizer (contrib/test.sh) this is the test that drives those shared paths together.
+TEST_CASE("concurrent sessions: each message is decided as if it were alone", "[milter][threads]") {
+    World w("[greylist]\ndelay = 60\n");
+    w.redis.run({"SADD", "pw:alias:alice@rcpt.example", "@alias.example"});
+    Transaction trusted;
+    trusted.sender = "news@sender.test";
+    trusted.headers = headers_from("news@sender.test");
+    trusted.headers.insert(
+        trusted.headers.begin(),
+        {"DKIM-Signature", sign(trusted.headers, trusted.body, "ed25519", "ed", "sender.test")});
+    Transaction spoofed = trusted;  // SPF fails from this client, the signature is broken
+    spoofed.client_ip = "203.0.113.9";
+    spoofed.body = "Changed.\r\n";
+
+    constexpr int threads = 8, rounds = 4;
+    std::vector<std::vector<std::string>> failures(threads);
+    std::vector<std::thread> pool;
+    for (int i = 0; i < threads; ++i) {
+        pool.emplace_back([&, i] {
+            auto expect = [&](bool ok, const std::string& what) {
+                if (!ok) failures[i].push_back(what);
+            };
+            for (int r = 0; r < rounds; ++r) {
+                expect(w.run(trusted).accepted(), "trusted");
+                auto out = w.run(spoofed);
+                expect(out.text == "550 5.7.1 Rejected by DMARC policy for sender.test",
+                       "spoofed: " + out.text);
+                Transaction grey;
+                grey.sender = "t" + std::to_string(i) + "r" + std::to_string(r) + "@other.test";
+                grey.headers = headers_from(grey.sender);
+                out = w.run(grey);
+                expect(out.text == "451 4.7.1 Greylisted, please try again later",
+                       "greylisted: " + out.text);
+                expect(w.run(submission("alice@rcpt.example", "alice@rcpt.example",
+                                        "Alice <a@alias.example>"))
+                           .accepted(),
+                       "alias");
+                expect(w.run(submission("alice@rcpt.example", "alice@rcpt.example",
+                                        "boss@rcpt.example"))
+                               .text == mismatch,
+                       "mismatch");
+            }
+        });
+    }
+    for (auto& t : pool)
+        t.join();
+    INFO(w.milter.log());
+    for (const auto& f : failures)
+        CHECK(f == std::vector<std::string>{});
+    CHECK(w.redis.run({"KEYS", "pw:grey:*"}).elements.size() == threads * rounds);
+}

@@ -238,3 +238,35 @@ TEST_CASE("folded headers as Postfix passes them (bare LF) still verify", "[milt
               std::string::npos);
     }
 }
+
+// Resource bounds (HARDENING.md): DMARC costs two lookups per From domain, so a From with more
+// than max_from_domains (8) domains is malformed, refused like a p=reject failure; a message
+// with more than max_forged_auth_results (64) fields claiming our id is refused rather than
+// passed on with forged verdicts the milter did not keep track of.
+TEST_CASE("bounds: at most 8 From domains, at most 64 forged Authentication-Results",
+          "[milter][bounds]") {
+    World w;
+    Transaction t;
+    t.sender = "news@sender.test";
+    std::string eight = "news@sender.test";
+    for (int i = 1; i < 8; ++i)
+        eight += ", x@d" + std::to_string(i) + ".none.test";
+    t.headers = headers_from(eight);
+    auto out = w.run(t);
+    INFO(w.milter.log());
+    CHECK(out.accepted());
+    t.headers = headers_from(eight + ", x@d8.none.test");
+    out = w.run(t);
+    CHECK(out.text.rfind("550 5.7.1 Rejected by DMARC policy", 0) == 0);
+    CHECK(w.milter.log().find("more than 8 From domains") != std::string::npos);
+
+    auto forged = signed_mail("rsa", "rsa");
+    for (int i = 0; i < 64; ++i)
+        forged.headers.push_back({"Authentication-Results", "mx.rcpt.example; dkim=pass"});
+    out = w.run(forged);
+    REQUIRE(out.accepted());
+    CHECK(auth_results(apply_modifications(forged.headers, out.modifications)).size() == 1);
+    forged.headers.push_back({"Authentication-Results", "mx.rcpt.example; dkim=pass"});
+    out = w.run(forged);
+    CHECK(out.text == "550 5.7.1 Too many Authentication-Results fields claiming mx.rcpt.example");
+}
