@@ -1,0 +1,337 @@
+#!/bin/sh
+# milter.sh — the milter benchmarks of BENCHMARKS.md (section Milter) in one go, on this machine,
+# loopback only:
+#   1. milter_load against postwarden-milter and against OpenDKIM (verify) chained with
+#      OpenDMARC (Debian packages), same corpus, same DNS server, inet and unix sockets;
+#   2. one session inet vs unix (the Nagle question);
+#   3. postwarden-milter's RSS per concurrent session;
+#   4. a private Postfix driven by smtp-source: alone, with postwarden-milter, with OpenDKIM +
+#      OpenDMARC; one session inet vs unix.
+# Every server is started here (redis-server, the zone server on 127.x.y.z:53, the milters,
+# smtp-sink, Postfix in a private mount namespace) and stopped by its PID or its own stop command.
+#
+#   contrib/bench/milter.sh [SECONDS] [RUNS]    defaults: 10 s per measurement, 3 runs (median)
+#   MILTER_BEFORE=/path/to/postwarden-milter contrib/bench/milter.sh ...
+#       also measures that binary (e.g. one built before a change) in the one-session rows.
+set -eu
+cd "$(dirname "$0")/../.."
+seconds=${1:-10}
+runs=${2:-3}
+top=$PWD
+py=/usr/bin/python3 # Debian's, which has python3-dkim and python3-nacl
+contrib/deps.sh opendkim opendmarc redis-tools
+build=$top/build-bench
+log=$(mktemp /tmp/postwarden-milterbench-build.XXXXXX)
+if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOSTWARDEN_BENCH=ON &&
+	cmake --build "$build" -j "$(nproc)" --target postwarden-milter milter_load; } >"$log" 2>&1; then
+	cat "$log" >&2
+	exit 1
+fi
+rm -f "$log"
+load=$build/contrib/bench/milter_load
+work=$(mktemp -d /tmp/postwarden-milterbench.XXXXXX)
+chmod 755 "$work"
+pids=""
+postfix_dir=""
+cleanup() {
+	[ -n "$postfix_dir" ] && postfix -c "$postfix_dir" stop >/dev/null 2>&1
+	[ -n "$pids" ] && kill $pids 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { i=0; until $py -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do i=$((i+1)); [ $i -gt 150 ] && { echo "port $1 never opened" >&2; return 1; }; sleep 0.1; done; }
+wait_file() { i=0; until [ -e "$1" ]; do i=$((i+1)); [ $i -gt 150 ] && { echo "$1 never appeared" >&2; return 1; }; sleep 0.1; done; }
+# Runs a command with /etc/resolv.conf replaced by ours, in a private mount namespace: OpenDMARC
+# (and libspf2 inside it) and Postfix can only be pointed at a nameserver that way. It execs, so
+# that `in_ns ... &` leaves the daemon's own PID in $!; call it in a subshell otherwise.
+in_ns() { exec unshare --mount --propagation private sh -c "mount --bind $work/resolv.conf /etc/resolv.conf && exec \"\$@\"" sh "$@"; }
+
+echo "== corpus (python3-dkim) and services"
+$py contrib/bench/milter_corpus.py "$work/corpus" --messages 200 --domains 10
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+pids="$pids $!"
+wait_port "$redis_port"
+$py contrib/bench/dns53.py "$work/corpus/zone" "$work/dnsaddr" 2>"$work/dns.log" &
+pids="$pids $!"
+wait_file "$work/dnsaddr"
+dns=$(cat "$work/dnsaddr")
+printf 'nameserver %s\noptions timeout:2 attempts:1\n' "$dns" >"$work/resolv.conf"
+
+# postwarden-milter: one process on inet, one on a unix socket (mode 0666: Postfix' smtpd is not
+# root); 127.0.0.1 (smtp-source, Postfix) is not a trusted network here, so every message is
+# verified as inbound mail.
+pw_conf() {
+	cat <<CONF
+[redis]
+address = 127.0.0.1:$redis_port
+[policyd]
+trusted_networks = 192.0.2.255/32
+[milter]
+listen = $1
+authserv_id = bench.test
+$(case $1 in unix:*) echo "socket_mode = 0666" ;; esac)
+[dns]
+nameservers = $dns:53
+CONF
+}
+start_pw() { # NAME BINARY LISTEN
+	pw_conf "$3" >"$work/$1.conf"
+	"$2" -f -c "$work/$1.conf" >"$work/$1.log" 2>&1 &
+	pids="$pids $!"
+	eval "${1}_pid=$!"
+}
+pw_port=$(free_port)
+start_pw pw_inet "$build/milter/postwarden-milter" "inet:$pw_port@127.0.0.1"
+start_pw pw_unix "$build/milter/postwarden-milter" "unix:$work/pw.sock"
+wait_port "$pw_port"
+wait_file "$work/pw.sock"
+if [ -n "${MILTER_BEFORE:-}" ]; then
+	before_port=$(free_port)
+	start_pw pw_before "$MILTER_BEFORE" "inet:$before_port@127.0.0.1"
+	wait_port "$before_port"
+fi
+
+# OpenDKIM (verify only) and OpenDMARC, each on inet and on unix sockets, with their own
+# configuration here. OpenDMARC reads the private resolv.conf and validates SPF itself (postwarden
+# does too); it trusts OpenDKIM's Authentication-Results (same authserv-id). OpenDKIM's libunbound
+# refuses loopback servers and answers .test itself unless given a ResolverConfiguration file,
+# and OpenDKIM re-reads that file for every message, in every thread: with two sessions or more
+# it dies ("fatal flex scanner internal error", unbound's parser is not thread-safe). So OpenDKIM
+# reads the keys from TestDNSData, the same records without any DNS round trip: a head start
+# for OpenDKIM, which only makes the comparison stricter for postwarden (BENCHMARKS.md).
+awk '$2 == "TXT" && $1 ~ /_domainkey/ { name = $1; $1 = ""; $2 = ""; sub(/^ +"/, ""); sub(/"$/, ""); print name " " $0 }' \
+	"$work/corpus/zone" >"$work/dkim-keys"
+start_opendkim() { # NAME SOCKET
+	cat >"$work/$1.conf" <<CONF
+Mode v
+Socket $2
+AuthservID bench.test
+TestDNSData $work/dkim-keys
+PidFile $work/$1.pid
+Syslog no
+SoftwareHeader no
+UMask 000
+CONF
+	in_ns opendkim -f -x "$work/$1.conf" >"$work/$1.log" 2>&1 &
+	pids="$pids $!"
+}
+start_opendmarc() { # NAME SOCKET
+	cat >"$work/$1.conf" <<CONF
+Socket $2
+AuthservID bench.test
+TrustedAuthservIDs bench.test
+SPFSelfValidate true
+RejectFailures true
+PublicSuffixList /usr/share/publicsuffix/public_suffix_list.dat
+PidFile $work/$1.pid
+Syslog false
+FailureReports false
+UMask 000
+CONF
+	in_ns opendmarc -f -c "$work/$1.conf" >"$work/$1.log" 2>&1 &
+	pids="$pids $!"
+}
+dkim_port=$(free_port)
+dmarc_port=$(free_port)
+start_opendkim dkim_inet "inet:$dkim_port@127.0.0.1"
+start_opendkim dkim_unix "local:$work/dkim.sock"
+start_opendmarc dmarc_inet "inet:$dmarc_port@127.0.0.1"
+start_opendmarc dmarc_unix "local:$work/dmarc.sock"
+wait_port "$dkim_port"
+wait_port "$dmarc_port"
+wait_file "$work/dkim.sock"
+wait_file "$work/dmarc.sock"
+
+pw_inet="inet:$pw_port@127.0.0.1"
+pw_unix="unix:$work/pw.sock"
+chain_inet="--milter inet:$dkim_port@127.0.0.1 --milter inet:$dmarc_port@127.0.0.1"
+chain_unix="--milter unix:$work/dkim.sock --milter unix:$work/dmarc.sock"
+
+run_load() { # SESSIONS MILTER-OPTIONS...
+	s=$1
+	shift
+	"$load" --corpus "$work/corpus" --sessions "$s" --seconds "$seconds" "$@"
+}
+# median of $runs runs of one measurement, by messages/s
+median() {
+	for r in $(seq "$runs"); do run_load "$@"; done | sort -t= -k5 -n |
+		awk -v n="$runs" '{ line[NR] = $0 } END { print line[int((n + 1) / 2)] }'
+}
+field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+summary=$work/summary
+row() { # LABEL RESULT-LINE
+	printf '%-44s %10s %9s %9s %9s   %s\n' "$1" "$(field mps "$2")" "$(field p50_ms "$2")" \
+		"$(field p99_ms "$2")" "$(field max_ms "$2")" \
+		"acc=$(field accepted "$2") rej=$(field rejected "$2") tmp=$(field tempfailed "$2") err=$(field errors "$2") hdr+=$(field headers_added "$2")" | tee -a "$summary"
+}
+
+# Every milter must pass the corpus before anything is measured.
+for m in "--milter $pw_inet" "$chain_inet"; do
+	# shellcheck disable=SC2086
+	"$load" --corpus "$work/corpus" --sessions 1 --seconds 1 --verbose $m 2>"$work/check.log" >/dev/null
+	if ! grep -q 'dkim=pass' "$work/check.log" || ! grep -qi 'dmarc=pass' "$work/check.log"; then
+		echo "milter check failed for $m:" >&2
+		cat "$work/check.log" >&2
+		exit 1
+	fi
+done
+grep -i '^Authentication-Results' "$work/check.log" | head -3
+
+echo "== machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); seconds=$seconds runs=$runs (median)"
+: >"$summary"
+printf '%-44s %10s %9s %9s %9s\n' "milter_load (corpus: 200 msgs, rsa+ed25519)" "msgs/s" "p50 ms" "p99 ms" "max ms" | tee -a "$summary"
+for s in 1 8 32; do
+	# shellcheck disable=SC2086
+	row "postwarden-milter      unix  sessions=$s" "$(median $s --milter $pw_unix)"
+	# shellcheck disable=SC2086
+	row "opendkim+opendmarc     unix  sessions=$s" "$(median $s $chain_unix)"
+done
+for s in 1 8 32; do
+	# shellcheck disable=SC2086
+	row "postwarden-milter      inet  sessions=$s" "$(median $s --milter $pw_inet)"
+	# shellcheck disable=SC2086
+	row "opendkim+opendmarc     inet  sessions=$s" "$(median $s $chain_inet)"
+done
+echo "== one session, Nagle on in the client as in Postfix: --postfix-writes" | tee -a "$summary"
+row "postwarden-milter      unix  postfix-writes" "$(median 1 --milter "$pw_unix" --postfix-writes)"
+row "postwarden-milter      inet  postfix-writes" "$(median 1 --milter "$pw_inet" --postfix-writes)"
+# shellcheck disable=SC2086
+row "opendkim+opendmarc     unix  postfix-writes" "$(median 1 $chain_unix --postfix-writes)"
+# shellcheck disable=SC2086
+row "opendkim+opendmarc     inet  postfix-writes" "$(median 1 $chain_inet --postfix-writes)"
+if [ -n "${MILTER_BEFORE:-}" ]; then
+	row "MILTER_BEFORE          inet  sessions=1" "$(median 1 --milter "inet:$before_port@127.0.0.1")"
+	row "MILTER_BEFORE          inet  postfix-writes" "$(median 1 --milter "inet:$before_port@127.0.0.1" --postfix-writes)"
+fi
+
+echo "== postwarden-milter RSS per concurrent session (VmRSS during milter_load over unix)" | tee -a "$summary"
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+idle=$(rss "$pw_unix_pid")
+printf '%-44s %8s kB\n' "idle" "$idle" | tee -a "$summary"
+for s in 1 8 64 256; do
+	run_load "$s" --milter "$pw_unix" >/dev/null &
+	lp=$!
+	sleep "$(awk -v t="$seconds" 'BEGIN { print (t > 4 ? t / 2 : 2) }')"
+	now=$(rss "$pw_unix_pid")
+	wait $lp
+	printf '%-44s %8s kB  (%s kB per session over idle)\n' "sessions=$s" "$now" \
+		"$(awk -v a="$now" -v b="$idle" -v s="$s" 'BEGIN { printf "%.0f", (a - b) / s }')" | tee -a "$summary"
+done
+
+# ---- Postfix + smtp-source ------------------------------------------------------------------
+if ! command -v postfix >/dev/null 2>&1 || ! command -v smtp-source >/dev/null 2>&1; then
+	echo "postfix or smtp-source missing: Postfix rows skipped" | tee -a "$summary"
+	cat "$summary"
+	exit 0
+fi
+sink_port=$(free_port)
+smtp_port=$(free_port)
+smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$work/sink.log" 2>&1 &
+pids="$pids $!"
+wait_port "$sink_port"
+postfix_dir=$work/postfix
+mkdir -p "$postfix_dir" "$work/postfix-queue"
+cat >"$postfix_dir/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $work/postfix-queue
+data_directory = $work/postfix-data
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $work/maillog
+maillog_file_prefixes = $work
+myhostname = mx.bench.test
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = rcpt.example
+relayhost = [127.0.0.1]:$sink_port
+smtp_dns_support_level = disabled
+smtputf8_enable = no
+biff = no
+default_process_limit = 200
+milter_protocol = 6
+milter_default_action = tempfail
+smtpd_milters =
+CF
+cat >"$postfix_dir/master.cf" <<CF
+127.0.0.1:$smtp_port inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+CF
+(in_ns postfix -c "$postfix_dir" start) >"$work/postfix.start" 2>&1 || { cat "$work/postfix.start" "$work/maillog" >&2; exit 1; }
+wait_port "$smtp_port"
+# smtp-source sends one corpus message with its envelope: the largest (8 KB) or, for the
+# one-session rows, also the smallest (3 KB). SPF passes for 127.0.0.1 through the zone's
+# 127.0.0.0/8 entry (milter_corpus.py).
+pick() { # largest|smallest -> sets msg, sender, rcpt
+	f=$(cd "$work/corpus" && ls -S msg-*.eml | { [ "$1" = largest ] && head -1 || tail -1; })
+	msg=$work/corpus/$f
+	sender=$(awk -F'\t' -v f="$f" '$1 == f { print $4 }' "$work/corpus/manifest.tsv")
+	rcpt=$(awk -F'\t' -v f="$f" '$1 == f { print $5 }' "$work/corpus/manifest.tsv")
+}
+use_milters() { # then warm up: a reload restarts smtpd and cleanup
+	postconf -c "$postfix_dir" -e "smtpd_milters = $1" >/dev/null
+	postfix -c "$postfix_dir" reload >/dev/null 2>&1
+	sleep 1
+	pick smallest
+	smtp-source -s 4 -m 20 -f "$sender" -t "$rcpt" -F "$msg" "127.0.0.1:$smtp_port" 2>>"$work/smtp-source.log"
+}
+# messages/s of smtp-source: SESSIONS MESSAGES
+smtp_rate() {
+	t0=$(date +%s.%N)
+	smtp-source -s "$1" -m "$2" -f "$sender" -t "$rcpt" -F "$msg" "127.0.0.1:$smtp_port" 2>>"$work/smtp-source.log"
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" -v n="$2" 'BEGIN { printf "%.1f", n / (b - a) }'
+}
+smtp_median() { for r in $(seq "$runs"); do smtp_rate "$@"; echo; done | sort -n | awk -v n="$runs" '{ l[NR] = $0 } END { print l[int((n + 1) / 2)] }'; }
+smtp_row() { printf '%-44s %10s\n' "$1" "$2" | tee -a "$summary"; }
+echo "== Postfix $(postconf -d -h mail_version) + smtp-source (msgs/s, whole session: connect..QUIT)" | tee -a "$summary"
+many=$(awk -v t="$seconds" 'BEGIN { printf "%d", t * 100 }')
+for setting in "none|" "postwarden inet|inet:127.0.0.1:$pw_port" "postwarden unix|unix:$work/pw.sock" \
+	"opendkim+opendmarc inet|inet:127.0.0.1:$dkim_port, inet:127.0.0.1:$dmarc_port" \
+	"opendkim+opendmarc unix|unix:$work/dkim.sock, unix:$work/dmarc.sock"; do
+	name=${setting%%|*}
+	use_milters "${setting#*|}"
+	# one session: bounded by the message count a slow milter manages in $seconds
+	few=$(awk -v t="$seconds" 'BEGIN { printf "%d", t * 20 }')
+	pick smallest
+	smtp_row "postfix + $name  -s 1  3 KB msg" "$(smtp_median 1 "$few")"
+	pick largest
+	smtp_row "postfix + $name  -s 1  8 KB msg" "$(smtp_median 1 "$few")"
+	smtp_row "postfix + $name  -s 20 8 KB msg" "$(smtp_median 20 "$many")"
+done
+if [ -n "${MILTER_BEFORE:-}" ]; then
+	use_milters "inet:127.0.0.1:$before_port"
+	pick smallest
+	smtp_row "postfix + MILTER_BEFORE inet  -s 1  3 KB msg" "$(smtp_median 1 "$few")"
+fi
+echo "postfix rejects and milter failures in maillog: $(grep -c -E 'reject:|milter.*(error|fail)' "$work/maillog" || true)" | tee -a "$summary"
+echo
+echo "== summary ($(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg))"
+cat "$summary"
