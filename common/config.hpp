@@ -45,6 +45,7 @@ struct Config {
         std::vector<Cidr> trusted_networks;
         int max_connections = 0;
         int idle_timeout = 0;
+        std::string user;  // switch to it after binding; empty: stay as started (daemon.hpp)
     } policyd;
     struct Lists {
         FailMode fail_mode = FailMode::open;  // resolved: inherits [policyd] fail_mode when unset
@@ -69,6 +70,9 @@ struct Config {
         std::string authserv_id;  // resolved: the host name when empty
         std::string dmarc_reject, dmarc_quarantine;
         bool enforce_from = true;
+        std::string user;          // as [policyd] user
+        unsigned socket_mode = 0;  // of a unix: listen socket
+        std::string socket_group;  // of a unix: listen socket; empty: the daemon's group
     } milter;
     struct Dns {
         std::vector<std::string> nameservers;

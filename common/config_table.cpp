@@ -3,7 +3,14 @@
 // conf/postwarden.conf (tests/unit/config_test.cpp checks the two agree).
 #include "common/config_table.hpp"
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/types.h>
+
+#include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <vector>
 
 #include "common/dns.hpp"
 #include "common/inet.hpp"
@@ -110,6 +117,60 @@ bool parse_milter_socket(std::string_view v, std::string* out, std::string* erro
     return ok;
 }
 
+// A user or group name as useradd(8) accepts it; checked before it reaches the name service.
+bool valid_account_name(std::string_view v) {
+    if (v.empty() || v.size() > 32 || v.front() == '-') return false;
+    for (char ch : v)
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-' && ch != '.')
+            return false;
+    return true;
+}
+
+// getpwnam_r or getgrnam_r with a buffer grown as asked (a group's member list can be long).
+template <typename Entry>
+bool account_exists(const std::string& name,
+                    int (*lookup)(const char*, Entry*, char*, std::size_t, Entry**)) {
+    Entry entry{}, *found = nullptr;
+    std::vector<char> buffer(4096);
+    int rc;
+    while ((rc = lookup(name.c_str(), &entry, buffer.data(), buffer.size(), &found)) == ERANGE &&
+           buffer.size() < (1u << 20))
+        buffer.resize(buffer.size() * 2);
+    return rc == 0 && found;
+}
+
+// [policyd] user, [milter] user: must exist now, so a typo stops the start (and --check-config)
+// with FILE:LINE instead of surfacing after the sockets are bound.
+bool parse_user(std::string_view v, std::string* out, std::string* error) {
+    if (v.empty()) return out->clear(), true;
+    std::string name(v);
+    if (!valid_account_name(v) || !account_exists<passwd>(name, getpwnam_r))
+        return *error = "no such user '" + name + "'", false;
+    *out = name;
+    return true;
+}
+
+bool parse_group(std::string_view v, std::string* out, std::string* error) {
+    if (v.empty()) return out->clear(), true;
+    std::string name(v);
+    if (!valid_account_name(v) || !account_exists<group>(name, getgrnam_r))
+        return *error = "no such group '" + name + "'", false;
+    *out = name;
+    return true;
+}
+
+// A file mode in octal, as chmod(1) takes it: 0660, 660.
+bool parse_mode(std::string_view v, unsigned* out, std::string* error) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), value, 8);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || value > 0777) {
+        *error = "expected an octal mode from 0000 to 0777, e.g. 0660";
+        return false;
+    }
+    *out = value;
+    return true;
+}
+
 // A reply text after the action: it must start with an enhanced status code of the right class,
 // so a temporary condition can never be configured into a permanent reject.
 bool parse_reply(std::string_view v, char status_class, std::string* out, std::string* error) {
@@ -165,6 +226,9 @@ const std::vector<Key>& key_table() {
         {{"policyd", "idle_timeout", "300",
           "seconds a silent client connection is kept (Postfix reuses them)"},
          SET(return parse_number(v, 1, 86400, &c.policyd.idle_timeout, e);)},
+        {{"policyd", "user", "",
+          "after binding, switch to this user and its groups; empty: stay as started"},
+         SET(return parse_user(v, &c.policyd.user, e);)},
 
         {{"lists", "fail_mode", "", "block/allow lists when Redis fails; empty: inherit [policyd]"},
          SET(return parse_fail_mode(v, &b.lists_fail_mode, true, e);)},
@@ -223,6 +287,14 @@ const std::vector<Key>& key_table() {
          SET(return parse_choice(v, {"header", "hold", "none"}, &c.milter.dmarc_quarantine, e);)},
         {{"milter", "enforce_from", "yes", "S8 for authenticated senders"},
          SET(return parse_bool(v, &c.milter.enforce_from, e);)},
+        {{"milter", "user", "",
+          "after binding, switch to this user and its groups; empty: stay as started"},
+         SET(return parse_user(v, &c.milter.user, e);)},
+        {{"milter", "socket_mode", "0660", "permissions of a unix: listen socket (octal)"},
+         SET(return parse_mode(v, &c.milter.socket_mode, e);)},
+        {{"milter", "socket_group", "",
+          "group of a unix: listen socket, e.g. postfix; empty: the daemon's group"},
+         SET(return parse_group(v, &c.milter.socket_group, e);)},
 
         {{"dns", "nameservers", "",
           "empty: the system resolver; else host[:port], comma separated"},

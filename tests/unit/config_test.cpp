@@ -132,3 +132,32 @@ TEST_CASE("conf/postwarden.conf lists every key with its default", "[config]") {
     }
     CHECK(lines.size() == config_keys().size());
 }
+
+// Issue 7: the accounts a daemon switches to and its milter socket's permissions. The names are
+// looked up when the file is read, so a typo stops the start with its line.
+TEST_CASE("user, socket_group and socket_mode", "[config]") {
+    std::string error;
+    auto c = parse(
+        "[policyd]\nuser = nobody\n[milter]\nuser = root\nsocket_mode = 640\n"
+        "socket_group = nogroup\n",
+        &error);
+    REQUIRE(c);
+    CHECK(c->policyd.user == "nobody");
+    CHECK(c->milter.user == "root");
+    CHECK(c->milter.socket_mode == 0640);
+    CHECK(c->milter.socket_group == "nogroup");
+    auto defaults = parse("", &error);
+    REQUIRE(defaults);
+    CHECK(defaults->policyd.user.empty());
+    CHECK(defaults->milter.socket_mode == 0660);
+    CHECK(defaults->milter.socket_group.empty());
+    CHECK(error_of("[policyd]\nuser = no-such-user-pw\n") ==
+          "test.conf:2: [policyd] user: no such user 'no-such-user-pw'");
+    CHECK(error_of("[milter]\nuser = -rf\n") == "test.conf:2: [milter] user: no such user '-rf'");
+    CHECK(error_of("[milter]\nsocket_group = no-such-group-pw\n") ==
+          "test.conf:2: [milter] socket_group: no such group 'no-such-group-pw'");
+    for (const char* bad : {"0999", "1777", "rw", "-1"})
+        CHECK(error_of(std::string("[milter]\nsocket_mode = ") + bad + "\n") ==
+              "test.conf:2: [milter] socket_mode: expected an octal mode from 0000 to 0777, e.g. "
+              "0660");
+}
