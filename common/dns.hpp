@@ -53,6 +53,8 @@ enum class Status {
 };
 
 std::string_view to_string(Status status);
+// Every Status spelled, in the enum's order (label values of the lookups metric).
+std::vector<std::string> status_labels();
 
 struct MxRecord {
     std::uint16_t preference = 0;

@@ -193,4 +193,8 @@ void Client::eval(const Script& script, std::vector<std::string> keys,
     impl_->eval(script, std::move(keys), std::move(args), std::move(done));
 }
 
+std::vector<std::string> failure_labels() {
+    return {std::begin(failure_names), std::end(failure_names)};
+}
+
 }  // namespace postwarden::redis

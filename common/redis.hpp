@@ -77,6 +77,8 @@ struct Options {
 enum class Failure { timeout, not_connected, connection_lost, overloaded };
 inline constexpr const char* failure_names[] = {"timeout", "not_connected", "connection_lost",
                                                 "overloaded"};
+// failure_names as the label values of a metrics family, in Failure's order.
+std::vector<std::string> failure_labels();
 
 struct Reply {
     bool ok = false;

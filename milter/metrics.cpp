@@ -47,19 +47,6 @@ std::vector<std::vector<std::string>> action_pairs() {
             {"other", "other"}};
 }
 
-template <std::size_t N>
-std::vector<std::string> names(const char* const (&list)[N]) {
-    return {list, list + N};
-}
-
-std::vector<std::string> dns_statuses() {
-    std::vector<std::string> out;
-    for (auto s :
-         {dns::Status::ok, dns::Status::nxdomain, dns::Status::nodata, dns::Status::temp_error})
-        out.emplace_back(dns::to_string(s));
-    return out;
-}
-
 }  // namespace
 
 Metrics::Metrics()
@@ -82,13 +69,12 @@ Metrics::Metrics()
                     "Redis round trips: from sending a command to its reply.",
                     metrics::latency_buckets()),
       redis_failures(registry, "postwarden_milter_redis_failures_total",
-                     "Redis commands that got no reply, by why.", "error",
-                     names(redis::failure_names)),
+                     "Redis commands that got no reply, by why.", "error", redis::failure_labels()),
       dns_latency(registry, "postwarden_milter_dns_lookup_duration_seconds",
                   "DNS lookups for SPF, DKIM keys and DMARC records, retries included.",
                   metrics::latency_buckets()),
       dns_lookups(registry, "postwarden_milter_dns_lookups_total", "DNS lookups by outcome.",
-                  "status", dns_statuses()) {}
+                  "status", dns::status_labels()) {}
 
 Metrics& metrics() {
     static Metrics instance;

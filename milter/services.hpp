@@ -12,8 +12,8 @@
 #include "common/dmarc.hpp"
 #include "common/dns.hpp"
 #include "common/redis.hpp"
-#include "common/spf.hpp"
 #include "common/redis_sync.hpp"
+#include "common/spf.hpp"
 
 namespace postwarden::milter {
 

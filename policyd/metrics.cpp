@@ -43,19 +43,6 @@ std::vector<std::vector<std::string>> decision_pairs() {
             {"other", "other"}};
 }
 
-template <std::size_t N>
-std::vector<std::string> names(const char* const (&list)[N]) {
-    return {list, list + N};
-}
-
-std::vector<std::string> dns_statuses() {
-    std::vector<std::string> out;
-    for (auto s :
-         {dns::Status::ok, dns::Status::nxdomain, dns::Status::nodata, dns::Status::temp_error})
-        out.emplace_back(dns::to_string(s));
-    return out;
-}
-
 }  // namespace
 
 Metrics::Metrics()
@@ -78,11 +65,11 @@ Metrics::Metrics()
                     metrics::latency_buckets()),
       redis_failures(registry, "postwarden_policyd_redis_failures_total",
                      "Redis commands that got no reply, by why; each is answered per fail_mode.",
-                     "error", names(redis::failure_names)),
+                     "error", redis::failure_labels()),
       dns_latency(registry, "postwarden_policyd_dns_lookup_duration_seconds",
                   "DNS lookups of SPF checks, retries included.", metrics::latency_buckets()),
       dns_lookups(registry, "postwarden_policyd_dns_lookups_total", "DNS lookups by outcome.",
-                  "status", dns_statuses()),
+                  "status", dns::status_labels()),
       spf_duration(registry, "postwarden_policyd_spf_check_duration_seconds",
                    "SPF evaluations on the SPF threads, all their DNS lookups included.",
                    metrics::latency_buckets()) {}
