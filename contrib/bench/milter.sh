@@ -41,9 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until $py -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do i=$((i+1)); [ $i -gt 150 ] && { echo "port $1 never opened" >&2; return 1; }; sleep 0.1; done; }
-wait_file() { i=0; until [ -e "$1" ]; do i=$((i+1)); [ $i -gt 150 ] && { echo "$1 never appeared" >&2; return 1; }; sleep 0.1; done; }
+PY=$py
+. contrib/bench/lib.sh
 # Runs a command with /etc/resolv.conf replaced by ours, in a private mount namespace: OpenDMARC
 # (and libspf2 inside it) and Postfix can only be pointed at a nameserver that way. It execs, so
 # that `in_ns ... &` leaves the daemon's own PID in $!; call it in a subshell otherwise.
@@ -51,10 +50,7 @@ in_ns() { exec unshare --mount --propagation private sh -c "mount --bind $work/r
 
 echo "== corpus (python3-dkim) and services"
 $py contrib/bench/milter_corpus.py "$work/corpus" --messages 200 --domains 10
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-pids="$pids $!"
-wait_port "$redis_port"
+start_redis
 $py contrib/bench/dns53.py "$work/corpus/zone" "$work/dnsaddr" 2>"$work/dns.log" &
 pids="$pids $!"
 wait_file "$work/dnsaddr"

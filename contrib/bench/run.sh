@@ -19,17 +19,9 @@ pids=""
 cleanup() { [ -n "$pids" ] && kill $pids 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { i=0; until python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && return 1; sleep 0.1; done; }
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-pids="$pids $!"
-wait_port "$redis_port"
-: >"$work/zone"
-python3 tests/fixtures/dnsserver.py --zone "$work/zone" --port-file "$work/dnsport" >"$work/dns.log" 2>&1 &
-pids="$pids $!"
-i=0; until [ -s "$work/dnsport" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+. contrib/bench/lib.sh
+start_redis
+start_dns_fixture
 
 policyd_port=$(free_port)
 cat >"$work/bench.conf" <<CONF
@@ -44,7 +36,7 @@ auto_allow_clients = 0
 limits = 100000000/86400
 auto_block = 0
 [dns]
-nameservers = 127.0.0.1:$(cat "$work/dnsport")
+nameservers = 127.0.0.1:$dns_port
 CONF
 "$build/policyd/postwarden-policyd" -f -c "$work/bench.conf" 2>/dev/null &
 policyd_pid=$!
