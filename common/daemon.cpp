@@ -114,6 +114,71 @@ std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, c
     return config;
 }
 
+namespace {
+
+std::string spelled(const std::optional<Endpoint>& e) {
+    return e ? e->to_string() : "";
+}
+
+std::string spelled(const std::vector<Endpoint>& list) {
+    std::string out;
+    for (const auto& e : list)
+        out += e.to_string() + ",";
+    return out;
+}
+
+// The settings the running daemon only reads at start, that differ between a and b.
+std::vector<std::string> restart_only_changes(const Config& a, const Config& b,
+                                              std::string_view daemon) {
+    std::vector<std::string> out;
+    auto check = [&](bool differs, const char* name) {
+        if (differs) out.emplace_back(name);
+    };
+    check(a.redis.address.to_string() != b.redis.address.to_string(), "[redis] address");
+    check(a.redis.password != b.redis.password, "[redis] password");
+    check(a.redis.prefix != b.redis.prefix, "[redis] prefix");
+    check(a.redis.timeout_ms != b.redis.timeout_ms, "[redis] timeout_ms");
+    check(a.dns.nameservers != b.dns.nameservers, "[dns] nameservers");
+    check(a.dns.timeout_ms != b.dns.timeout_ms, "[dns] timeout_ms");
+    check(a.dns.cache_entries != b.dns.cache_entries, "[dns] cache_entries");
+    if (daemon == "policyd") {
+        check(spelled(a.policyd.listen) != spelled(b.policyd.listen), "[policyd] listen");
+        check(a.policyd.user != b.policyd.user, "[policyd] user");
+        check(spelled(a.metrics.policyd_listen) != spelled(b.metrics.policyd_listen),
+              "[metrics] policyd_listen");
+    } else {
+        check(a.milter.listen != b.milter.listen, "[milter] listen");
+        check(a.milter.user != b.milter.user, "[milter] user");
+        check(a.milter.socket_mode != b.milter.socket_mode, "[milter] socket_mode");
+        check(a.milter.socket_group != b.milter.socket_group, "[milter] socket_group");
+        check(spelled(a.metrics.milter_listen) != spelled(b.metrics.milter_listen),
+              "[metrics] milter_listen");
+    }
+    return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const Config> reload_config(const std::string& path, const Config& running,
+                                            std::string_view daemon) {
+    std::string error;
+    auto fresh = load_config(path, &error);
+    if (!fresh) {
+        log::error("reload failed, keeping the running configuration: " + error);
+        return nullptr;
+    }
+    auto changed = restart_only_changes(running, *fresh, daemon);
+    if (!changed.empty()) {
+        std::string names;
+        for (const auto& name : changed)
+            names += (names.empty() ? "" : ", ") + name;
+        log::warning("changed, but taking effect only at the next restart: " + names);
+    }
+    log::set_min_level(fresh->log.level);
+    log::notice("configuration reloaded from " + path);
+    return fresh;
+}
+
 std::string drop_privileges(const std::string& user) {
     if (user.empty()) return "";
     Account to;

@@ -26,6 +26,15 @@ namespace postwarden {
 std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, char** argv,
                                            std::string* config_path, int* exit_code);
 
+// Reads the configuration again for a reload (policyd: SIGHUP; milter: SIGUSR1). When the file is
+// now wrong, logs why and returns nullptr: the running configuration stays. Otherwise applies the
+// new log level, logs a warning naming each changed setting that only a restart applies (any
+// [redis] or [dns] key, and the daemon's own listen sockets, user and metrics endpoint — the
+// parts built from them at start keep what they were built with) and returns the new snapshot.
+// `daemon` is "policyd" or "milter".
+std::shared_ptr<const Config> reload_config(const std::string& path, const Config& running,
+                                            std::string_view daemon);
+
 // Switches the whole process (every thread: glibc applies set*id to all of them) to `user`: its
 // supplementary groups (initgroups), primary group, then uid, real, effective and saved; then a
 // check that root cannot be had back, and no_new_privs (Linux keeps that flag per thread: it

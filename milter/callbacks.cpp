@@ -7,14 +7,24 @@
 // one at a time; the Services are shared and thread-safe. Every callback catches everything,
 // logs once and answers SMFIS_TEMPFAIL: a bug or a surprise must cost a retry, never a crash or a
 // permanent reject.
+//
+// Stopping: libmilter stops by closing every connection at once (its pool controller, at the first
+// command it sees after smfi_stop), so a message in progress would be cut. stop_milter() comes
+// first: new connections and messages are answered 451 4.3.2, the messages in progress finish
+// (at most drain_limit), then smfi_stop. shut_callbacks() then makes every callback answer
+// tempfail without touching anything, so main may destroy the Services while libmilter's threads
+// still exist (they end with the process).
 #include "milter/callbacks.hpp"
 
 #include <arpa/inet.h>
 #include <libmilter/mfapi.h>
 #include <netinet/in.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "common/log.hpp"
 #include "common/metrics_http.hpp"
@@ -28,15 +38,36 @@ namespace {
 
 const Services* services = nullptr;
 
+constexpr auto drain_limit = std::chrono::seconds(10);  // as policyd's
+
+// The stop's state (see the top). seq_cst throughout: a callback counts itself in `running`
+// before it looks at `shut`, and shut_callbacks sets `shut` before it reads `running`, so either
+// it waits for the callback or the callback sees the door shut.
+std::atomic<bool> stopping{false}, shut{false};
+std::atomic<int> running{0};   // callbacks in progress
+std::atomic<int> messages{0};  // messages past MAIL FROM, not yet ended
+
 // SMFICTX private data: owned here, released in on_close.
 struct Connection {
     explicit Connection(const Services& s) : session(s) {
         metrics().sessions.inc();
         metrics().sessions_total.inc();
     }
-    ~Connection() { metrics().sessions.dec(); }
+    ~Connection() {
+        end_message();
+        metrics().sessions.dec();
+    }
+    void begin_message() {
+        if (!in_message) messages++;
+        in_message = true;
+    }
+    void end_message() {
+        if (in_message) messages--;
+        in_message = false;
+    }
     Session session;
     bool leading_space = false;  // SMFIP_HDR_LEADSPC agreed: header values keep their space
+    bool in_message = false;     // counted in `messages`
 };
 
 Connection& connection(SMFICTX* ctx) {
@@ -78,6 +109,16 @@ void apply_changes(SMFICTX* ctx, const Effects& e) {
     }
 }
 
+// While stopping: the MTA should try again shortly, when a new milter process is there.
+Effects restarting() {
+    Effects e;
+    e.step = Effects::Step::tempfail;
+    e.rcode = "451";
+    e.xcode = "4.3.2";
+    e.text = "Mail filter restarting, try again later";
+    return e;
+}
+
 sfsistat answer(SMFICTX* ctx, const Effects& e) {
     switch (e.step) {
         case Effects::Step::next:
@@ -96,6 +137,11 @@ sfsistat answer(SMFICTX* ctx, const Effects& e) {
 
 template <typename F>
 sfsistat guarded(const char* step, F&& f) {
+    struct Running {
+        Running() { running++; }
+        ~Running() { running--; }
+    } counted;
+    if (shut) return SMFIS_TEMPFAIL;  // shutting down: the Services may be gone
     try {
         return f();
     } catch (const std::exception& e) {
@@ -137,6 +183,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
 
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* address) {
     return guarded("connect", [&] {
+        if (stopping) return answer(ctx, restarting());
         return answer(
             ctx, connection(ctx).session.connect(hostname ? hostname : "", address_of(address)));
     });
@@ -149,6 +196,12 @@ sfsistat on_helo(SMFICTX* ctx, char* name) {
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     return guarded("mail", [&] {
+        auto& c = connection(ctx);
+        if (stopping) {
+            c.session.abort();
+            return answer(ctx, restarting());
+        }
+        c.begin_message();
         return answer(ctx,
                       connection(ctx).session.mail(argv && argv[0] ? argv[0] : "",
                                                    macro(ctx, "{auth_authen}"), macro(ctx, "i")));
@@ -183,15 +236,20 @@ sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t size) {
 
 sfsistat on_eom(SMFICTX* ctx) {
     return guarded("end of message", [&] {
-        auto e = connection(ctx).session.end_of_message(macro(ctx, "i"));
+        auto& c = connection(ctx);
+        auto e = c.session.end_of_message(macro(ctx, "i"));
         if (e.step == Effects::Step::accept || e.step == Effects::Step::next) apply_changes(ctx, e);
-        return answer(ctx, e);
+        auto result = answer(ctx, e);
+        c.end_message();
+        return result;
     });
 }
 
 sfsistat on_abort(SMFICTX* ctx) {
     return guarded("abort", [&] {
-        connection(ctx).session.abort();
+        auto& c = connection(ctx);
+        c.session.abort();
+        c.end_message();
         return SMFIS_CONTINUE;
     });
 }
@@ -206,9 +264,12 @@ sfsistat on_close(SMFICTX* ctx) {
 
 }  // extern "C"
 
+// The metrics endpoint: opened with the socket, closed by shut_callbacks.
+std::unique_ptr<metrics::HttpEndpoint> endpoint;
+
 }  // namespace
 
-int run_milter(const Services& shared, const std::function<bool()>& after_listen) {
+bool open_milter(const Services& shared) {
     services = &shared;
     static char name[] = "postwarden-milter";
     smfiDesc desc{};
@@ -226,29 +287,54 @@ int run_milter(const Services& shared, const std::function<bool()>& after_listen
     desc.xxfi_abort = on_abort;
     desc.xxfi_close = on_close;
     desc.xxfi_negotiate = on_negotiate;
-    std::string listen = shared.config->milter.listen;
+    const auto config = shared.config();
+    std::string listen = config->milter.listen;
     // libmilter drops packets over 64 KB by default, but Postfix sends header fields of up to
     // header_size_limit (100 KB): allow 1 MB, libmilter's largest setting.
     smfi_setmaxdatasize(1024 * 1024);
-    // Bound before after_listen gives up root; [metrics] changes need a restart.
-    std::unique_ptr<metrics::HttpEndpoint> endpoint;
+    // Bound before the caller gives up root; [metrics] changes need a restart.
     try {
-        endpoint = metrics::serve(shared.config->metrics.milter_listen, metrics().registry);
+        endpoint = metrics::serve(config->metrics.milter_listen, metrics().registry);
     } catch (const std::exception& e) {
         log::error(e.what());
-        return 1;
+        return false;
     }
     auto listeners = listening_sockets();
     if (smfi_setconn(listen.data()) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS ||
         smfi_opensocket(1) != MI_SUCCESS) {
         log::error("cannot listen on " + listen);
-        return 1;
+        return false;
     }
     // No 40 ms stall per message over inet sockets (milter/nodelay.hpp).
     set_nodelay_on_new_listeners(listeners);
-    log::info("listening on " + listen + ", authserv_id " + shared.config->milter.authserv_id);
-    if (after_listen && !after_listen()) return 1;
+    log::info("listening on " + listen + ", authserv_id " + config->milter.authserv_id);
+    return true;
+}
+
+int run_milter() {
     return smfi_main() == MI_SUCCESS ? 0 : 1;
+}
+
+void stop_milter() {
+    stopping = true;
+    if (const int open = messages; open > 0)
+        log::notice("stopping: finishing " + std::to_string(open) + " message(s)");
+    const auto deadline = std::chrono::steady_clock::now() + drain_limit;
+    while (messages > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (const int left = messages; left > 0)
+        log::warning("stopping: " + std::to_string(left) + " message(s) unfinished after " +
+                     std::to_string(drain_limit.count()) +
+                     " s; the MTA applies its milter_default_action");
+    smfi_stop();
+}
+
+void shut_callbacks() {
+    stopping = true;
+    shut = true;
+    while (running > 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    endpoint.reset();
 }
 
 }  // namespace postwarden::milter

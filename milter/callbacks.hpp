@@ -1,18 +1,28 @@
 // callbacks.hpp — runs the milter on libmilter (callbacks.cpp holds the extern "C" callbacks).
 //
-// Entry point: run_milter(). Threading: libmilter's, see callbacks.cpp.
+// Entry points: open_milter(), run_milter(), stop_milter(), shut_callbacks(). Threading:
+// libmilter's, see callbacks.cpp; main.cpp calls these from the threads they name.
 #pragma once
-
-#include <functional>
 
 #include "milter/services.hpp"
 
 namespace postwarden::milter {
 
-// Registers the callbacks, listens on [milter] listen and serves until SIGTERM or SIGINT
-// (libmilter's own signal handling; SIGHUP stops it too). Returns the process exit status.
-// after_listen runs once the socket exists and before anything is served (socket permissions,
-// dropping root); returning false stops the milter with status 1.
-int run_milter(const Services& services, const std::function<bool()>& after_listen = {});
+// Registers the callbacks, opens the socket on [milter] listen and the metrics endpoint; false
+// (logged) when it cannot. Called on the main thread, before it gives up root.
+bool open_milter(const Services& services);
+
+// Serves until libmilter stops (stop_milter, or libmilter's own signal thread); returns the
+// process exit status.
+int run_milter();
+
+// A graceful stop, from another thread: answers new connections and messages 451 4.3.2, waits
+// (at most 10 s) for the messages past MAIL FROM to end, then tells libmilter to stop, which
+// closes its socket and connections and makes run_milter return.
+void stop_milter();
+
+// After run_milter returned (or was never called): waits for callbacks still running and makes
+// every later one answer tempfail untouched, so the Services may be destroyed.
+void shut_callbacks();
 
 }  // namespace postwarden::milter

@@ -16,10 +16,10 @@ std::vector<std::string> alias_candidates(std::string_view address) {
     return out;
 }
 
-CheckResult sender_allowed(const Services& services, std::string_view login,
+CheckResult sender_allowed(const Services& services, const Config& config, std::string_view login,
                            const std::vector<std::string>& addresses) {
     auto user = to_lower(login);
-    std::vector<std::string> argv{"SMISMEMBER", services.config->redis.prefix + "alias:" + user};
+    std::vector<std::string> argv{"SMISMEMBER", config.redis.prefix + "alias:" + user};
     std::vector<std::size_t> owner;  // which address each candidate speaks for
     std::vector<bool> allowed(addresses.size(), false);
     for (std::size_t i = 0; i < addresses.size(); ++i) {
@@ -54,10 +54,11 @@ namespace {
 // greylisting). policyd answered allowed mail at RCPT without handing it over, so an allowed
 // sender whose SPF passes must not be greylisted here either. One SMISMEMBER per set, all in
 // one round trip.
-CheckResult allowed(const Services& services, const std::optional<IpAddress>& client,
-                    std::string_view sender, std::string_view rcpt) {
+CheckResult allowed(const Services& services, const Config& config,
+                    const std::optional<IpAddress>& client, std::string_view sender,
+                    std::string_view rcpt) {
     ListSubject subject{client, to_lower(sender), domain_of(sender), domain_of(rcpt), "", false};
-    auto queries = plan_lists(subject, *services.config);
+    auto queries = plan_lists(subject, config);
     std::vector<std::vector<std::string>> commands;
     for (const auto& q : queries) {
         commands.push_back({"SMISMEMBER", q.key});
@@ -78,13 +79,13 @@ CheckResult allowed(const Services& services, const std::optional<IpAddress>& cl
 
 }  // namespace
 
-GreylistResult greylist_message(const Services& services, const std::optional<IpAddress>& client,
-                                std::string_view sender, const std::vector<std::string>& recipients,
+GreylistResult greylist_message(const Services& services, const Config& config,
+                                const std::optional<IpAddress>& client, std::string_view sender,
+                                const std::vector<std::string>& recipients,
                                 std::string_view spf_domain, long long now_ms) {
-    const auto& config = *services.config;
     GreylistResult out;
     for (const auto& rcpt : recipients) {
-        auto allow = allowed(services, client, sender, rcpt);
+        auto allow = allowed(services, config, client, sender, rcpt);
         if (allow == CheckResult::unavailable) {
             out.deferred = CheckResult::unavailable;
             return out;

@@ -21,8 +21,10 @@ enum class CheckResult { yes, no, unavailable };
 // The SET members that would allow `address` for a login: the address and "@domain".
 std::vector<std::string> alias_candidates(std::string_view address);
 
+// Both take the caller's configuration snapshot (the Session's), not the one in force now.
+
 // Whether every address is the login itself or listed in alias:<login> (addresses lower-cased).
-CheckResult sender_allowed(const Services& services, std::string_view login,
+CheckResult sender_allowed(const Services& services, const Config& config, std::string_view login,
                            const std::vector<std::string>& addresses);
 
 struct GreylistResult {
@@ -31,8 +33,9 @@ struct GreylistResult {
 };
 
 // Applies greylist.lua to the triplet of every recipient; deferred when any is deferred.
-GreylistResult greylist_message(const Services& services, const std::optional<IpAddress>& client,
-                                std::string_view sender, const std::vector<std::string>& recipients,
+GreylistResult greylist_message(const Services& services, const Config& config,
+                                const std::optional<IpAddress>& client, std::string_view sender,
+                                const std::vector<std::string>& recipients,
                                 std::string_view spf_domain, long long now_ms);
 
 }  // namespace postwarden::milter

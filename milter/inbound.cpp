@@ -77,7 +77,7 @@ std::string summary(const std::optional<spf::Outcome>& spf,
 }  // namespace
 
 Effects Session::end_of_message_inbound() {
-    const auto& config = *services_.config;
+    const auto& config = *config_;
     auto& m = message_;
     if (m.too_many_forged) {
         count_action("reject", "forged-auth-results");
@@ -135,8 +135,8 @@ Effects Session::end_of_message_inbound() {
         if (dkim_aligned_with(signatures, domains, services_.psl)) {
             reason = "trusted";
         } else {
-            auto g = greylist_message(services_, client_, m.sender, m.recipients, spf->domain,
-                                      unix_now_ms());
+            auto g = greylist_message(services_, config, client_, m.sender, m.recipients,
+                                      spf->domain, unix_now_ms());
             detail = " greylist=" + (g.detail.empty() ? std::string("-") : g.detail);
             if (g.deferred == CheckResult::yes || (g.deferred == CheckResult::unavailable &&
                                                    config.greylist.fail_mode == FailMode::closed)) {

@@ -1,9 +1,22 @@
 // main.cpp — postwarden-milter: command line and configuration (common/daemon.hpp), the shared
 // services, then libmilter; once its socket exists, the socket's permissions and the switch away
-// from root (issue 7).
+// from root (issue 7); and the reload on SIGUSR1.
+//
+// Signals: the main thread owns them. It blocks them before any thread exists (every thread
+// inherits the mask), runs libmilter on a thread of its own and sigwaits: SIGUSR1 reloads,
+// SIGTERM, SIGINT and SIGHUP stop gracefully (milter/callbacks.hpp stop_milter). libmilter's own
+// signal thread sigwaits SIGHUP, SIGTERM and SIGINT too, to stop at once; Linux gives a signal
+// sent to the process to its main thread whenever that thread accepts it, as it does while in
+// sigwait, so libmilter only sees one that arrives while a reload or a stop is under way — a
+// second SIGTERM then stops at once. Reload is SIGUSR1, not SIGHUP as for policyd, because such
+// a SIGHUP would stop the milter; OpenDKIM reloads on SIGUSR1 for the same reason.
+#include <pthread.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <csignal>
 #include <string>
+#include <thread>
 
 #include "common/daemon.hpp"
 #include "common/log.hpp"
@@ -20,9 +33,56 @@ std::string unix_socket_path(const std::string& listen) {
     return "";
 }
 
+sigset_t handled_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    // SIGUSR2: the libmilter thread saying it has ended.
+    for (int signo : {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT})
+        sigaddset(&set, signo);
+    return set;
+}
+
+// Serves on a libmilter thread until it ends, reloading on SIGUSR1 and stopping gracefully on
+// SIGTERM, SIGINT or SIGHUP. Returns the exit status.
+int serve(postwarden::milter::Services& services, const std::string& path) {
+    namespace milter = postwarden::milter;
+    std::atomic<int> status{1};
+    std::atomic<bool> ended{false};
+    const pthread_t main_thread = pthread_self();
+    std::thread libmilter([&] {
+        status = milter::run_milter();
+        ended = true;
+        pthread_kill(main_thread, SIGUSR2);
+    });
+    const sigset_t set = handled_signals();
+    while (!ended) {
+        int signo = 0;
+        if (sigwait(&set, &signo) != 0) continue;
+        if (signo == SIGUSR1) {
+            if (auto fresh = postwarden::reload_config(path, *services.config(), "milter"))
+                services.set_config(std::move(fresh));
+        } else if (signo != SIGUSR2) {
+            postwarden::log::notice(std::string("stopping on ") + (signo == SIGTERM  ? "SIGTERM"
+                                                                   : signo == SIGINT ? "SIGINT"
+                                                                                     : "SIGHUP"));
+            milter::stop_milter();
+            break;
+        }
+    }
+    libmilter.join();
+    milter::shut_callbacks();
+    postwarden::log::notice("stopped");
+    return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Before any thread exists (see the top). libmilter blocks its three only in the thread that
+    // calls smfi_main, so a thread started earlier — Redis, the metrics endpoint — would take a
+    // SIGTERM with its default action and kill the process.
+    const sigset_t handled = handled_signals();
+    pthread_sigmask(SIG_BLOCK, &handled, nullptr);
     std::string path;
     int exit_code = 0;
     auto config = postwarden::start_daemon("postwarden-milter", argc, argv, &path, &exit_code);
@@ -51,7 +111,13 @@ int main(int argc, char** argv) {
             return true;
         };
         postwarden::milter::Services services(config);
-        return postwarden::milter::run_milter(services, secure);
+        // The socket is opened and root given up here, on the main thread: no_new_privs is kept
+        // per thread, and this is the thread that lives longest.
+        if (!postwarden::milter::open_milter(services) || !secure()) {
+            postwarden::milter::shut_callbacks();
+            return 1;
+        }
+        return serve(services, path);
     } catch (const std::exception& e) {
         postwarden::log::error(std::string("fatal: ") + e.what());
         return 1;

@@ -24,11 +24,22 @@ redis::Options redis_options(const Config& config) {
 }  // namespace
 
 Services::Services(std::shared_ptr<const Config> c)
-    : config(std::move(c)),
-      resolver(resolver_options(*config)),
-      spf(resolver_options(*config)),
-      dkim(resolver_options(*config)),
-      redis(redis_options(*config)),
-      greylist(std::string(script_text("greylist"))) {}
+    : resolver(resolver_options(*c)),
+      spf(resolver_options(*c)),
+      dkim(resolver_options(*c)),
+      redis(redis_options(*c)),
+      greylist(std::string(script_text("greylist"))),
+      config_(std::move(c)) {}
+
+std::shared_ptr<const Config> Services::config() const {
+    std::lock_guard lock(config_mutex_);
+    return config_;
+}
+
+void Services::set_config(std::shared_ptr<const Config> c) {
+    std::lock_guard lock(config_mutex_);
+    config_.swap(c);
+    // The old snapshot (now in c) is released outside the lock, perhaps not the last reference.
+}
 
 }  // namespace postwarden::milter

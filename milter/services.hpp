@@ -2,10 +2,13 @@
 // configuration snapshot, SPF, DKIM, the Public Suffix List, DNS for DMARC records, Redis.
 //
 // Threading: everything here is safe to use from libmilter's connection threads at once (see
-// each type's header); nothing is mutated after construction.
+// each type's header). The only thing that changes after construction is the configuration
+// snapshot, swapped whole by a reload (SIGUSR1, main.cpp): a Session takes the snapshot current
+// when its SMTP connection starts and keeps it to the end, so one connection never mixes two.
 #pragma once
 
 #include <memory>
+#include <mutex>
 
 #include "common/config.hpp"
 #include "common/dkim.hpp"
@@ -18,7 +21,6 @@
 namespace postwarden::milter {
 
 struct Services {
-    std::shared_ptr<const Config> config;
     dns::Resolver resolver;  // DMARC records
     spf::Checker spf;
     dkim::Library dkim;
@@ -27,6 +29,15 @@ struct Services {
     redis::Script greylist;
 
     explicit Services(std::shared_ptr<const Config> c);
+
+    // The configuration in force; a reload swaps it. The parts built from it above (resolvers,
+    // Redis) keep what they were built with: [dns] and [redis] changes need a restart.
+    std::shared_ptr<const Config> config() const;
+    void set_config(std::shared_ptr<const Config> c);
+
+  private:
+    mutable std::mutex config_mutex_;
+    std::shared_ptr<const Config> config_;
 };
 
 dns::ResolverOptions resolver_options(const Config& config);

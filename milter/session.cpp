@@ -75,8 +75,7 @@ std::string Session::log_prefix() const {
 Effects Session::connect(std::string_view client_name, std::string_view client_ip) {
     client_name_ = std::string(client_name);
     client_ = parse_ip(client_ip);
-    trusted_network_ =
-        client_ && any_contains(services_.config->policyd.trusted_networks, *client_);
+    trusted_network_ = client_ && any_contains(config_->policyd.trusted_networks, *client_);
     return {};
 }
 
@@ -90,10 +89,10 @@ Effects Session::mail(std::string_view sender, std::string_view login, std::stri
     message_.sender = strip_brackets(sender);
     message_.login = std::string(login);
     message_.queue_id = std::string(queue_id);
-    const auto& config = *services_.config;
+    const auto& config = *config_;
     if (!message_.login.empty()) {
         if (!config.milter.enforce_from || message_.sender.empty()) return {};
-        auto allowed = sender_allowed(services_, message_.login, {message_.sender});
+        auto allowed = sender_allowed(services_, *config_, message_.login, {message_.sender});
         if (allowed == CheckResult::yes) return {};
         count_action(allowed == CheckResult::no ? "reject" : "tempfail", "sender-login-mismatch");
         log::info(log_prefix() + "action=" + (allowed == CheckResult::no ? "reject" : "tempfail") +
@@ -129,7 +128,7 @@ Effects Session::header(std::string_view name, std::string_view value, bool lead
             message_.from_fields.emplace_back(text);
     } else if (iequals(name, "Authentication-Results")) {
         ++message_.auth_results_seen;
-        if (!outbound() && claims_authserv_id(text, services_.config->milter.authserv_id)) {
+        if (!outbound() && claims_authserv_id(text, config_->milter.authserv_id)) {
             if (message_.forged_auth_results.size() < max_forged_auth_results)
                 message_.forged_auth_results.push_back(message_.auth_results_seen);
             else
@@ -142,7 +141,7 @@ Effects Session::header(std::string_view name, std::string_view value, bool lead
 Effects Session::end_of_headers(std::string_view queue_id) {
     if (!queue_id.empty()) message_.queue_id = std::string(queue_id);
     if (message_.dkim) message_.dkim->end_of_headers();
-    if (message_.login.empty() || !services_.config->milter.enforce_from) return {};
+    if (message_.login.empty() || !config_->milter.enforce_from) return {};
     // S8 on the header From: every address must be the login's (a missing From is added by
     // Postfix' cleanup for local mail, and is nobody's address).
     auto from = read_from(message_.from_fields, message_.from_count, message_.from_too_long);
@@ -150,15 +149,16 @@ Effects Session::end_of_headers(std::string_view queue_id) {
     for (const auto& a : from.addresses)
         addresses.push_back(a.address());
     auto allowed = from.kind == FromFields::Kind::malformed ? CheckResult::no
-                   : addresses.empty()                      ? CheckResult::yes
-                                       : sender_allowed(services_, message_.login, addresses);
+                   : addresses.empty()
+                       ? CheckResult::yes
+                       : sender_allowed(services_, *config_, message_.login, addresses);
     if (allowed == CheckResult::yes) return {};
     std::string from_text = message_.from_fields.empty() ? "" : message_.from_fields.front();
     count_action(allowed == CheckResult::no ? "reject" : "tempfail", "from-login-mismatch");
     log::info(log_prefix() + "action=" + (allowed == CheckResult::no ? "reject" : "tempfail") +
               " reason=from-login-mismatch login=" + printable(message_.login) +
               " from=" + printable(from_text));
-    return allowed == CheckResult::no ? mismatch() : unavailable(*services_.config);
+    return allowed == CheckResult::no ? mismatch() : unavailable(*config_);
 }
 
 Effects Session::body(std::string_view chunk) {

@@ -61,7 +61,8 @@ struct Message {
 
 class Session {
   public:
-    explicit Session(const Services& services) : services_(services) {}
+    // Takes the configuration in force now and keeps it for the whole connection.
+    explicit Session(const Services& services) : services_(services), config_(services.config()) {}
 
     // client_ip: empty or unparseable for non-SMTP mail (non_smtpd_milters), which is outbound.
     Effects connect(std::string_view client_name, std::string_view client_ip);
@@ -81,6 +82,7 @@ class Session {
     std::string log_prefix() const;
 
     const Services& services_;
+    const std::shared_ptr<const Config> config_;
     std::string client_name_, helo_;
     std::optional<IpAddress> client_;
     bool trusted_network_ = false;

@@ -204,21 +204,7 @@ void Server::wait_signal() {
 }
 
 void Server::reload() {
-    std::string error;
-    auto fresh = load_config(path_, &error);
-    if (!fresh) {
-        log::error("reload failed, keeping the running configuration: " + error);
-        return;
-    }
-    const auto& old = *config_;
-    if (fresh->redis.address.to_string() != old.redis.address.to_string() ||
-        fresh->dns.nameservers != old.dns.nameservers ||
-        fresh->policyd.listen.size() != old.policyd.listen.size() ||
-        fresh->policyd.user != old.policyd.user)
-        log::warning("[redis], [dns], listen and user changes take effect at the next restart");
-    log::set_min_level(fresh->log.level);
-    config_ = std::move(fresh);
-    log::notice("configuration reloaded from " + path_);
+    if (auto fresh = reload_config(path_, *config_, "policyd")) config_ = std::move(fresh);
 }
 
 // SIGTERM: no new connections; sessions answer what they hold and close; then Redis stops and

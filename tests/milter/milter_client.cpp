@@ -159,6 +159,10 @@ Outcome MilterClient::run(const Transaction& t) {
     Outcome out;
     const unsigned long leadspc = 0x00100000;
     send('O', u32(6) + u32(0x1ff) + u32(0x1fffff));
+    auto step = [&](char command, const std::string& data, Outcome* o) {
+        if (t.before) t.before(command);
+        return this->step(command, data, o);
+    };
     char code = 0;
     std::string reply;
     if (!read_packet(&code, &reply) || code != 'O') return out;

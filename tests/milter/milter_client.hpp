@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,8 @@ class MilterProcess {
     unsigned short port() const { return port_; }
     std::string log() { return daemon_.log(); }
     ChildProcess& process() { return daemon_.process(); }
+    // The file it was started with; tests rewrite it and signal a reload.
+    std::string config_path() const { return daemon_.dir() + "/postwarden.conf"; }
 
   private:
     unsigned short port_;
@@ -38,6 +41,9 @@ struct Transaction {
     std::string login;  // {auth_authen}
     std::vector<Header> headers;
     std::string body = "Hello.\r\n";
+    // Called with each command's code ('C', 'H', 'M', 'R', 'L', 'N', 'B', 'E') before it is sent,
+    // for tests that act in the middle of a transaction.
+    std::function<void(char)> before;
 };
 
 struct Modification {

@@ -628,7 +628,9 @@ def check_milter_socket(args, tmp):
                       os.getegid(), None)
         if os.geteuid() != 0:
             raise Skip("not root: socket_mode checked; socket_group and user need root")
-        # As root: mode, group, and the user the milter becomes owns the socket.
+        # As root: mode, group, and the user the milter becomes owns the socket; as that user it
+        # still reloads (SIGUSR1: the file must stay readable) and stops with status 0.
+        os.chmod(tmp, 0o755)
         mail = grp.getgrnam("mail").gr_gid
         nobody = pwd.getpwnam("nobody").pw_uid
         sock = os.path.join(tmp, "b", "milter.sock")
@@ -663,6 +665,11 @@ def expect_socket(args, tmp, redis, sock, extra, mode, uid, gid, user):
             s.connect(sock)  # it listens
         if user:
             assert_runs_as(daemon.pid, user, "postwarden-milter")
+            os.kill(daemon.pid, signal.SIGUSR1)
+            check(daemon.wait_output("configuration reloaded"),
+                  "no reload as %s:\n%s" % (user, daemon.output()))
+            code = daemon.stop()
+            check(code == 0, "the milter exited %s after SIGTERM:\n%s" % (code, daemon.output()))
         log("milter socket %s: mode %o, owner %d, group %d (%s)" %
             (sock, mode, uid, gid, extra.strip().replace("\n", ", ")))
     finally:
