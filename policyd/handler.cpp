@@ -10,6 +10,7 @@
 #include "common/log.hpp"
 #include "common/scripts.hpp"
 #include "policyd/decision.hpp"
+#include "policyd/greylist_memo.hpp"
 #include "policyd/metrics.hpp"
 #include "policyd/quota.hpp"
 #include "policyd/spf_service.hpp"
@@ -42,6 +43,7 @@ struct Job : std::enable_shared_from_this<Job> {
     SpfService& spf;
     ListCache& lists;
     const redis::Script& greylist;
+    GreylistMemo& memo;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
@@ -50,13 +52,15 @@ struct Job : std::enable_shared_from_this<Job> {
     std::vector<std::vector<bool>> hits;
     bool lists_failed = false;
     long recipient_count = -1;  // END-OF-MESSAGE only
+    GreylistKeys greylist_keys;
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, const redis::Script& g,
+    Job(redis::Client& r, SpfService& s, ListCache& l, const redis::Script& g, GreylistMemo& m,
         std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
           greylist(g),
+          memo(m),
           config(std::move(c)),
           facts(std::move(f)),
           reply(std::move(cb)) {}
@@ -72,6 +76,7 @@ struct Job : std::enable_shared_from_this<Job> {
     void after_lists(const ListOutcome& outcome);
     void start_greylist();
     void run_greylist(const std::string& spf_domain, const std::string& spf_detail);
+    void finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail);
     void start_quota();
     void run_reserve(std::vector<QuotaWindow> limits);
     void run_commit(std::vector<QuotaWindow> limits);
@@ -139,9 +144,15 @@ void Job::start_greylist() {
               });
 }
 
+// A pass remembered in memory answers at once (greylist_memo.hpp); anything else runs the script.
 void Job::run_greylist(const std::string& spf_domain, const std::string& spf_detail) {
-    auto keys = greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
-    redis.eval(greylist, {keys.triplet, keys.client}, greylist_args(unix_now_ms(), *config),
+    greylist_keys =
+        postwarden::greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
+    const long long now_ms = unix_now_ms();
+    if (auto remembered = memo.recall(greylist_keys, *config, now_ms))
+        return finish_greylist(*remembered, spf_detail);
+    redis.eval(greylist, {greylist_keys.triplet, greylist_keys.client},
+               greylist_args(now_ms, *config),
                [self = shared_from_this(), spf_detail](redis::Reply r) {
                    std::optional<GreylistOutcome> outcome;
                    const auto& v = r.value;
@@ -152,11 +163,15 @@ void Job::run_greylist(const std::string& spf_domain, const std::string& spf_det
                        return self->finish(unavailable_decision(self->config->greylist.fail_mode,
                                                                 "greylist", *self->config));
                    }
-                   auto d = greylist_decision(*outcome, *self->config);
-                   if (!spf_detail.empty())
-                       d.detail = d.detail.empty() ? spf_detail : d.detail + " " + spf_detail;
-                   self->finish(d);
+                   self->memo.remember(self->greylist_keys, *outcome, *self->config, unix_now_ms());
+                   self->finish_greylist(*outcome, spf_detail);
                });
+}
+
+void Job::finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail) {
+    auto d = greylist_decision(outcome, *config);
+    if (!spf_detail.empty()) d.detail = d.detail.empty() ? spf_detail : d.detail + " " + spf_detail;
+    finish(d);
 }
 
 // The per-user override is read with its own GET before the script: it lies outside the user's
@@ -252,13 +267,13 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, std::move(config),
+        auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, memo_, std::move(config),
                                          std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, std::move(config),
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, memo_, std::move(config),
                                      std::move(facts), std::move(reply));
     job->start_lists();
 }

@@ -13,6 +13,7 @@
 #include "common/config.hpp"
 #include "common/list_cache.hpp"
 #include "common/redis.hpp"
+#include "policyd/greylist_memo.hpp"
 #include "policyd/protocol.hpp"
 
 namespace postwarden::policy {
@@ -32,6 +33,7 @@ class Handler {
     SpfService& spf_;
     ListCache& lists_;
     redis::Script greylist_;
+    GreylistMemo memo_;
 };
 
 }  // namespace postwarden::policy

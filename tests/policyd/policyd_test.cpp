@@ -122,6 +122,12 @@ TEST_CASE("greylisting: defer, early retry keeps the clock, pass with header, kn
     CHECK(passed.rfind("PREPEND X-Greylist: delayed ", 0) == 0);
     CHECK(passed.find(" seconds by postwarden") != std::string::npos);
     CHECK(client.ask(mail) == "DUNNO");
+    // Known now: answered from memory (policyd/greylist_memo.hpp), not by the script again.
+    auto evals = redis.info_field("commandstats", "cmdstat_evalsha");
+    REQUIRE_FALSE(evals.empty());
+    for (int i = 0; i < 5; ++i)
+        CHECK(client.ask(mail) == "DUNNO");
+    CHECK(redis.info_field("commandstats", "cmdstat_evalsha") == evals);
     // the same network (/24) is the same client; another one starts over
     CHECK(client.ask(inbound("192.0.2.200", "alice@sender.example", "bob@example.net")) == "DUNNO");
     CHECK(client.ask(inbound("192.0.3.44", "alice@sender.example", "bob@example.net")) ==
