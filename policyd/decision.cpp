@@ -14,19 +14,21 @@ std::string upper(std::string_view s) {
     return out;
 }
 
-std::string printable(std::string_view s) {
+// Appends s with control characters and DEL as \xNN, so a client cannot forge log lines. Runs of
+// plain characters are appended whole: this is on every request's log line.
+void append_printable(std::string& out, std::string_view s) {
     static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : s) {
-        if (c >= 0x20 && c != 0x7f) {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out += "\\x";
-            out.push_back(hex[c >> 4]);
-            out.push_back(hex[c & 15]);
-        }
+    auto plain = [](unsigned char c) { return c >= 0x20 && c != 0x7f; };
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (plain(c)) continue;
+        out.append(s.data() + start, i - start).append("\\x");
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 15]);
+        start = i + 1;
     }
-    return out;
+    out.append(s.data() + start, s.size() - start);
 }
 
 }  // namespace
@@ -117,16 +119,38 @@ Decision unavailable_decision(FailMode mode, std::string_view check, const Confi
 
 // Appends in place rather than with operator+ chains: fewer temporaries on a per-request path.
 std::string log_line(const Facts& f, const Decision& d) {
-    std::string line = f.queue_id.empty() ? "NOQUEUE" : printable(f.queue_id);
-    line.append(": action=").append(d.action.substr(0, d.action.find(' ')));
+    std::string line;
+    line.reserve(160 + f.client_name.size() + f.helo.size() + f.sender.size() + f.recipient.size() +
+                 d.detail.size());
+    if (f.queue_id.empty())
+        line.append("NOQUEUE");
+    else
+        append_printable(line, f.queue_id);
+    line.append(": action=").append(std::string_view(d.action).substr(0, d.action.find(' ')));
     line.append(" reason=").append(d.reason);
-    line.append(" client=").append(printable(f.client_name.empty() ? "unknown" : f.client_name));
-    line.append("[").append(printable(f.client_address)).append("]");
-    if (!f.helo.empty()) line.append(" helo=<").append(printable(f.helo)).append(">");
-    if (!f.login.empty()) line.append(" sasl_username=").append(printable(f.login));
-    line.append(" sender=<").append(printable(f.sender)).append(">");
-    line.append(" rcpt=<").append(printable(f.recipient)).append(">");
-    if (!d.detail.empty()) line.append(" ").append(printable(d.detail));
+    line.append(" client=");
+    append_printable(line, f.client_name.empty() ? "unknown" : f.client_name);
+    line.append("[");
+    append_printable(line, f.client_address);
+    line.append("]");
+    if (!f.helo.empty()) {
+        line.append(" helo=<");
+        append_printable(line, f.helo);
+        line.append(">");
+    }
+    if (!f.login.empty()) {
+        line.append(" sasl_username=");
+        append_printable(line, f.login);
+    }
+    line.append(" sender=<");
+    append_printable(line, f.sender);
+    line.append("> rcpt=<");
+    append_printable(line, f.recipient);
+    line.append(">");
+    if (!d.detail.empty()) {
+        line.append(" ");
+        append_printable(line, d.detail);
+    }
     return line;
 }
 
