@@ -140,16 +140,17 @@ void ListCache::lookup(const std::vector<Query>& queries, Done done) {
 }
 
 void ListCache::answer(Set& set, const Query& query, std::vector<bool>* hits) {
+    // Most sets are empty, the per-domain ones above all: no member is in them, said with no
+    // flags at all (a missing flag is "not a member", lists.hpp).
+    if (set.members.empty()) return hits->clear();
     if (!query.client) {
         hits->assign(query.members->size(), false);
-        if (set.members.empty()) return;  // most sets, the per-domain ones above all
         for (std::size_t j = 0; j < query.members->size(); ++j)
             (*hits)[j] = set.members.count((*query.members)[j]) > 0;
         return;
     }
     const auto& client = *query.client;
     hits->assign(network_candidate_count(client), false);
-    if (set.members.empty()) return;
     if (!set.indexed) {
         // A member equal to a candidate spelling parses as that network, so the lengths found
         // here are all a lookup needs to ask for; anything unparsable can match no candidate.

@@ -40,7 +40,8 @@ class ListCache {
         const std::vector<std::string>* members;
         const IpAddress* client = nullptr;
     };
-    // ok=false: Redis could not answer (answer per fail_mode). hits[i][j]: members[j] of query i.
+    // ok=false: Redis could not answer (answer per fail_mode). hits[i][j]: members[j] of query i;
+    // hits[i] may be shorter than the members (empty for an empty set): the rest are not in it.
     using Done = std::function<void(bool ok, std::vector<std::vector<bool>> hits)>;
 
     // `data` is the daemon's client; its Options::on_ready must call data_connection_ready().

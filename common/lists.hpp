@@ -62,7 +62,7 @@ struct ListOutcome {
     std::string matched;  // "key member" that decided, for the log
 };
 
-// hits[i][j]: whether queries[i].member(j) is in queries[i].key.
+// hits[i][j]: whether queries[i].member(j) is in queries[i].key; past the end of hits[i]: not.
 ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
                            const std::vector<std::vector<bool>>& hits, bool outbound);
 
