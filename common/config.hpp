@@ -77,6 +77,7 @@ struct Config {
     struct Dns {
         std::vector<std::string> nameservers;
         int timeout_ms = 0;
+        int cache_entries = 0;  // 0: no answer cache
     } dns;
     struct Metrics {
         std::optional<Endpoint> policyd_listen, milter_listen;

@@ -302,6 +302,9 @@ const std::vector<Key>& key_table() {
              c.dns.nameservers = dns::split_nameservers(v); return true;)},
         {{"dns", "timeout_ms", "2000", "per lookup, retries included"},
          SET(return parse_number(v, 100, 60000, &c.dns.timeout_ms, e);)},
+        {{"dns", "cache_entries", "10000",
+          "answers kept for their TTL (at most 1 hour), per daemon; 0 = off"},
+         SET(return parse_number(v, 0, 1000000, &c.dns.cache_entries, e);)},
 
         {{"metrics", "policyd_listen", "", "Prometheus endpoint of policyd, e.g. 127.0.0.1:9140"},
          SET(return parse_optional_endpoint(v, &c.metrics.policyd_listen, e);)},

@@ -19,6 +19,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "common/dns_cache.hpp"
 #include "common/metrics.hpp"
 
 namespace postwarden::dns {
@@ -391,10 +392,15 @@ Resolver::Resolver(ResolverOptions options) : options_(std::move(options)) {
 }
 
 Answer Resolver::query(std::string_view name, Type type) const {
+    AnswerCache* cache = options_.cache.get();
+    if (cache)
+        if (auto kept = cache->find(name, type, Clock::now())) return *kept;
     auto start = Clock::now();
     Answer answer = lookup(name, type);
-    if (options_.latency) options_.latency->observe(Clock::now() - start);
+    auto end = Clock::now();
+    if (options_.latency) options_.latency->observe(end - start);
     if (options_.lookups) options_.lookups->inc(static_cast<std::size_t>(answer.status));
+    if (cache) cache->store(name, type, answer, end);
     return answer;
 }
 

@@ -5,7 +5,8 @@
 //
 // Threading: Resolver is immutable after construction and query() uses a fresh c-ares channel
 // per call, so one Resolver may be shared by any number of threads. Each query() blocks the
-// calling thread for at most about timeout_ms.
+// calling thread for at most about timeout_ms. The answer cache (dns_cache.hpp) several
+// Resolvers may share locks itself.
 //
 // Why c-ares and not libunbound: it is a plain stub resolver that talks to exactly the
 // server:port it is given, with explicit timeouts; libunbound refuses 127.0.0.0/8 servers by
@@ -14,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +27,8 @@ class CounterFamily;
 
 namespace postwarden::dns {
 
+class AnswerCache;  // dns_cache.hpp
+
 struct ResolverOptions {
     // "host", "host:port", "[v6]:port" or a bare IPv6 literal; hosts are IP literals.
     // Empty: the system resolver (/etc/resolv.conf).
@@ -34,6 +38,10 @@ struct ResolverOptions {
     // seconds per query(); lookups: queries by Status, one series per Status in its order.
     metrics::Histogram* latency = nullptr;
     metrics::CounterFamily* lookups = nullptr;
+    // Answers are kept here for their TTL (dns_cache.hpp) and shared with every Resolver given
+    // the same cache; null: every query() asks the network. latency and lookups measure only
+    // the queries that reach the network.
+    std::shared_ptr<AnswerCache> cache = nullptr;
 };
 
 // Checks one [dns] nameservers value (comma separated list); returns "" when it is valid,
@@ -88,7 +96,10 @@ class Resolver {
     // Answers every query from `source` instead of the network.
     explicit Resolver(AnswerSource source) : source_(std::move(source)) {}
 
-    // Looks up name/type (class IN), following CNAMEs as the server returns them.
+    // Looks up name/type (class IN), following CNAMEs as the server returns them; from the
+    // cache when it holds a fresh answer. A cached answer's packet is the one first received,
+    // its ID and TTLs not rewritten: libopendkim, which parses it, reads neither (it reads TTLs
+    // only for its own key cache, DKIM_LIBFLAGS_CACHE, which dkim.cpp does not turn on).
     Answer query(std::string_view name, Type type) const;
 
     const ResolverOptions& options() const { return options_; }

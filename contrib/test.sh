@@ -31,11 +31,12 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 	ctest --test-dir "$san" --output-on-failure -j "$(nproc)" -LE e2e "$@"
 
 # ThreadSanitizer on the multi-threaded paths: the milter (libmilter runs one thread per MTA
-# connection, all sharing the Services: SPF, DKIM, the PSL, Redis) and the Redis client. Only
+# connection, all sharing the Services: SPF, DKIM, the PSL, Redis), the Redis client, and the DNS
+# layer (the answer cache the milter's threads share: tests/dns/cache_tests.cpp). Only
 # what those tests need is built; the daemons the tests start inherit TSAN_OPTIONS, so a race in
 # the milter stops it and fails the test.
 tsan=${build}-tsan
 cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_SANITIZE=thread >/dev/null
-cmake --build "$tsan" -j "$(nproc)" --target postwarden-milter milter_tests redis_tests
+cmake --build "$tsan" -j "$(nproc)" --target postwarden-milter milter_tests redis_tests dns_tests
 TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 \
-	ctest --test-dir "$tsan" --output-on-failure -j "$(nproc)" -R '^(milter|redis):' "$@"
+	ctest --test-dir "$tsan" --output-on-failure -j "$(nproc)" -R '^(milter|redis|dns):' "$@"

@@ -2,6 +2,7 @@
 #include "milter/metrics.hpp"
 
 #include "common/dns.hpp"
+#include "common/dns_cache.hpp"
 #include "common/redis.hpp"
 
 namespace postwarden::milter {
@@ -74,7 +75,10 @@ Metrics::Metrics()
                   "DNS lookups for SPF, DKIM keys and DMARC records, retries included.",
                   metrics::latency_buckets()),
       dns_lookups(registry, "postwarden_milter_dns_lookups_total", "DNS lookups by outcome.",
-                  "status", dns::status_labels()) {}
+                  "status", dns::status_labels()),
+      dns_cache(registry, "postwarden_milter_dns_cache_lookups_total",
+                "DNS questions answered from the answer cache (hit) or not (miss).", "result",
+                dns::cache_result_labels()) {}
 
 Metrics& metrics() {
     static Metrics instance;

@@ -30,6 +30,7 @@ struct Metrics {
     metrics::CounterFamily redis_failures;  // redis::Failure
     metrics::Histogram dns_latency;
     metrics::CounterFamily dns_lookups;  // dns::Status
+    metrics::CounterFamily dns_cache;    // dns::AnswerCache::Result
 
     Metrics();
 };

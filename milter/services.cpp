@@ -1,14 +1,21 @@
 // services.cpp — building the shared services from the configuration; see services.hpp.
 #include "milter/services.hpp"
 
+#include "common/dns_cache.hpp"
 #include "common/scripts.hpp"
 #include "milter/metrics.hpp"
 
 namespace postwarden::milter {
 
+// Each call makes a new answer cache ([dns] cache_entries; none when 0): build the options once
+// and hand the same ones to every resolver that should share it.
 dns::ResolverOptions resolver_options(const Config& config) {
-    return {config.dns.nameservers, config.dns.timeout_ms, &metrics().dns_latency,
-            &metrics().dns_lookups};
+    dns::ResolverOptions o{config.dns.nameservers, config.dns.timeout_ms, &metrics().dns_latency,
+                           &metrics().dns_lookups};
+    if (config.dns.cache_entries > 0)
+        o.cache =
+            std::make_shared<dns::AnswerCache>(config.dns.cache_entries, &metrics().dns_cache);
+    return o;
 }
 
 namespace {
@@ -25,8 +32,10 @@ redis::Options redis_options(const Config& config) {
 
 Services::Services(std::shared_ptr<const Config> c)
     : resolver(resolver_options(*c)),
-      spf(resolver_options(*c)),
-      dkim(resolver_options(*c)),
+      // One answer cache for all three (members are built in this order): a sender's SPF, DKIM
+      // and DMARC lookups are asked again for each of its messages.
+      spf(resolver.options()),
+      dkim(resolver.options()),
       redis(redis_options(*c)),
       greylist(std::string(script_text("greylist"))),
       config_(std::move(c)) {}

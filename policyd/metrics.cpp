@@ -2,6 +2,7 @@
 #include "policyd/metrics.hpp"
 
 #include "common/dns.hpp"
+#include "common/dns_cache.hpp"
 #include "common/redis.hpp"
 
 namespace postwarden::policy {
@@ -70,6 +71,9 @@ Metrics::Metrics()
                   "DNS lookups of SPF checks, retries included.", metrics::latency_buckets()),
       dns_lookups(registry, "postwarden_policyd_dns_lookups_total", "DNS lookups by outcome.",
                   "status", dns::status_labels()),
+      dns_cache(registry, "postwarden_policyd_dns_cache_lookups_total",
+                "DNS questions answered from the answer cache (hit) or not (miss).", "result",
+                dns::cache_result_labels()),
       spf_duration(registry, "postwarden_policyd_spf_check_duration_seconds",
                    "SPF evaluations on the SPF threads, all their DNS lookups included.",
                    metrics::latency_buckets()) {}

@@ -92,8 +92,13 @@ TEST_CASE("milter: sessions, messages, verdicts, actions, Redis and DNS move the
     CHECK(sample(text, "postwarden_milter_sessions_total") == 4);
     CHECK(sample(text, "postwarden_milter_errors_total") == 0);
     CHECK(sample(text, "postwarden_milter_redis_command_duration_seconds_count") >= 2);
-    CHECK(sample(text, "postwarden_milter_dns_lookups_total{status=\"ok\"}") >= 4);
-    CHECK(sample(text, "postwarden_milter_dns_lookup_duration_seconds_count") >= 4);
+    // the first message's SPF record, DKIM key and DMARC record came from the network; the
+    // forged copy asks the same and gets them from the DNS answer cache
+    CHECK(sample(text, "postwarden_milter_dns_lookups_total{status=\"ok\"}") >= 3);
+    CHECK(sample(text, "postwarden_milter_dns_lookup_duration_seconds_count") >= 3);
+    CHECK(sample(text, "postwarden_milter_dns_cache_lookups_total{result=\"hit\"}") >= 3);
+    CHECK(sample(text, "postwarden_milter_dns_cache_lookups_total{result=\"miss\"}") ==
+          sample(text, "postwarden_milter_dns_lookup_duration_seconds_count"));
     CHECK(promtool_check(text) == "");
 
     // Redis gone: S8 answers tempfail, never a reject, and the failure is counted

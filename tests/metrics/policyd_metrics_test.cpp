@@ -85,10 +85,14 @@ TEST_CASE("policyd: requests, decisions, connections, Redis and DNS move the cou
             sample(text, "postwarden_policyd_redis_command_duration_seconds_bucket{le=\"+Inf\"}") ==
             sample(text, redis_count));
         CHECK(sample(text, "postwarden_policyd_redis_command_duration_seconds_sum") > 0);
-        // two SPF checks (the blocked network never gets that far), each one TXT lookup or more
+        // two SPF checks (the blocked network never gets that far), each one TXT lookup or more;
+        // the second check gets the record from the DNS answer cache
         CHECK(sample(text, "postwarden_policyd_spf_check_duration_seconds_count") == 2);
-        CHECK(sample(text, "postwarden_policyd_dns_lookups_total{status=\"ok\"}") >= 2);
-        CHECK(sample(text, "postwarden_policyd_dns_lookup_duration_seconds_count") >= 2);
+        CHECK(sample(text, "postwarden_policyd_dns_lookups_total{status=\"ok\"}") >= 1);
+        CHECK(sample(text, "postwarden_policyd_dns_lookup_duration_seconds_count") >= 1);
+        CHECK(sample(text, "postwarden_policyd_dns_cache_lookups_total{result=\"hit\"}") >= 1);
+        CHECK(sample(text, "postwarden_policyd_dns_cache_lookups_total{result=\"miss\"}") ==
+              sample(text, "postwarden_policyd_dns_lookup_duration_seconds_count"));
         CHECK(promtool_check(text) == "");
     }
     CHECK(wait_until([&] { return sample(scrape(port), connections) == 0; }, 5s));
