@@ -9,11 +9,11 @@
 // permanent reject.
 //
 // Stopping: libmilter stops by closing every connection at once (its pool controller, at the first
-// command it sees after smfi_stop), so a message in progress would be cut. stop_milter() comes
-// first: new connections and messages are answered 451 4.3.2, the messages in progress finish
-// (at most drain_limit), then smfi_stop. shut_callbacks() then makes every callback answer
-// tempfail without touching anything, so main may destroy the Services while libmilter's threads
-// still exist (they end with the process).
+// command it sees after its stop flag is set), so a message in progress would be cut.
+// stop_milter() comes first: new connections and messages are answered 451 4.3.2, the messages in
+// progress finish (at most drain_limit), then libmilter is told to stop. shut_callbacks() then
+// makes every callback answer tempfail without touching anything, so main may destroy the Services
+// while libmilter's threads still exist (they end with the process).
 #include "milter/callbacks.hpp"
 
 #include <arpa/inet.h>
@@ -326,7 +326,6 @@ void stop_milter() {
         log::warning("stopping: " + std::to_string(left) + " message(s) unfinished after " +
                      std::to_string(drain_limit.count()) +
                      " s; the MTA applies its milter_default_action");
-    smfi_stop();
 }
 
 void shut_callbacks() {

@@ -12,17 +12,18 @@ namespace postwarden::milter {
 // (logged) when it cannot. Called on the main thread, before it gives up root.
 bool open_milter(const Services& services);
 
-// Serves until libmilter stops (stop_milter, or libmilter's own signal thread); returns the
+// Serves until libmilter stops by itself (its own signal thread, or an error); returns the
 // process exit status.
 int run_milter();
 
-// A graceful stop, from another thread: answers new connections and messages 451 4.3.2, waits
-// (at most 10 s) for the messages past MAIL FROM to end, then tells libmilter to stop, which
-// closes its socket and connections and makes run_milter return.
+// A graceful stop, from the main thread (the one that sigwaits, main.cpp), never from a callback:
+// answers new connections and messages 451 4.3.2, waits (at most 10 s) for the messages past MAIL
+// FROM to end, then tells libmilter to stop, which closes its socket and connections and makes
+// run_milter return.
 void stop_milter();
 
-// After run_milter returned (or was never called): waits for callbacks still running and makes
-// every later one answer tempfail untouched, so the Services may be destroyed.
+// After stop_milter, or after run_milter returned (or was never called): waits for callbacks still
+// running and makes every later one answer tempfail untouched, so the Services may be destroyed.
 void shut_callbacks();
 
 }  // namespace postwarden::milter

@@ -4,14 +4,15 @@
 //
 // Signals: the main thread owns them. It blocks them before any thread exists (every thread
 // inherits the mask), runs libmilter on a thread of its own and sigwaits: SIGUSR1 reloads,
-// SIGTERM, SIGINT and SIGHUP stop gracefully (milter/callbacks.hpp stop_milter). libmilter's own
-// signal thread sigwaits SIGHUP, SIGTERM and SIGINT too, to stop at once; Linux gives a signal
-// sent to the process to its main thread whenever that thread accepts it, as it does while in
-// sigwait, so libmilter only sees one that arrives while a reload or a stop is under way — a
-// second SIGTERM then stops at once. Reload is SIGUSR1, not SIGHUP as for policyd, because such
-// a SIGHUP would stop the milter; OpenDKIM reloads on SIGUSR1 for the same reason.
+// SIGTERM, SIGINT and SIGHUP stop gracefully (milter/callbacks.hpp stop_milter, and serve()
+// below). libmilter's own signal thread sigwaits SIGHUP, SIGTERM and SIGINT too, to stop at once;
+// Linux gives a signal sent to the process to its main thread whenever that thread accepts it, as
+// it does while in sigwait, so libmilter only sees one that arrives while a reload or a stop is
+// under way — a second SIGTERM then stops at once. Reload is SIGUSR1, not SIGHUP as for policyd,
+// because such a SIGHUP would stop the milter; OpenDKIM reloads on SIGUSR1 for the same reason.
 #include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -42,20 +43,31 @@ sigset_t handled_signals() {
     return set;
 }
 
+// The libmilter thread's end, as the main thread learns it (namespace scope: the thread may
+// outlive serve(), see there).
+std::atomic<int> milter_status{1};
+std::atomic<bool> milter_ended{false}, main_waits{true};
+
 // Serves on a libmilter thread until it ends, reloading on SIGUSR1 and stopping gracefully on
 // SIGTERM, SIGINT or SIGHUP. Returns the exit status.
+//
+// A graceful stop does not ask libmilter to stop: its stop path races with itself (its signal
+// thread locks a mutex its listener may be destroying; ThreadSanitizer reports it), and it
+// would wait up to 5 s for its listener to notice. Once the messages in progress are done and
+// the callbacks shut, nothing is left for libmilter to do: the process exits, and the kernel
+// closes the socket and the idle connections (the MTA applies milter_default_action to any
+// later message on them, as for any milter restart).
 int serve(postwarden::milter::Services& services, const std::string& path) {
     namespace milter = postwarden::milter;
-    std::atomic<int> status{1};
-    std::atomic<bool> ended{false};
     const pthread_t main_thread = pthread_self();
-    std::thread libmilter([&] {
-        status = milter::run_milter();
-        ended = true;
-        pthread_kill(main_thread, SIGUSR2);
+    std::thread libmilter([main_thread] {
+        milter_status = milter::run_milter();
+        milter_ended = true;
+        if (main_waits) pthread_kill(main_thread, SIGUSR2);
     });
     const sigset_t set = handled_signals();
-    while (!ended) {
+    int status = 0;
+    while (!milter_ended) {
         int signo = 0;
         if (sigwait(&set, &signo) != 0) continue;
         if (signo == SIGUSR1) {
@@ -69,7 +81,13 @@ int serve(postwarden::milter::Services& services, const std::string& path) {
             break;
         }
     }
-    libmilter.join();
+    if (milter_ended) {
+        libmilter.join();
+        status = milter_status;  // stopped by itself (an error, or a signal during a reload)
+    } else {
+        main_waits = false;
+        libmilter.detach();
+    }
     milter::shut_callbacks();
     postwarden::log::notice("stopped");
     return status;
@@ -117,7 +135,16 @@ int main(int argc, char** argv) {
             postwarden::milter::shut_callbacks();
             return 1;
         }
-        return serve(services, path);
+        struct stat made {};
+        const bool have_socket = !socket_path.empty() && stat(socket_path.c_str(), &made) == 0;
+        const int status = serve(services, path);
+        // libmilter, not asked to stop, leaves its socket file: remove it, unless it is no longer
+        // ours (a new instance may already have replaced it).
+        struct stat now {};
+        if (have_socket && stat(socket_path.c_str(), &now) == 0 && now.st_ino == made.st_ino &&
+            now.st_dev == made.st_dev)
+            unlink(socket_path.c_str());
+        return status;
     } catch (const std::exception& e) {
         postwarden::log::error(std::string("fatal: ") + e.what());
         return 1;

@@ -636,6 +636,8 @@ def check_milter_socket(args, tmp):
         sock = os.path.join(tmp, "b", "milter.sock")
         os.makedirs(os.path.dirname(sock), 0o755)
         os.chmod(os.path.dirname(sock), 0o755)
+        # owned by the user it becomes, as the README sets it up: it removes its socket at stop
+        os.chown(os.path.dirname(sock), nobody, -1)
         expect_socket(args, tmp, redis, sock,
                       "socket_mode = 0660\nsocket_group = mail\nuser = nobody\n", 0o660, nobody,
                       mail, "nobody")
@@ -643,6 +645,7 @@ def check_milter_socket(args, tmp):
         sock = os.path.join(tmp, "c", "milter.sock")
         os.makedirs(os.path.dirname(sock), 0o755)
         os.chmod(os.path.dirname(sock), 0o755)
+        os.chown(os.path.dirname(sock), nobody, -1)
         expect_socket(args, tmp, redis, sock, "user = nobody\n", 0o660, nobody,
                       pwd.getpwnam("nobody").pw_gid, "nobody")
     finally:
@@ -670,6 +673,7 @@ def expect_socket(args, tmp, redis, sock, extra, mode, uid, gid, user):
                   "no reload as %s:\n%s" % (user, daemon.output()))
             code = daemon.stop()
             check(code == 0, "the milter exited %s after SIGTERM:\n%s" % (code, daemon.output()))
+            check(not os.path.exists(sock), sock + " left behind after the stop")
         log("milter socket %s: mode %o, owner %d, group %d (%s)" %
             (sock, mode, uid, gid, extra.strip().replace("\n", ", ")))
     finally:
