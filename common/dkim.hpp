@@ -109,6 +109,7 @@ class Verifier {
     bool no_signatures_ = false;
     bool failed_ = false;  // libopendkim gave up (syntax, resources): finish() says so
     std::string failure_;
+    bool count_length_ = false;  // a signature has l=: body_length_ is counted
     BodyLength body_length_;
 };
 
