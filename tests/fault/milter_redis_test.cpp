@@ -24,13 +24,9 @@ constexpr int margin_ms = 250;  // the transaction's own steps and a loaded mach
 #endif
 constexpr int parallel = 8;
 
-struct World {
-    RedisServer redis;
-    DnsServer dns{zone()};
-    MilterProcess milter;
+struct World : MilterWorld {
     explicit World(const std::string& extra)
-        : milter(config(redis, dns,
-                        "[redis]\ntimeout_ms = " + std::to_string(timeout_ms) + "\n" + extra)) {}
+        : MilterWorld("[redis]\ntimeout_ms = " + std::to_string(timeout_ms) + "\n" + extra) {}
 };
 
 // An authenticated user sending as an alias: MAIL FROM needs alias:<login> in Redis.

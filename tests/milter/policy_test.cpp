@@ -12,13 +12,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct World {
-    RedisServer redis;
-    DnsServer dns{zone()};
-    MilterProcess milter;
-    explicit World(const std::string& extra) : milter(config(redis, dns, extra)) {}
-    Outcome run(const Transaction& t) { return MilterClient(milter.port()).run(t); }
-};
+using World = MilterWorld;
 
 Transaction submission(const std::string& login, const std::string& sender,
                        const std::string& from) {

@@ -16,11 +16,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct World {
-    RedisServer redis;
-    DnsServer dns{zone()};
-    MilterProcess milter{config(redis, dns, "[greylist]\nenabled = no\n")};
-    Outcome run(const Transaction& t) { return MilterClient(milter.port()).run(t); }
+struct World : MilterWorld {
+    World() : MilterWorld("[greylist]\nenabled = no\n") {}
 
     std::string read_config() {
         std::ifstream in(milter.config_path());

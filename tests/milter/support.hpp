@@ -32,6 +32,15 @@ std::string zone();
 
 std::string config(RedisServer& redis, DnsServer& dns, const std::string& extra = "");
 
+// A milter with a Redis and a DNS server of its own (zone()), configured by config() + extra.
+struct MilterWorld {
+    RedisServer redis;
+    DnsServer dns{zone()};
+    MilterProcess milter;
+    explicit MilterWorld(const std::string& extra) : milter(config(redis, dns, extra)) {}
+    Outcome run(const Transaction& t) { return MilterClient(milter.port()).run(t); }
+};
+
 std::vector<Header> headers_from(const std::string& from);
 
 // The Authentication-Results fields of a header list.

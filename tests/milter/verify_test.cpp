@@ -12,12 +12,8 @@ namespace {
 
 const std::string no_greylist = "[greylist]\nenabled = no\n";
 
-struct World {
-    RedisServer redis;
-    DnsServer dns{zone()};
-    MilterProcess milter;
-    explicit World(const std::string& extra = no_greylist) : milter(config(redis, dns, extra)) {}
-    Outcome run(const Transaction& t) { return MilterClient(milter.port()).run(t); }
+struct World : MilterWorld {
+    explicit World(const std::string& extra = no_greylist) : MilterWorld(extra) {}
 };
 
 Transaction signed_mail(const std::string& kind, const std::string& selector,
