@@ -79,6 +79,7 @@ for p in $missing; do
 	postfix) unit=postfix ;;
 	dovecot-core) unit=dovecot ;;
 	prometheus) unit=prometheus ;; # only its promtool is used (tests/metrics)
+	rspamd) unit=rspamd ;;         # contrib/bench/milter.sh runs its own instance
 	*) continue ;;
 	esac
 	update-rc.d "$unit" disable >/dev/null 2>&1 || true

@@ -1,25 +1,28 @@
 #!/bin/sh
 # milter.sh — the milter benchmarks of BENCHMARKS.md (section Milter) in one go, on this machine,
 # loopback only:
-#   1. milter_load against postwarden-milter and against OpenDKIM (verify) chained with
-#      OpenDMARC (Debian packages), same corpus, same DNS server, inet and unix sockets;
+#   1. milter_load against postwarden-milter, against OpenDKIM (verify) chained with OpenDMARC,
+#      and against rspamd in milter mode (SPF, DKIM, DMARC only: rspamd-milter.conf), all three
+#      Debian packages, same corpus, same DNS server, inet and unix sockets;
 #   2. one session inet vs unix (the Nagle question);
 #   3. postwarden-milter's RSS per concurrent session;
 #   4. a private Postfix driven by smtp-source: alone, with postwarden-milter, with OpenDKIM +
-#      OpenDMARC; one session inet vs unix.
+#      OpenDMARC, with rspamd; one session inet vs unix.
 # Every server is started here (redis-server, the zone server on 127.x.y.z:53, the milters,
 # smtp-sink, Postfix in a private mount namespace) and stopped by its PID or its own stop command.
 #
 #   contrib/bench/milter.sh [SECONDS] [RUNS]    defaults: 10 s per measurement, 3 runs (median)
 #   MILTER_BEFORE=/path/to/postwarden-milter contrib/bench/milter.sh ...
 #       also measures that binary (e.g. one built before a change) in the one-session rows.
+#   MILTER_ONLY=compare contrib/bench/milter.sh ...
+#       only part 1 and the one-session rows of part 2 (no RSS, no Postfix).
 set -eu
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
 runs=${2:-3}
 top=$PWD
 py=/usr/bin/python3 # Debian's, which has python3-dkim and python3-nacl
-contrib/deps.sh opendkim opendmarc redis-tools
+contrib/deps.sh opendkim opendmarc redis-tools rspamd
 build=$top/build-bench
 log=$(mktemp /tmp/postwarden-milterbench-build.XXXXXX)
 if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOSTWARDEN_BENCH=ON &&
@@ -142,10 +145,38 @@ wait_port "$dmarc_port"
 wait_file "$work/dkim.sock"
 wait_file "$work/dmarc.sock"
 
+# rspamd 3.4 in milter mode (rspamd_proxy, self_scan), as the _rspamd user, with its pid, log,
+# caches and sockets here; the configuration is a whole one of its own (rspamd-milter.conf: only
+# SPF, DKIM, DMARC and Authentication-Results, nothing that calls out), DNS at dns53.py directly.
+# One proxy process per core, each one event loop. Its start compiles the TLD list with
+# hyperscan: 15-40 s here, so it gets a longer wait than the others.
+rspamd_port=$(free_port)
+mkdir -p "$work/rspamd/db"
+echo "count = $(nproc);" >"$work/rspamd/workers.inc"
+chown -R _rspamd:_rspamd "$work/rspamd"
+rspamd -f -u _rspamd -g _rspamd -c "$top/contrib/bench/rspamd-milter.conf" --var "LOCAL_CONFDIR=$work/rspamd" \
+	--var "BENCH_WORK=$work" --var "BENCH_DNS=$dns" --var "BENCH_PORT=$rspamd_port" >"$work/rspamd.out" 2>&1 &
+rspamd_pid=$!
+pids="$pids $rspamd_pid"
+i=0
+until [ "$(pgrep -c -P "$rspamd_pid" -f rspamd_proxy)" -ge "$(nproc)" ]; do
+	i=$((i + 1))
+	if [ $i -gt 1800 ] || ! kill -0 "$rspamd_pid" 2>/dev/null; then
+		echo "rspamd did not start:" >&2
+		cat "$work/rspamd.out" "$work/rspamd/rspamd.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+wait_port "$rspamd_port"
+wait_file "$work/rspamd.sock"
+
 pw_inet="inet:$pw_port@127.0.0.1"
 pw_unix="unix:$work/pw.sock"
 chain_inet="--milter inet:$dkim_port@127.0.0.1 --milter inet:$dmarc_port@127.0.0.1"
 chain_unix="--milter unix:$work/dkim.sock --milter unix:$work/dmarc.sock"
+rspamd_inet="inet:$rspamd_port@127.0.0.1"
+rspamd_unix="unix:$work/rspamd.sock"
 
 run_load() { # SESSIONS MILTER-OPTIONS...
 	s=$1
@@ -166,7 +197,7 @@ row() { # LABEL RESULT-LINE
 }
 
 # Every milter must pass the corpus before anything is measured.
-for m in "--milter $pw_inet" "$chain_inet"; do
+for m in "--milter $pw_inet" "$chain_inet" "--milter $rspamd_inet"; do
 	# shellcheck disable=SC2086
 	"$load" --corpus "$work/corpus" --sessions 1 --seconds 1 --verbose $m 2>"$work/check.log" >/dev/null
 	if ! grep -q 'dkim=pass' "$work/check.log" || ! grep -qi 'dmarc=pass' "$work/check.log"; then
@@ -174,8 +205,9 @@ for m in "--milter $pw_inet" "$chain_inet"; do
 		cat "$work/check.log" >&2
 		exit 1
 	fi
+	# the Authentication-Results of the first message, continuation lines included
+	awk '/^-- verdict/ { exit } /^[Aa]uthentication-[Rr]esults:/ { p = 1; print; next } /^[ \t]/ && p { print; next } { p = 0 }' "$work/check.log"
 done
-grep -i '^Authentication-Results' "$work/check.log" | head -3
 
 echo "== machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); seconds=$seconds runs=$runs (median)"
 : >"$summary"
@@ -185,12 +217,14 @@ for s in 1 8 32; do
 	row "postwarden-milter      unix  sessions=$s" "$(median $s --milter $pw_unix)"
 	# shellcheck disable=SC2086
 	row "opendkim+opendmarc     unix  sessions=$s" "$(median $s $chain_unix)"
+	row "rspamd (milter mode)   unix  sessions=$s" "$(median "$s" --milter "$rspamd_unix")"
 done
 for s in 1 8 32; do
 	# shellcheck disable=SC2086
 	row "postwarden-milter      inet  sessions=$s" "$(median $s --milter $pw_inet)"
 	# shellcheck disable=SC2086
 	row "opendkim+opendmarc     inet  sessions=$s" "$(median $s $chain_inet)"
+	row "rspamd (milter mode)   inet  sessions=$s" "$(median "$s" --milter "$rspamd_inet")"
 done
 echo "== one session, Nagle on in the client as in Postfix: --postfix-writes" | tee -a "$summary"
 row "postwarden-milter      unix  postfix-writes" "$(median 1 --milter "$pw_unix" --postfix-writes)"
@@ -199,9 +233,31 @@ row "postwarden-milter      inet  postfix-writes" "$(median 1 --milter "$pw_inet
 row "opendkim+opendmarc     unix  postfix-writes" "$(median 1 $chain_unix --postfix-writes)"
 # shellcheck disable=SC2086
 row "opendkim+opendmarc     inet  postfix-writes" "$(median 1 $chain_inet --postfix-writes)"
+row "rspamd (milter mode)   unix  postfix-writes" "$(median 1 --milter "$rspamd_unix" --postfix-writes)"
+row "rspamd (milter mode)   inet  postfix-writes" "$(median 1 --milter "$rspamd_inet" --postfix-writes)"
 if [ -n "${MILTER_BEFORE:-}" ]; then
 	row "MILTER_BEFORE          inet  sessions=1" "$(median 1 --milter "inet:$before_port@127.0.0.1")"
 	row "MILTER_BEFORE          inet  postfix-writes" "$(median 1 --milter "inet:$before_port@127.0.0.1" --postfix-writes)"
+fi
+# rspamd did the work for every message it was sent, not only for the sample checked above: its
+# log has one line per message with the symbols it found.
+rspamd_verified() {
+	grep rspamd_task_write_log "$work/rspamd/rspamd.log" | awk '
+		{ n++ } /R_SPF_ALLOW/ && /R_DKIM_ALLOW/ && /DMARC_POLICY_ALLOW/ { ok++ }
+		END { printf "rspamd log: %d messages scanned, %d with R_SPF_ALLOW, R_DKIM_ALLOW and DMARC_POLICY_ALLOW%s\n",
+			n, ok, (n == 0 || ok < n) ? "  NOT ALL VERIFIED" : "" }'
+	# and it talks to nothing but loopback: the peers of its sockets (its DNS sockets stay open)
+	ours="pid=($(pgrep -P "$rspamd_pid" | tr '\n' '|')$rspamd_pid),"
+	ss -tunapH | awk -v ours="$ours" '$0 ~ ours && $6 !~ /:\*$/ { print $1 " " $6 }' | sort | uniq -c |
+		awk '{ s = s " " $2 " " $3 " (" $1 ")"; if ($3 !~ /^127\./) bad = 1 }
+			END { print "rspamd inet peers (ss):" (s == "" ? " none" : s) (bad ? "  NOT LOOPBACK" : "") }'
+}
+rspamd_verified | tee -a "$summary"
+if [ "${MILTER_ONLY:-}" = compare ]; then
+	echo
+	echo "== summary ($(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg))"
+	cat "$summary"
+	exit 0
 fi
 
 echo "== postwarden-milter RSS per concurrent session (VmRSS during milter_load over unix)" | tee -a "$summary"
@@ -311,7 +367,8 @@ echo "== Postfix $(postconf -d -h mail_version) + smtp-source (msgs/s, whole ses
 many=$(awk -v t="$seconds" 'BEGIN { printf "%d", t * 100 }')
 for setting in "none|" "postwarden inet|inet:127.0.0.1:$pw_port" "postwarden unix|unix:$work/pw.sock" \
 	"opendkim+opendmarc inet|inet:127.0.0.1:$dkim_port, inet:127.0.0.1:$dmarc_port" \
-	"opendkim+opendmarc unix|unix:$work/dkim.sock, unix:$work/dmarc.sock"; do
+	"opendkim+opendmarc unix|unix:$work/dkim.sock, unix:$work/dmarc.sock" \
+	"rspamd inet|inet:127.0.0.1:$rspamd_port" "rspamd unix|unix:$work/rspamd.sock"; do
 	name=${setting%%|*}
 	use_milters "${setting#*|}"
 	# one session: bounded by the message count a slow milter manages in $seconds
@@ -328,6 +385,7 @@ if [ -n "${MILTER_BEFORE:-}" ]; then
 	smtp_row "postfix + MILTER_BEFORE inet  -s 1  3 KB msg" "$(smtp_median 1 "$few")"
 fi
 echo "postfix rejects and milter failures in maillog: $(grep -c -E 'reject:|milter.*(error|fail)' "$work/maillog" || true)" | tee -a "$summary"
+rspamd_verified | tee -a "$summary"
 echo
 echo "== summary ($(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg))"
 cat "$summary"
