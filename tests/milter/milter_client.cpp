@@ -59,11 +59,19 @@ bool iequal(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-MilterProcess::MilterProcess(const std::string& config)
-    : port_(free_port()),
-      daemon_(POSTWARDEN_BINARY_DIR "/milter/postwarden-milter",
-              "[milter]\nlisten = inet:" + std::to_string(port_) + "@127.0.0.1\n" + config, port_,
-              "milter.log") {}
+MilterProcess::MilterProcess(const std::string& config, Socket socket)
+    : port_(socket == Socket::inet ? free_port() : 0),
+      unix_path_(socket == Socket::inet ? "" : socket_dir_.path() + "/milter.sock"),
+      daemon_(
+          POSTWARDEN_BINARY_DIR "/milter/postwarden-milter",
+          "[milter]\nlisten = " +
+              (port_ ? "inet:" + std::to_string(port_) + "@127.0.0.1" : "unix:" + unix_path_) +
+              "\n" + config,
+          [this] { return connect(); }, "milter.log") {}
+
+int MilterProcess::connect() const {
+    return port_ ? connect_loopback(port_) : connect_unix(unix_path_);
+}
 
 std::string Outcome::added(const std::string& name) const {
     for (const auto& m : modifications)
@@ -78,6 +86,10 @@ bool Outcome::quarantined() const {
 }
 
 MilterClient::MilterClient(unsigned short port) : fd_(connect_loopback(port)) {
+    if (fd_ < 0) throw std::runtime_error("cannot connect to the milter");
+}
+
+MilterClient::MilterClient(const MilterProcess& milter) : fd_(milter.connect()) {
     if (fd_ < 0) throw std::runtime_error("cannot connect to the milter");
 }
 
@@ -159,14 +171,21 @@ Outcome MilterClient::run(const Transaction& t) {
     Outcome out;
     const unsigned long leadspc = 0x00100000;
     send('O', u32(6) + u32(0x1ff) + u32(0x1fffff));
+    // Header fields and body chunks the milter asked not to answer (SMFIP_NR_HDR, _NR_BODY).
+    auto unanswered = [&](char command) {
+        return (command == 'L' && (protocol_ & 0x80)) || (command == 'B' && (protocol_ & 0x80000));
+    };
     auto step = [&](char command, const std::string& data, Outcome* o) {
         if (t.before) t.before(command);
-        return this->step(command, data, o);
+        if (!unanswered(command)) return this->step(command, data, o);
+        send(command, data);
+        return true;
     };
     char code = 0;
     std::string reply;
     if (!read_packet(&code, &reply) || code != 'O') return out;
-    bool leading_space = (get_u32(reply, 8) & leadspc) != 0;
+    protocol_ = get_u32(reply, 8);
+    bool leading_space = (protocol_ & leadspc) != 0;
 
     send('D', "C" + z("j") + z("mx.rcpt.example") + z("{daemon_name}") + z("smtpd"));
     std::string family = t.client_ip.find(':') == std::string::npos ? "4" : "6";

@@ -18,16 +18,21 @@ namespace postwarden::test {
 
 class MilterProcess {
   public:
-    // `config` is postwarden.conf text; [milter] listen is added on a free port.
-    explicit MilterProcess(const std::string& config);
-    unsigned short port() const { return port_; }
+    enum class Socket { inet, unix_socket };
+    // `config` is postwarden.conf text; [milter] listen is added: a free port on 127.0.0.1, or a
+    // unix socket in a directory of its own.
+    explicit MilterProcess(const std::string& config, Socket socket = Socket::inet);
+    unsigned short port() const { return port_; }  // 0 for a unix socket
+    int connect() const;                           // a connected socket, or -1
     std::string log() { return daemon_.log(); }
     ChildProcess& process() { return daemon_.process(); }
     // The file it was started with; tests rewrite it and signal a reload.
     std::string config_path() const { return daemon_.dir() + "/postwarden.conf"; }
 
   private:
+    TempDir socket_dir_{"postwarden-milter-sock"};
     unsigned short port_;
+    std::string unix_path_;
     DaemonProcess daemon_;
 };
 
@@ -67,11 +72,14 @@ struct Outcome {
 class MilterClient {
   public:
     explicit MilterClient(unsigned short port);
+    explicit MilterClient(const MilterProcess& milter);
     ~MilterClient();
     MilterClient(const MilterClient&) = delete;
     MilterClient& operator=(const MilterClient&) = delete;
 
     Outcome run(const Transaction& t);
+    // After run(): the protocol flags (SMFIP_*) the milter agreed to.
+    unsigned long protocol() const { return protocol_; }
 
   private:
     void send(char command, const std::string& data);
@@ -79,6 +87,7 @@ class MilterClient {
     bool step(char command, const std::string& data, Outcome* out);
 
     int fd_ = -1;
+    unsigned long protocol_ = 0;  // the protocol flags the milter agreed to (SMFIP_*)
 };
 
 // The header list Postfix would end up with: deletions and insertions applied in order, with

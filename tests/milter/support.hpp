@@ -37,8 +37,10 @@ struct MilterWorld {
     RedisServer redis;
     DnsServer dns{zone()};
     MilterProcess milter;
-    explicit MilterWorld(const std::string& extra) : milter(config(redis, dns, extra)) {}
-    Outcome run(const Transaction& t) { return MilterClient(milter.port()).run(t); }
+    explicit MilterWorld(const std::string& extra,
+                         MilterProcess::Socket socket = MilterProcess::Socket::inet)
+        : milter(config(redis, dns, extra), socket) {}
+    Outcome run(const Transaction& t) { return MilterClient(milter).run(t); }
 };
 
 std::vector<Header> headers_from(const std::string& from);

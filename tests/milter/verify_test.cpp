@@ -266,3 +266,25 @@ TEST_CASE("bounds: at most 8 From domains, at most 64 forged Authentication-Resu
     out = w.run(forged);
     CHECK(out.text == "550 5.7.1 Too many Authentication-Results fields claiming mx.rcpt.example");
 }
+
+TEST_CASE("over a unix socket, header fields and body chunks are not answered", "[milter]") {
+    constexpr unsigned long no_replies = 0x80 | 0x80000;  // SMFIP_NR_HDR | SMFIP_NR_BODY
+    MilterWorld unix_world(no_greylist, MilterProcess::Socket::unix_socket);
+    World inet_world;
+    for (auto* w : {&unix_world, static_cast<MilterWorld*>(&inet_world)}) {
+        bool unix_socket = w == &unix_world;
+        INFO((unix_socket ? "unix" : "inet") << "\n" << w->milter.log());
+        // the same verdicts either way: a signed message passes, a broken signature fails
+        auto good = signed_mail("rsa", "rsa");
+        auto bad = good;
+        bad.body += "appended\r\n";
+        for (const auto* t : {&good, &bad}) {
+            MilterClient client(w->milter);
+            auto out = client.run(*t);
+            CHECK((client.protocol() & no_replies) == (unix_socket ? no_replies : 0));
+            CHECK(out.stage == 'E');
+            auto ar = out.added("Authentication-Results");
+            CHECK(ar.find(t == &good ? "dkim=pass" : "dkim=fail") != std::string::npos);
+        }
+    }
+}
