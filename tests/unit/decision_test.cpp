@@ -163,7 +163,7 @@ TEST_CASE("the log line has a fixed field order and no control characters", "[de
           "4BXq1k2Yz: action=DEFER_IF_PERMIT reason=greylist client=mail.example.org[203.0.113.5] "
           "helo=<mail.example.org> sender=<a\\x0ab@x.example> rcpt=<b@y.example> triplet=new");
     // at either end, and DEL
-    f = facts_of(rcpt("\x7f" "a@x.example\r", "b@y.example"), c);
+    f = facts_of(rcpt("\177a@x.example\r", "b@y.example"), c);  // \177: DEL
     line = log_line(f, greylist_decision({GreylistVerdict::defer_new, 300}, c));
     CHECK(line.find(" sender=<\\x7fa@x.example\\x0d> ") != std::string::npos);
 }
