@@ -26,7 +26,7 @@ contrib/deps.sh opendkim opendmarc redis-tools rspamd
 build=$top/build-bench
 log=$(mktemp /tmp/postwarden-milterbench-build.XXXXXX)
 if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOSTWARDEN_BENCH=ON &&
-	cmake --build "$build" -j "$(nproc)" --target postwarden-milter milter_load; } >"$log" 2>&1; then
+	cmake --build "$build" -j "$(nproc)" --target postwarden-milter milter_load null_milter; } >"$log" 2>&1; then
 	cat "$log" >&2
 	exit 1
 fi
@@ -88,6 +88,10 @@ start_pw pw_inet "$build/milter/postwarden-milter" "inet:$pw_port@127.0.0.1"
 start_pw pw_unix "$build/milter/postwarden-milter" "unix:$work/pw.sock"
 wait_port "$pw_port"
 wait_file "$work/pw.sock"
+# A milter that does no work (null_milter.cpp): Postfix's and libmilter's own share.
+(umask 0 && exec "$build/contrib/bench/null_milter" "unix:$work/null.sock") >"$work/null.log" 2>&1 &
+pids="$pids $!"
+wait_file "$work/null.sock"
 if [ -n "${MILTER_BEFORE:-}" ]; then
 	before_port=$(free_port)
 	start_pw pw_before "$MILTER_BEFORE" "inet:$before_port@127.0.0.1"
@@ -218,6 +222,7 @@ for s in 1 8 32; do
 	# shellcheck disable=SC2086
 	row "opendkim+opendmarc     unix  sessions=$s" "$(median $s $chain_unix)"
 	row "rspamd (milter mode)   unix  sessions=$s" "$(median "$s" --milter "$rspamd_unix")"
+	row "null milter (no work)  unix  sessions=$s" "$(median "$s" --milter "unix:$work/null.sock")"
 done
 for s in 1 8 32; do
 	# shellcheck disable=SC2086
@@ -365,7 +370,8 @@ smtp_median() { for r in $(seq "$runs"); do smtp_rate "$@"; echo; done | sort -n
 smtp_row() { printf '%-44s %10s\n' "$1" "$2" | tee -a "$summary"; }
 echo "== Postfix $(postconf -d -h mail_version) + smtp-source (msgs/s, whole session: connect..QUIT)" | tee -a "$summary"
 many=$(awk -v t="$seconds" 'BEGIN { printf "%d", t * 100 }')
-for setting in "none|" "postwarden inet|inet:127.0.0.1:$pw_port" "postwarden unix|unix:$work/pw.sock" \
+for setting in "none|" "null milter unix|unix:$work/null.sock" \
+	"postwarden inet|inet:127.0.0.1:$pw_port" "postwarden unix|unix:$work/pw.sock" \
 	"opendkim+opendmarc inet|inet:127.0.0.1:$dkim_port, inet:127.0.0.1:$dmarc_port" \
 	"opendkim+opendmarc unix|unix:$work/dkim.sock, unix:$work/dmarc.sock" \
 	"rspamd inet|inet:127.0.0.1:$rspamd_port" "rspamd unix|unix:$work/rspamd.sock"; do
