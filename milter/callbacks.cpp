@@ -9,11 +9,12 @@
 // permanent reject.
 //
 // Stopping: libmilter stops by closing every connection at once (its pool controller, at the first
-// command it sees after its stop flag is set), so a message in progress would be cut.
-// stop_milter() comes first: new connections and messages are answered 451 4.3.2, the messages in
-// progress finish (at most drain_limit), then libmilter is told to stop. shut_callbacks() then
-// makes every callback answer tempfail without touching anything, so main may destroy the Services
-// while libmilter's threads still exist (they end with the process).
+// command it sees after its stop flag is set), so a message in progress would be cut; and its
+// stop path races with itself (main.cpp). So libmilter is not asked to stop: stop_milter()
+// answers new connections and messages 451 4.3.2 and lets the messages in progress finish (at
+// most drain_limit); shut_callbacks() then makes every callback answer tempfail without touching
+// anything, so main may destroy the Services and exit while libmilter's threads still exist (they
+// end with the process).
 #include "milter/callbacks.hpp"
 
 #include <arpa/inet.h>

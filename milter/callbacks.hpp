@@ -17,9 +17,9 @@ bool open_milter(const Services& services);
 int run_milter();
 
 // A graceful stop, from the main thread (the one that sigwaits, main.cpp), never from a callback:
-// answers new connections and messages 451 4.3.2, waits (at most 10 s) for the messages past MAIL
-// FROM to end, then tells libmilter to stop, which closes its socket and connections and makes
-// run_milter return.
+// answers new connections and messages 451 4.3.2 and waits (at most 10 s) for the messages past
+// MAIL FROM to end. libmilter is not told to stop (main.cpp says why): call shut_callbacks() and
+// exit; run_milter goes on serving nothing until then.
 void stop_milter();
 
 // After stop_milter, or after run_milter returned (or was never called): waits for callbacks still
