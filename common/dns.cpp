@@ -1,8 +1,8 @@
 // dns.cpp — the c-ares stub resolver behind dns.hpp: nameserver parsing, one blocking query
-// on a private channel, and a small parser for the answer section.
+// on a channel of its own, and a small parser for the answer section.
 //
-// Threading: nothing here is shared between calls except the one-time ares_library_init.
-// A channel lives for exactly one query() on the calling thread's stack.
+// Threading: a channel serves one query() at a time, on the calling thread; between queries it
+// rests in the Resolver's ChannelPool (mutex-guarded). ares_library_init runs once.
 #include "common/dns.hpp"
 
 #include <ares.h>
@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <vector>
 
 #include "common/dns_cache.hpp"
 #include "common/metrics.hpp"
@@ -222,6 +223,92 @@ struct ChannelDeleter {
 };
 using Channel = std::unique_ptr<std::remove_pointer_t<ares_channel>, ChannelDeleter>;
 
+}  // namespace
+
+// Making a channel costs more than the query it serves (ares_init_options reads resolv.conf and
+// the hosts file; with ares_destroy about half of policyd's instructions for a new triplet), so
+// an idle channel is kept for the next query. Reuse keeps every query on a new socket: with no
+// query pending c-ares closes a channel's sockets (ARES_FLAG_STAYOPEN is not set), so each query
+// still leaves from a fresh random source port (RFC 5452). A channel is kept only after a query
+// that got an answer, and for at most a minute, so a changed resolv.conf is read again.
+class ChannelPool {
+  public:
+    ChannelPool(int timeout_ms, std::vector<ares_addr_port_node> servers)
+        : timeout_ms_(timeout_ms), servers_(std::move(servers)) {
+        for (std::size_t i = 0; i < servers_.size(); ++i)
+            servers_[i].next = i + 1 < servers_.size() ? &servers_[i + 1] : nullptr;
+    }
+    ~ChannelPool() {
+        for (auto& idle : idle_)
+            ares_destroy(idle.channel);
+    }
+    ChannelPool(const ChannelPool&) = delete;
+    ChannelPool& operator=(const ChannelPool&) = delete;
+
+    // An idle channel, or a new one, and when it was made (*made); null with *error set when
+    // c-ares cannot make one.
+    ares_channel take(Clock::time_point now, Clock::time_point* made, std::string* error) {
+        {
+            std::lock_guard lock(mutex_);
+            while (!idle_.empty()) {
+                auto idle = idle_.back();
+                idle_.pop_back();
+                if (now - idle.made < std::chrono::minutes(1)) {
+                    *made = idle.made;
+                    return idle.channel;
+                }
+                ares_destroy(idle.channel);
+            }
+        }
+        *made = now;
+        return make(error);
+    }
+    // A channel whose query was answered (none pending), made at `made`.
+    void give(ares_channel channel, Clock::time_point made) {
+        {
+            std::lock_guard lock(mutex_);
+            if (idle_.size() < max_idle) {
+                idle_.push_back(Idle{channel, made});
+                return;
+            }
+        }
+        ares_destroy(channel);
+    }
+
+  private:
+    // Two tries per server; c-ares doubles the timeout on each round, so the first try gets a
+    // third of the budget. The deadline in drive() bounds the total whatever c-ares does.
+    ares_channel make(std::string* error) {
+        ares_options opts{};
+        opts.timeout = std::max(1, timeout_ms_ / 3);
+        opts.tries = 2;
+        opts.flags = ARES_FLAG_NOSEARCH;
+        int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
+        ares_channel channel = nullptr;
+        int rc = ares_init_options(&channel, &opts, mask);
+        if (rc == ARES_SUCCESS && !servers_.empty()) {
+            rc = ares_set_servers_ports(channel, servers_.data());
+            if (rc != ARES_SUCCESS) ares_destroy(channel);
+        }
+        if (rc == ARES_SUCCESS) return channel;
+        *error = ares_strerror(rc);
+        return nullptr;
+    }
+
+    // More than the threads that query at once (policyd's SPF pool, libmilter's workers).
+    static constexpr std::size_t max_idle = 64;
+    struct Idle {
+        ares_channel channel;
+        Clock::time_point made;
+    };
+    const int timeout_ms_;
+    std::vector<ares_addr_port_node> servers_;  // linked through .next; empty: resolv.conf
+    std::mutex mutex_;
+    std::vector<Idle> idle_;
+};
+
+namespace {
+
 struct Pending {
     Type type = Type::a;
     bool done = false;
@@ -379,16 +466,18 @@ Answer decode_reply(std::vector<unsigned char> packet, Type type) {
 
 Resolver::Resolver(ResolverOptions options) : options_(std::move(options)) {
     if (options_.timeout_ms < 1) throw std::invalid_argument("dns timeout_ms must be positive");
+    std::vector<ares_addr_port_node> servers;
     for (const auto& entry : options_.nameservers) {
         std::string error;
         auto parsed = parse_server(trim(entry), &error);
         if (!parsed) throw std::invalid_argument("dns nameservers: " + error);
-        Server server;
-        server.family = parsed->family;
-        std::memcpy(server.address, parsed->address, sizeof server.address);
-        server.port = parsed->port;
-        servers_.push_back(server);
+        ares_addr_port_node node{};
+        node.family = parsed->family;
+        std::memcpy(&node.addr, parsed->address, parsed->family == AF_INET ? 4 : 16);
+        node.udp_port = node.tcp_port = parsed->port;
+        servers.push_back(node);
     }
+    pool_ = std::make_shared<ChannelPool>(options_.timeout_ms, std::move(servers));
 }
 
 Answer Resolver::query(std::string_view name, Type type) const {
@@ -407,30 +496,10 @@ Answer Resolver::query(std::string_view name, Type type) const {
 Answer Resolver::lookup(std::string_view name, Type type) const {
     if (source_) return source_(name, type);
     init_library();
-    // Two tries per server; c-ares doubles the timeout on each round, so the first try gets a
-    // third of the budget. The deadline in drive() bounds the total whatever c-ares does.
-    ares_options opts{};
-    opts.timeout = std::max(1, options_.timeout_ms / 3);
-    opts.tries = 2;
-    opts.flags = ARES_FLAG_NOSEARCH;
-    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
-    ares_channel raw = nullptr;
-    if (int rc = ares_init_options(&raw, &opts, mask); rc != ARES_SUCCESS)
-        return Answer{Status::temp_error, {}, {}, {}, {}, {}, ares_strerror(rc)};
-    Channel channel(raw);
-
-    if (!servers_.empty()) {
-        std::vector<ares_addr_port_node> nodes(servers_.size());
-        for (size_t i = 0; i < servers_.size(); ++i) {
-            nodes[i].next = i + 1 < nodes.size() ? &nodes[i + 1] : nullptr;
-            nodes[i].family = servers_[i].family;
-            std::memcpy(&nodes[i].addr, servers_[i].address,
-                        servers_[i].family == AF_INET ? 4 : 16);
-            nodes[i].udp_port = nodes[i].tcp_port = servers_[i].port;
-        }
-        if (int rc = ares_set_servers_ports(channel.get(), nodes.data()); rc != ARES_SUCCESS)
-            return Answer{Status::temp_error, {}, {}, {}, {}, {}, ares_strerror(rc)};
-    }
+    Clock::time_point made;
+    std::string error;
+    Channel channel(pool_->take(Clock::now(), &made, &error));
+    if (!channel) return Answer{Status::temp_error, {}, {}, {}, {}, {}, std::move(error)};
 
     Pending pending;
     pending.type = type;
@@ -439,6 +508,7 @@ Answer Resolver::lookup(std::string_view name, Type type) const {
     ares_query(channel.get(), qname.c_str(), ns_c_in, static_cast<int>(type), on_answer, &pending);
     drive(channel.get(), pending, deadline);
     if (!pending.done) return Answer{Status::temp_error, {}, {}, {}, {}, {}, "timeout"};
+    if (pending.answer.status != Status::temp_error) pool_->give(channel.release(), made);
     return std::move(pending.answer);
 }
 

@@ -3,10 +3,10 @@
 //
 // Entry points: validate_nameservers() for the configuration parser; Resolver::query().
 //
-// Threading: Resolver is immutable after construction and query() uses a fresh c-ares channel
-// per call, so one Resolver may be shared by any number of threads. Each query() blocks the
-// calling thread for at most about timeout_ms. The answer cache (dns_cache.hpp) several
-// Resolvers may share locks itself.
+// Threading: Resolver is immutable after construction and query() takes a c-ares channel of
+// its own for the call (reused between calls, mutex-guarded), so one Resolver may be shared by
+// any number of threads. Each query() blocks the calling thread for at most about timeout_ms.
+// The answer cache (dns_cache.hpp) several Resolvers may share locks itself.
 //
 // Why c-ares and not libunbound: it is a plain stub resolver that talks to exactly the
 // server:port it is given, with explicit timeouts; libunbound refuses 127.0.0.0/8 servers by
@@ -28,6 +28,7 @@ class CounterFamily;
 namespace postwarden::dns {
 
 class AnswerCache;  // dns_cache.hpp
+class ChannelPool;  // dns.cpp
 
 struct ResolverOptions {
     // "host", "host:port", "[v6]:port" or a bare IPv6 literal; hosts are IP literals.
@@ -107,13 +108,8 @@ class Resolver {
   private:
     Answer lookup(std::string_view name, Type type) const;
 
-    struct Server {
-        int family = 0;
-        unsigned char address[16] = {};
-        int port = 53;
-    };
     ResolverOptions options_;
-    std::vector<Server> servers_;
+    std::shared_ptr<ChannelPool> pool_;  // idle c-ares channels (dns.cpp); shared by copies
     AnswerSource source_;
 };
 

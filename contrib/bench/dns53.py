@@ -60,7 +60,7 @@ def serve_udp(sock, zone):
         response = answers.get(key)
         if response is None:
             try:
-                response = ds.answer(zone, packet, ds.UDP_LIMIT)
+                response = ds.answer(zone, packet, ds.UDP_LIMIT, peer[1])
             except Exception as e:  # a test server must survive any query
                 ds.log("udp: %r" % e)
                 continue

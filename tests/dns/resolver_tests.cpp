@@ -1,9 +1,14 @@
 // resolver_tests.cpp — dns::Resolver against a real DNS server on loopback (dnsserver.py):
-// every record type SPF needs, NXDOMAIN versus NODATA, TCP fallback, and timeouts.
+// every record type SPF needs, NXDOMAIN versus NODATA, TCP fallback, timeouts, and reused
+// channels (fresh source ports, threads sharing a resolver).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/dns.hpp"
 #include "tests/fixtures/dns_server.hpp"
@@ -90,6 +95,44 @@ TEST_CASE("SERVFAIL and timeouts are temporary errors", "[dns]") {
     CHECK(slow.status == dns::Status::temp_error);
     CHECK(slow.error == "timeout");
     CHECK(elapsed < std::chrono::milliseconds(1500));
+    // The channel that timed out is not kept: the next query is answered normally.
+    CHECK(resolver.query("example.test", dns::Type::a).status == dns::Status::ok);
+}
+
+// Channels are reused between queries (dns.cpp, ChannelPool), but never their sockets: a socket
+// kept open would send every query from one source port, which RFC 5452 says to randomise.
+TEST_CASE("each query leaves from a new source port", "[dns]") {
+    test::DnsServer server(zone);
+    dns::Resolver resolver(server.resolver_options());
+    constexpr int rounds = 20;
+    for (int i = 0; i < rounds; ++i)
+        REQUIRE(resolver.query("example.test", dns::Type::a).status == dns::Status::ok);
+    auto ports = server.source_ports();
+    REQUIRE(ports.size() == rounds);
+    std::sort(ports.begin(), ports.end());
+    auto distinct = std::unique(ports.begin(), ports.end()) - ports.begin();
+    // The kernel picks each port at random: a few may repeat, one socket would give 1.
+    CHECK(distinct >= rounds - 5);
+}
+
+// Threads share one Resolver and its idle channels (run under ThreadSanitizer by test.sh).
+TEST_CASE("threads share one resolver", "[dns]") {
+    test::DnsServer server(zone);
+    dns::Resolver resolver(server.resolver_options());
+    constexpr int threads = 6, rounds = 15;
+    std::atomic<int> answered{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&] {
+            for (int i = 0; i < rounds; ++i) {
+                auto mx = resolver.query("example.test", dns::Type::mx);
+                if (mx.status == dns::Status::ok && mx.mx.size() == 2) ++answered;
+            }
+        });
+    for (auto& thread : pool)
+        thread.join();
+    CHECK(answered == threads * rounds);
+    CHECK(server.queries("example.test") == threads * rounds);
 }
 
 TEST_CASE("an answer over 512 bytes comes over TCP", "[dns]") {

@@ -55,7 +55,11 @@ class DnsServer:
 
     def stop(self):
         self.proc.terminate()
-        self.proc.wait(timeout=10)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class SpfQuery:
@@ -117,8 +121,11 @@ def main():
             if not tests:
                 continue
             server = DnsServer(args.dnsserver, args.suite, index, workdir)
-            query = SpfQuery(args.spf_query, server.port, args.timeout_ms)
+            query = None
             try:
+                # inside the try: a server must never outlive the runner (it would hold ctest's
+                # output pipe open)
+                query = SpfQuery(args.spf_query, server.port, args.timeout_ms)
                 for name, test in tests.items():
                     key = "%d/%s" % (index, name)
                     result, explanation = query.check(str(test["host"]),
@@ -140,8 +147,11 @@ def main():
                         if args.verbose:
                             print("ok     %s: %s" % (key, result))
             finally:
-                query.stop()
-                server.stop()
+                try:
+                    if query:
+                        query.stop()
+                finally:
+                    server.stop()
     for line in problems:
         print(line)
     total = passed + failed + deviated
