@@ -55,8 +55,9 @@ void ListCache::reset(const char* why) {
     if (tracking_ && why) log::notice(std::string("list cache off until tracking is back: ") + why);
     tracking_ = false;
     ++epoch_;
-    if (!sets_.empty()) ++stats_.resets;
+    if (!sets_.empty() || !values_.empty()) ++stats_.resets;
     sets_.clear();
+    values_.clear();
 }
 
 void ListCache::subscriber_ready() {
@@ -84,19 +85,19 @@ void ListCache::enable_tracking() {
     if (subscriber_id_.empty() || !subscriber_->connected() || !data_.connected()) return;
     auto epoch = epoch_;
     data_.command({"CLIENT", "TRACKING", "off"}, [](redis::Reply) {});
-    data_.command({"CLIENT", "TRACKING", "on", "REDIRECT", subscriber_id_, "BCAST", "PREFIX",
-                   prefix_ + "block:", "PREFIX", prefix_ + "allow:"},
-                  [this, epoch](redis::Reply r) {
-                      if (epoch != epoch_) return;
-                      if (!r.ok || r.value.is_error()) {
-                          log::warning("CLIENT TRACKING refused (" +
-                                       (r.ok ? r.value.str : r.error) +
-                                       "): lists are read from Redis on every request");
-                          return;
-                      }
-                      tracking_ = true;
-                      log::info("list cache on: Redis reports every change to the lists");
-                  });
+    data_.command(
+        {"CLIENT", "TRACKING", "on", "REDIRECT", subscriber_id_, "BCAST", "PREFIX",
+         prefix_ + "block:", "PREFIX", prefix_ + "allow:", "PREFIX", prefix_ + "quota:limits:"},
+        [this, epoch](redis::Reply r) {
+            if (epoch != epoch_) return;
+            if (!r.ok || r.value.is_error()) {
+                log::warning("CLIENT TRACKING refused (" + (r.ok ? r.value.str : r.error) +
+                             "): lists are read from Redis on every request");
+                return;
+            }
+            tracking_ = true;
+            log::info("list cache on: Redis reports every change to the lists");
+        });
 }
 
 void ListCache::on_invalidate(const redis::Value& message) {
@@ -105,10 +106,13 @@ void ListCache::on_invalidate(const redis::Value& message) {
     const auto& keys = message.elements[2];
     if (keys.type != redis::Value::Type::array) {  // FLUSHDB/FLUSHALL: everything changed
         sets_.clear();
+        values_.clear();
         return;
     }
-    for (const auto& k : keys.elements)
+    for (const auto& k : keys.elements) {
         sets_.erase(k.str);
+        values_.erase(k.str);
+    }
 }
 
 // Both connections must be up for Redis to deliver invalidations: otherwise forget everything.
@@ -137,6 +141,29 @@ void ListCache::lookup(const std::vector<Query>& queries, Done done) {
         return;
     }
     fetch(queries, std::move(missing), std::move(hits), std::move(done));
+}
+
+void ListCache::get(const std::string& key, GetDone done) {
+    if (usable()) {
+        if (auto it = values_.find(key); it != values_.end()) {
+            ++stats_.hits;
+            boost::asio::post(io_,
+                              [done = std::move(done), value = it->second] { done(true, value); });
+            return;
+        }
+    }
+    bool keep = tracking_;
+    if (keep) ++stats_.loads;
+    data_.command({"GET", key}, [this, key, keep, done = std::move(done), epoch = epoch_,
+                                 seen = invalidations_](redis::Reply r) {
+        if (!r.ok) return done(false, r.value);
+        // Kept only if nothing could have changed it since it was asked for.
+        if (keep && epoch == epoch_ && seen == invalidations_ && tracking_) {
+            if (values_.size() >= 65536) values_.clear();  // bounded: one per SASL login
+            values_[key] = r.value;
+        }
+        done(true, r.value);
+    });
 }
 
 void ListCache::answer(Set& set, const Query& query, std::vector<bool>* hits) {

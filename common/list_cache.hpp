@@ -1,18 +1,22 @@
-// list_cache.hpp — the operator's list SETs (<prefix>block:*, <prefix>allow:*) answered from
-// memory, kept exact by Redis' client-side caching in broadcast mode: Redis tells us about every
-// change to a key under those prefixes, so an edit with redis-cli still takes effect on the next
-// request while a request costs no list commands at all.
+// list_cache.hpp — the operator's list SETs (<prefix>block:*, <prefix>allow:*) and per-user
+// quota overrides (<prefix>quota:limits:<login>) answered from memory, kept exact by Redis'
+// client-side caching in broadcast mode: Redis tells us about every change to a key under those
+// prefixes, so an edit with redis-cli still takes effect on the next request while a request
+// costs no list commands (and a quota request no GET) at all.
 //
 // How: a subscriber connection gets its CLIENT ID and SUBSCRIBEs to __redis__:invalidate; the
 // daemon's data connection then turns on "CLIENT TRACKING on REDIRECT <id> BCAST PREFIX
-// <prefix>block: PREFIX <prefix>allow:". A set is loaded with SMEMBERS when first asked for and
-// dropped when Redis says it changed (or on a FLUSH). Whenever either connection is lost or
-// renewed, everything cached is dropped and tracking is set up again; until it is, lookups go to
-// Redis (one SMISMEMBER per set), so the answer is never older than the last invalidation Redis
-// could deliver. Each key is read with single-key commands, so this works key by key on Redis
-// Cluster too (tracking there is per node; see README).
+// <prefix>block: PREFIX <prefix>allow: PREFIX <prefix>quota:limits:". A set is loaded with
+// SMEMBERS (an override with GET) when first asked for and dropped when Redis says it changed
+// (or on a FLUSH). Whenever either connection is lost or renewed, everything cached is dropped
+// and tracking is set up again; until it is, lookups go to Redis (one SMISMEMBER per set, one
+// GET per override), so the answer is never older than the last invalidation Redis could
+// deliver. Each key is read with single-key commands, so this works key by key on Redis Cluster
+// too (tracking there is per node; see README). The quota counters (<prefix>quota:{<login>}:*)
+// are outside the tracked prefixes: their writes cost no invalidation traffic.
 //
-// Entry points: start, stop, lookup, data_connection_ready. Threading: the io_context's thread.
+// Entry points: start, stop, lookup, get, data_connection_ready. Threading: the io_context's
+// thread.
 #pragma once
 
 #include <bitset>
@@ -60,6 +64,12 @@ class ListCache {
     // The queries must stay alive until done runs.
     void lookup(const std::vector<Query>& queries, Done done);
 
+    // The GET reply for `key` (nil, a string, or the WRONGTYPE error of a key of another type),
+    // from memory while tracking, answered like lookup(); ok=false: Redis could not answer.
+    // For keys under <prefix>quota:limits: only: no other string key is tracked.
+    using GetDone = std::function<void(bool ok, const redis::Value& value)>;
+    void get(const std::string& key, GetDone done);
+
     bool tracking() const { return tracking_; }
     struct Stats {
         std::uint64_t hits = 0, loads = 0, invalidations = 0, resets = 0;
@@ -93,6 +103,7 @@ class ListCache {
     static void answer(Set& set, const Query& query, std::vector<bool>* hits);
 
     std::unordered_map<std::string, Set> sets_;
+    std::unordered_map<std::string, redis::Value> values_;
     Stats stats_;
 };
 

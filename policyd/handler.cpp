@@ -174,16 +174,17 @@ void Job::finish_greylist(const GreylistOutcome& outcome, const std::string& spf
     finish(d);
 }
 
-// The per-user override is read with its own GET before the script: it lies outside the user's
-// hash tag (one Redis Cluster slot per script), and exactness does not depend on it, since the
-// script counts atomically against whatever windows it is given.
+// The per-user override is read before the script, from the list cache (Redis reports its
+// changes; a GET only when it is not cached): it lies outside the user's hash tag (one Redis
+// Cluster slot per script), and exactness does not depend on it, since the script counts
+// atomically against whatever windows it is given.
 void Job::start_quota() {
     auto key = quota_override_key(facts.login, *config);
-    redis.command({"GET", key}, [self = shared_from_this(), key](redis::Reply r) {
-        if (!r.ok) return self->quota_failed();
+    lists.get(key, [self = shared_from_this(), key](bool ok, const redis::Value& value) {
+        if (!ok) return self->quota_failed();
         std::optional<std::string> text;
-        if (r.value.type == redis::Value::Type::string) text = r.value.str;
-        if (r.value.is_error()) text = r.value.str;  // not a string: reported as invalid below
+        if (value.type == redis::Value::Type::string) text = value.str;
+        if (value.is_error()) text = value.str;  // not a string: reported as invalid below
         auto limits = effective_limits(text, *self->config);
         if (!limits.warning.empty())
             log::warning(key + ": " + limits.warning + "; [quota] limits apply");

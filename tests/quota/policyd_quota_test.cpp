@@ -128,6 +128,36 @@ TEST_CASE("quota: the boundary, several windows, replays, per-user override", "[
     }
 }
 
+// The override is cached like the lists (list_cache.hpp): no GET per request, and an edit still
+// counts on the next request.
+TEST_CASE("quota: the override is read from memory, and every edit counts on the next request",
+          "[quota][policyd][cache]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "limits = 5/60\nauto_block = 0\n"));
+    PolicyClient client(policyd.port());
+    REQUIRE(
+        wait_until([&] { return policyd.log().find("list cache on") != std::string::npos; }, 5s));
+    const std::string dave = "dave@example.com";
+    redis.run({"SET", "pw:quota:limits:" + dave, "1/60"});
+    CHECK(client.ask(rcpt(dave, "d1", to(1))) == "DUNNO");  // loads the override
+    auto gets = redis.info_field("commandstats", "cmdstat_get");
+    REQUIRE_FALSE(gets.empty());
+    CHECK(client.ask(rcpt(dave, "d1", to(2))).rfind(throttled_prefix, 0) == 0);  // 1/60 holds
+    CHECK(redis.info_field("commandstats", "cmdstat_get") == gets);              // from memory
+
+    // no limit for dave ("0"; the throttle already announced is ended by hand): not counted
+    redis.run({"SET", "pw:quota:limits:" + dave, "0"});
+    redis.run({"DEL", "pw:quota:{" + dave + "}:throttle"});
+    CHECK(client.ask(rcpt(dave, "d2", to(3))) == "DUNNO");
+    CHECK(used(redis, dave, 60) == 1);
+    // deleted: [quota] limits apply again, 5/60 with 1 counted
+    redis.run({"DEL", "pw:quota:limits:" + dave});
+    for (int i = 4; i <= 7; ++i)
+        CHECK(client.ask(rcpt(dave, "d3", to(i))) == "DUNNO");
+    CHECK(client.ask(rcpt(dave, "d3", to(8))).rfind(throttled_prefix, 0) == 0);
+    CHECK(used(redis, dave, 60) == 5);
+}
+
 TEST_CASE("quota: retrying while throttled moves the time later, never beyond penalty_max",
           "[quota][policyd][penalty]") {
     RedisServer redis;
