@@ -14,6 +14,8 @@ namespace postwarden::log {
 
 namespace {
 std::string program_name = "postwarden";
+// "program[pid]: ", made once: getpid() is a system call, and the daemons never fork.
+std::string stderr_tag = "postwarden[" + std::to_string(getpid()) + "]: ";
 bool use_stderr = true;
 std::atomic<Level> min_level{Level::info};
 std::mutex stderr_mutex;
@@ -48,6 +50,7 @@ const char* prefix(Level level) {
 
 void open(std::string_view program, bool to_stderr) {
     program_name = std::string(program);
+    stderr_tag = program_name + "[" + std::to_string(getpid()) + "]: ";
     use_stderr = to_stderr;
     if (!use_stderr) openlog(program_name.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -72,7 +75,7 @@ void write(Level level, std::string_view text) {
                text.data());
         return;
     }
-    std::string line = program_name + "[" + std::to_string(getpid()) + "]: " + prefix(level);
+    std::string line = stderr_tag + prefix(level);
     line.append(text);
     line.push_back('\n');
     std::lock_guard lock(stderr_mutex);

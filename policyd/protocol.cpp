@@ -17,6 +17,7 @@ bool valid_name(std::string_view name) {
 }  // namespace
 
 void Request::add(std::string name, std::string value) {
+    if (attrs_.empty()) attrs_.reserve(40);  // Postfix sends about 30 attributes
     attrs_.emplace_back(std::move(name), std::move(value));
 }
 
