@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 
+#include "common/inet.hpp"
 #include "common/log.hpp"
 #include "common/spf_record.hpp"
 
@@ -125,13 +126,15 @@ bool set_client_ip(SPF_request_t* request, std::string_view client_ip) {
     return SPF_request_set_ipv6(request, v6) == 0;
 }
 
+// inet_ntop's spelling, by our formatter (glibc's formats IPv4 with sprintf).
 std::string client_address_text(const SPF_request_t* request) {
-    char text[INET6_ADDRSTRLEN] = "";
-    if (request->client_ver == AF_INET)
-        inet_ntop(AF_INET, &request->ipv4, text, sizeof text);
+    IpAddress address;
+    address.v6 = request->client_ver != AF_INET;
+    if (address.v6)
+        std::memcpy(address.bytes.data(), &request->ipv6, 16);
     else
-        inet_ntop(AF_INET6, &request->ipv6, text, sizeof text);
-    return text;
+        std::memcpy(address.bytes.data(), &request->ipv4, 4);
+    return address.to_string();
 }
 
 Result from_libspf2(SPF_result_t result) {
