@@ -43,6 +43,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     void stop();
     bool connected() const { return connection_ && connection_->is_ready(); }
     void command(std::vector<std::string> argv, Callback done);
+    void send(const std::vector<std::string>& argv, Callback done);  // command() without a copy
     void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
               Callback done);
     Stats stats() const { return *stats_; }
@@ -131,6 +132,10 @@ void Client::Impl::schedule_retry() {
 }
 
 void Client::Impl::command(std::vector<std::string> argv, Callback done) {
+    send(argv, std::move(done));
+}
+
+void Client::Impl::send(const std::vector<std::string>& argv, Callback done) {
     if (argv.empty()) return post_reply(io_, std::move(done), failure("empty command"));
     if (!connected()) {
         count_failure(options_, Failure::not_connected);
@@ -144,24 +149,26 @@ void Client::Impl::command(std::vector<std::string> argv, Callback done) {
 }
 
 // EVALSHA first; Redis forgets scripts on restart and SCRIPT FLUSH, so NOSCRIPT is expected now
-// and then and answered by one EVAL with the text (which caches it again), never a loop.
+// and then and answered by one EVAL with the text (which caches it again), never a loop. The
+// arguments are kept for that fallback, not copied, and the text is shared (scripts are KBs).
 void Client::Impl::eval(const Script& script, std::vector<std::string> keys,
                         std::vector<std::string> args, Callback done) {
-    std::vector<std::string> argv{"EVALSHA", script.sha1(), std::to_string(keys.size())};
-    argv.reserve(3 + keys.size() + args.size());
-    std::move(keys.begin(), keys.end(), std::back_inserter(argv));
-    std::move(args.begin(), args.end(), std::back_inserter(argv));
-    std::vector<std::string> retry = argv;
-    retry[0] = "EVAL";
-    retry[1] = script.text();
+    auto argv = std::make_shared<std::vector<std::string>>();
+    argv->reserve(3 + keys.size() + args.size());
+    argv->insert(argv->end(), {"EVALSHA", script.sha1(), std::to_string(keys.size())});
+    std::move(keys.begin(), keys.end(), std::back_inserter(*argv));
+    std::move(args.begin(), args.end(), std::back_inserter(*argv));
     std::weak_ptr<Impl> weak = shared_from_this();
-    auto on_reply = [weak, retry = std::move(retry), done = std::move(done)](Reply reply) mutable {
+    auto on_reply = [weak, argv, text = script.shared_text(),
+                     done = std::move(done)](Reply reply) mutable {
         if (!is_noscript(reply)) return done(std::move(reply));
         auto self = weak.lock();
         if (!self) return done(failure("stopped"));
-        self->command(std::move(retry), std::move(done));
+        (*argv)[0] = "EVAL";
+        (*argv)[1] = *text;
+        self->command(std::move(*argv), std::move(done));
     };
-    command(std::move(argv), std::move(on_reply));
+    send(*argv, std::move(on_reply));
 }
 
 Client::Client(asio::io_context& io, Options options)

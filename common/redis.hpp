@@ -92,11 +92,13 @@ using Callback = std::function<void(Reply)>;
 class Script {
   public:
     explicit Script(std::string text);
-    const std::string& text() const { return text_; }
+    const std::string& text() const { return *text_; }
     const std::string& sha1() const { return sha1_; }  // 40 lower-case hex digits
+    // The text, shared: what a call keeps for its EVAL fallback instead of a copy.
+    std::shared_ptr<const std::string> shared_text() const { return text_; }
 
   private:
-    std::string text_;
+    std::shared_ptr<const std::string> text_;
     std::string sha1_;
 };
 

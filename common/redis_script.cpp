@@ -20,6 +20,7 @@ std::string sha1_hex(const std::string& text) {
 }
 }  // namespace
 
-Script::Script(std::string text) : text_(std::move(text)), sha1_(sha1_hex(text_)) {}
+Script::Script(std::string text)
+    : text_(std::make_shared<const std::string>(std::move(text))), sha1_(sha1_hex(*text_)) {}
 
 }  // namespace postwarden::redis
