@@ -4,20 +4,24 @@
 //
 // Entry points: Checker::check_mailfrom() and Checker::check_helo().
 //
-// Threading: a Checker is immutable; each check builds its own libspf2 server, request and
-// response, so any number of threads may run checks on one Checker at once. A check blocks its
+// Threading: a Checker is immutable; each check takes a libspf2 server of its own (reused between
+// checks, mutex-guarded) and builds its request and response, so any number of threads may run
+// checks on one Checker at once. A check blocks its
 // thread for its DNS lookups (each bounded by [dns] timeout_ms).
 //
 // Outside input (client IP, sender, HELO name) is untrusted: whatever it holds, a check returns a
 // Result (none for names that cannot be checked), never throws and never aborts.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "common/dns.hpp"
 
 namespace postwarden::spf {
+
+class ServerPool;  // spf.cpp
 
 enum class Result { none, neutral, pass, fail, softfail, temperror, permerror };
 
@@ -50,7 +54,8 @@ class Checker {
     Outcome check(std::string_view client_ip, std::string_view local_part, std::string_view domain,
                   std::string_view helo) const;
 
-    dns::Resolver resolver_;
+    std::shared_ptr<ServerPool>
+        pool_;  // libspf2 servers between checks (spf.cpp); shared by copies
 };
 
 }  // namespace postwarden::spf
