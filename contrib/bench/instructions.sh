@@ -45,7 +45,7 @@ auto_allow_clients = 0
 limits = 100000000/86400
 auto_block = 0
 [dns]
-nameservers = 127.0.0.1:$dns_port
+nameservers = $dns_server
 CONF
 	valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
 		"$build/policyd/postwarden-policyd" -f -c "$work/policyd.conf" 2>/dev/null &

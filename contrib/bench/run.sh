@@ -36,7 +36,7 @@ auto_allow_clients = 0
 limits = 100000000/86400
 auto_block = 0
 [dns]
-nameservers = 127.0.0.1:$dns_port
+nameservers = $dns_server
 CONF
 "$build/policyd/postwarden-policyd" -f -c "$work/bench.conf" 2>/dev/null &
 policyd_pid=$!
