@@ -23,7 +23,7 @@ runs=${2:-3}
 top=$PWD
 py=/usr/bin/python3 # Debian's, which has python3-dkim and python3-nacl
 contrib/deps.sh opendkim opendmarc redis-tools rspamd
-build=$top/build-bench
+build=$top/build-bench-release # not build-bench: run.sh builds that one RelWithDebInfo
 log=$(mktemp /tmp/postwarden-milterbench-build.XXXXXX)
 if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOSTWARDEN_BENCH=ON &&
 	cmake --build "$build" -j "$(nproc)" --target postwarden-milter milter_load null_milter; } >"$log" 2>&1; then
