@@ -505,8 +505,9 @@ class ServerPool {
 };
 
 // One check on a slot of the pool: what Checker::check does once it has a server.
-Outcome run_check(ServerPool::Slot& slot, std::string_view client_ip, std::string_view local_part,
-                  std::string_view domain, std::string_view helo, Outcome outcome) {
+static Outcome run_check(ServerPool::Slot& slot, std::string_view client_ip,
+                         std::string_view local_part, std::string_view domain,
+                         std::string_view helo, Outcome outcome) {
     Layer& layer = slot.layer;
     SPF_server_t* server = slot.server.get();
     RequestPtr request(SPF_request_new(server));
