@@ -493,6 +493,11 @@ Answer Resolver::query(std::string_view name, Type type) const {
     return answer;
 }
 
+std::shared_ptr<const Answer> Resolver::cached(std::string_view name, Type type) const {
+    AnswerCache* cache = options_.cache.get();
+    return cache ? cache->find(name, type, Clock::now(), false) : nullptr;
+}
+
 Answer Resolver::lookup(std::string_view name, Type type) const {
     if (source_) return source_(name, type);
     init_library();

@@ -102,6 +102,9 @@ class Resolver {
     // its ID and TTLs not rewritten: libopendkim, which parses it, reads neither (it reads TTLs
     // only for its own key cache, DKIM_LIBFLAGS_CACHE, which dkim.cpp does not turn on).
     Answer query(std::string_view name, Type type) const;
+    // The cache's fresh answer to name/type, without asking the network; null when there is
+    // none (or no cache). A miss is not counted: the caller asks query() next.
+    std::shared_ptr<const Answer> cached(std::string_view name, Type type) const;
 
     const ResolverOptions& options() const { return options_; }
 

@@ -137,7 +137,7 @@ void AnswerCache::drop(Entries::iterator entry, Entries* dropped) {
 }
 
 std::shared_ptr<const Answer> AnswerCache::find(std::string_view name, Type type,
-                                                Clock::time_point now) {
+                                                Clock::time_point now, bool count_miss) {
     std::string key = key_of(name, type);
     std::shared_ptr<const Answer> found;
     Entries expired;  // freed after the lock is released
@@ -154,7 +154,7 @@ std::shared_ptr<const Answer> AnswerCache::find(std::string_view name, Type type
             }
         }
     }
-    if (results_) results_->inc(found ? hit : miss);
+    if (results_ && (found || count_miss)) results_->inc(found ? hit : miss);
     return found;
 }
 

@@ -73,8 +73,10 @@ class AnswerCache {
     AnswerCache& operator=(const AnswerCache&) = delete;
 
     // The answer kept for name/type (names compare case-insensitively, a final dot ignored) if
-    // it has not expired at `now`; null otherwise. An expired answer is dropped.
-    std::shared_ptr<const Answer> find(std::string_view name, Type type, Clock::time_point now);
+    // it has not expired at `now`; null otherwise. An expired answer is dropped. count_miss
+    // false: a miss is not counted in `results` (a look that will be asked again, for real).
+    std::shared_ptr<const Answer> find(std::string_view name, Type type, Clock::time_point now,
+                                       bool count_miss = true);
     // Keeps a copy of `answer` for cache_seconds() from `now`, replacing one kept for the same
     // question; does nothing when cache_seconds() is 0.
     void store(std::string_view name, Type type, const Answer& answer, Clock::time_point now);

@@ -187,10 +187,14 @@ class Layer {
     bool limit_exceeded() const { return limit_exceeded_; }
     // The client's address as text, the answer to an any-address lookup (CIDR /0).
     void set_client_address(std::string address) { client_address_ = std::move(address); }
+    // Answers only from the DNS cache (Checker::check_mailfrom_cached); missed(): some answer
+    // was not there, so the check's result means nothing.
+    void set_cache_only(bool cache_only) { cache_only_ = cache_only; }
+    bool missed() const { return missed_; }
     // Forgets the last check's counts, for the next check.
     void reset() {
         record_fetches_ = dns_terms_ = void_lookups_ = 0;
-        limit_exceeded_ = false;
+        limit_exceeded_ = cache_only_ = missed_ = false;
         top_level_result_.reset();
         client_address_.clear();
         pending_hosts_.clear();
@@ -222,6 +226,7 @@ class Layer {
                                SPF_response_t* response, SPF_record_t** record);
     bool count_term(const char* domain, ns_type type);
     void note_answer(ns_type type, const dns::Answer& answer);
+    dns::Answer query(const std::string& name, dns::Type type);
 
     SPF_dns_server_t layer_{};
     const dns::Resolver& resolver_;
@@ -229,6 +234,8 @@ class Layer {
     int dns_terms_ = 0;
     int void_lookups_ = 0;
     bool limit_exceeded_ = false;
+    bool cache_only_ = false;
+    bool missed_ = false;
     std::optional<Result> top_level_result_;
     std::string client_address_;
     // Host names whose address lookups libspf2 makes next as part of one mx or ptr term.
@@ -359,6 +366,16 @@ bool strip_any_address(std::string* name) {
     return true;
 }
 
+// In a cache-only check, the first answer the cache lacks ends the check as a temporary error,
+// and nothing more is looked up: the caller throws the result away and checks again for real.
+dns::Answer Layer::query(const std::string& name, dns::Type type) {
+    if (!cache_only_) return resolver_.query(name, type);
+    if (!missed_)
+        if (auto kept = resolver_.cached(name, type)) return *kept;
+    missed_ = true;
+    return dns::Answer{dns::Status::temp_error, {}, {}, {}, {}, {}, "not in the cache"};
+}
+
 SPF_dns_rr_t* Layer::answer(const char* domain, ns_type type) {
     bool term = count_term(domain, type);
     auto dns_type = type_of(type);
@@ -366,7 +383,7 @@ SPF_dns_rr_t* Layer::answer(const char* domain, ns_type type) {
         return SPF_dns_rr_new_init(&layer_, domain, type, 0, limit_exceeded_ ? TRY_AGAIN : NO_DATA);
     std::string name = domain;
     bool any_address = strip_any_address(&name);
-    dns::Answer answer = resolver_.query(fit_domain(name), *dns_type);
+    dns::Answer answer = query(fit_domain(name), *dns_type);
     bool empty = answer.status == dns::Status::nxdomain || answer.status == dns::Status::nodata;
     if (term && empty && ++void_lookups_ > max_void_lookups) {
         limit_exceeded_ = true;
@@ -408,7 +425,7 @@ SPF_errcode_t Layer::fetch_record(SPF_server_t* server, SPF_request_t* request,
         return SPF_response_add_error(response, code, "%s: %s", why, domain);
     };
     if (!checkable_domain(domain)) return fail(Result::none, SPF_E_NOT_SPF, "bad domain");
-    dns::Answer answer = resolver_.query(fit_domain(domain), dns::Type::txt);
+    dns::Answer answer = query(fit_domain(domain), dns::Type::txt);
     if (answer.status == dns::Status::temp_error)
         return fail(Result::temperror, SPF_E_DNS_ERROR, "temporary DNS failure");
     auto records = spf_records(answer);
@@ -471,6 +488,8 @@ Outcome evaluate(SPF_server_t* server, SPF_request_t* request, Layer* layer, Out
 class ServerPool {
   public:
     explicit ServerPool(dns::Resolver resolver) : resolver_(std::move(resolver)) {}
+
+    bool has_cache() const { return resolver_.options().cache != nullptr; }
 
     struct Slot {
         explicit Slot(const dns::Resolver& resolver)
@@ -560,27 +579,45 @@ Checker::Checker(dns::Resolver resolver)
 
 Outcome Checker::check_mailfrom(std::string_view client_ip, std::string_view sender,
                                 std::string_view helo) const {
-    if (sender.empty()) return check(client_ip, "postmaster", helo, helo);
-    auto at = sender.rfind('@');
-    if (at == std::string_view::npos) return check(client_ip, "postmaster", sender, helo);
-    std::string_view local_part = sender.substr(0, at);
-    return check(client_ip, local_part.empty() ? "postmaster" : local_part, sender.substr(at + 1),
-                 helo);
+    return *mailfrom(client_ip, sender, helo, false);
+}
+
+std::optional<Outcome> Checker::check_mailfrom_cached(std::string_view client_ip,
+                                                      std::string_view sender,
+                                                      std::string_view helo) const {
+    if (!pool_->has_cache()) return std::nullopt;
+    return mailfrom(client_ip, sender, helo, true);
 }
 
 Outcome Checker::check_helo(std::string_view client_ip, std::string_view helo) const {
-    return check(client_ip, "postmaster", helo, helo);
+    return *check(client_ip, "postmaster", helo, helo, false);
 }
 
-Outcome Checker::check(std::string_view client_ip, std::string_view local_part,
-                       std::string_view domain, std::string_view helo) const {
+std::optional<Outcome> Checker::mailfrom(std::string_view client_ip, std::string_view sender,
+                                         std::string_view helo, bool cache_only) const {
+    if (sender.empty()) return check(client_ip, "postmaster", helo, helo, cache_only);
+    auto at = sender.rfind('@');
+    if (at == std::string_view::npos)
+        return check(client_ip, "postmaster", sender, helo, cache_only);
+    std::string_view local_part = sender.substr(0, at);
+    return check(client_ip, local_part.empty() ? "postmaster" : local_part, sender.substr(at + 1),
+                 helo, cache_only);
+}
+
+std::optional<Outcome> Checker::check(std::string_view client_ip, std::string_view local_part,
+                                      std::string_view domain, std::string_view helo,
+                                      bool cache_only) const {
     Outcome outcome{Result::none, std::string(domain), {}};
     if (!checkable_domain(domain) || !usable_local_part(local_part)) return outcome;
 
     auto slot = pool_->take();
+    if (!slot && cache_only) return std::nullopt;
     if (!slot) return Outcome{Result::temperror, outcome.domain, {}};
+    slot->layer.set_cache_only(cache_only);
     auto outcome_of = run_check(*slot, client_ip, local_part, domain, helo, std::move(outcome));
+    bool missed = slot->layer.missed();
     pool_->give(std::move(slot));
+    if (missed) return std::nullopt;
     return outcome_of;
 }
 

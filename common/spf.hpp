@@ -2,7 +2,7 @@
 // the milter (Authentication-Results, DMARC). libspf2 evaluates the records; every DNS lookup it
 // makes goes through dns::Resolver, so [dns] nameservers and timeout_ms apply to SPF as well.
 //
-// Entry points: Checker::check_mailfrom() and Checker::check_helo().
+// Entry points: Checker::check_mailfrom(), check_mailfrom_cached() and check_helo().
 //
 // Threading: a Checker is immutable; each check takes a libspf2 server of its own (reused between
 // checks, mutex-guarded) and builds its request and response, so any number of threads may run
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,13 +47,22 @@ class Checker {
     // a sender without a local part as postmaster@domain (§4.3).
     Outcome check_mailfrom(std::string_view client_ip, std::string_view sender,
                            std::string_view helo) const;
+    // The same check answered from the resolver's DNS cache alone, without waiting on the
+    // network: the outcome check_mailfrom() would give, or nullopt when some answer it needs is
+    // not cached (or there is no cache). For callers that must not block, such as an event loop.
+    std::optional<Outcome> check_mailfrom_cached(std::string_view client_ip,
+                                                 std::string_view sender,
+                                                 std::string_view helo) const;
 
     // HELO identity (§2.3): the HELO name, as postmaster@helo.
     Outcome check_helo(std::string_view client_ip, std::string_view helo) const;
 
   private:
-    Outcome check(std::string_view client_ip, std::string_view local_part, std::string_view domain,
-                  std::string_view helo) const;
+    std::optional<Outcome> mailfrom(std::string_view client_ip, std::string_view sender,
+                                    std::string_view helo, bool cache_only) const;
+    std::optional<Outcome> check(std::string_view client_ip, std::string_view local_part,
+                                 std::string_view domain, std::string_view helo,
+                                 bool cache_only) const;
 
     std::shared_ptr<ServerPool>
         pool_;  // libspf2 servers between checks (spf.cpp); shared by copies

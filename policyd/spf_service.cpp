@@ -39,6 +39,14 @@ void SpfService::check(std::string ip, std::string sender, std::string helo,
         }
         cache_.erase(it);
     }
+    // Every DNS answer the check needs is usually cached (the senders' domains repeat): then it
+    // runs here, in about the time of a Redis call, and spares two thread hand-offs.
+    if (auto outcome = checker_.check_mailfrom_cached(ip, sender, helo)) {
+        metrics().spf_duration.observe(std::chrono::steady_clock::now() - now);
+        remember(key, *outcome);
+        done(std::move(*outcome));
+        return;
+    }
     if (pending_ >= max_pending) {
         if (!overloaded_)
             log::warning("SPF: " + std::to_string(pending_) +

@@ -5,8 +5,12 @@
 // DNS is down and every check waits out its timeouts) a check answers temperror at once, so a
 // DNS outage costs greylisting by network instead of an ever longer queue.
 //
-// Threading: check() and the callbacks run on the io_context thread; only spf::Checker runs on
-// the pool.
+// A check whose every DNS answer is in the answer cache runs at once on the io_context thread
+// (spf::Checker::check_mailfrom_cached); only those that must wait for the network go to the
+// pool.
+//
+// Threading: check() and the callbacks run on the io_context thread; so do the checks answered
+// from the DNS cache, and the rest run on the pool.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

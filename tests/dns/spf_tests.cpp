@@ -1,5 +1,6 @@
 // spf_tests.cpp — spf::Checker through dns::Resolver against a real DNS server on loopback:
-// each result, the HELO identity, <>, IPv6, include/redirect, bad input, and many threads.
+// each result, the HELO identity, <>, IPv6, include/redirect, bad input, many threads, and
+// checks answered from the DNS cache alone.
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -7,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/dns_cache.hpp"
+#include "common/metrics.hpp"
 #include "common/spf.hpp"
 #include "tests/fixtures/dns_server.hpp"
 
@@ -121,6 +124,64 @@ TEST_CASE("bad input gives a result, never a crash", "[spf]") {
     CHECK(checker.check_helo("192.0.2.10", "[192.0.2.10]").result == Result::none);
     CHECK(checker.check_helo("192.0.2.10", "").result == Result::none);
     CHECK(checker.check_mailfrom("127.0.0.1", "a@pass.test", "h.test").result == Result::fail);
+}
+
+TEST_CASE("a check answered from the DNS cache alone asks nothing and agrees with a full check",
+          "[spf]") {
+    test::DnsServer server(zone);
+    metrics::Registry registry;
+    metrics::CounterFamily results(registry, "pw_cache_total", "x", "result",
+                                   dns::cache_result_labels());
+    auto options = server.resolver_options(1000);
+    options.cache = std::make_shared<dns::AnswerCache>(100, &results);
+    spf::Checker checker(options);
+
+    // Nothing cached yet: no answer, and nothing asked of the network or counted as a miss.
+    CHECK_FALSE(checker.check_mailfrom_cached("192.0.2.10", "a@includer.test", "h.test"));
+    CHECK(server.queries() == 0);
+    CHECK(results.value(dns::AnswerCache::miss) == 0);
+
+    // A full check fills the cache (includer.test, then pass.test); now both identities are
+    // answered from it, the failing one with its explanation, and the server hears nothing.
+    REQUIRE(checker.check_mailfrom("192.0.2.10", "a@includer.test", "h.test").result ==
+            Result::pass);
+    int asked = server.queries();
+    auto pass = checker.check_mailfrom_cached("192.0.2.10", "b@includer.test", "h.test");
+    REQUIRE(pass);
+    CHECK(pass->result == Result::pass);
+    CHECK(pass->domain == "includer.test");
+    auto fail = checker.check_mailfrom_cached("198.51.100.1", "a@includer.test", "h.test");
+    REQUIRE(fail);
+    auto full = checker.check_mailfrom("198.51.100.1", "a@includer.test", "h.test");
+    CHECK(fail->result == Result::fail);
+    CHECK(fail->result == full.result);
+    CHECK(fail->explanation == full.explanation);
+    CHECK(server.queries() == asked);
+
+    // Part of what a check needs is cached: the IPv4 client matched mx.test's MX host by its A
+    // record; an IPv6 client needs the host's AAAA, which is not cached. No answer, nothing
+    // asked; the full check then finds it.
+    REQUIRE(checker.check_mailfrom("198.51.100.7", "a@mx.test", "h.test").result == Result::pass);
+    asked = server.queries();
+    CHECK(checker.check_mailfrom_cached("198.51.100.7", "a@mx.test", "h.test"));
+    CHECK_FALSE(checker.check_mailfrom_cached("2001:db8:1::25", "a@mx.test", "h.test"));
+    CHECK(server.queries() == asked);
+    CHECK(checker.check_mailfrom("2001:db8:1::25", "a@mx.test", "h.test").result == Result::pass);
+    // ...on the way it learnt that mail.mx.test has no AAAA, but with no SOA in the zone that
+    // answer is not kept (RFC 2308), so the next check must ask again too.
+    CHECK_FALSE(checker.check_mailfrom_cached("2001:db8:1::25", "a@mx.test", "h.test"));
+
+    // A DNS failure is never cached, so it is never answered from the cache.
+    CHECK(checker.check_mailfrom("192.0.2.10", "a@slow.test", "h.test").result ==
+          Result::temperror);
+    CHECK_FALSE(checker.check_mailfrom_cached("192.0.2.10", "a@slow.test", "h.test"));
+}
+
+TEST_CASE("without a DNS cache, no check is answered from it", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(1000));
+    REQUIRE(checker.check_mailfrom("192.0.2.10", "a@pass.test", "h.test").result == Result::pass);
+    CHECK_FALSE(checker.check_mailfrom_cached("192.0.2.10", "a@pass.test", "h.test"));
 }
 
 TEST_CASE("checks run concurrently from several threads", "[spf]") {
