@@ -25,8 +25,9 @@
 -- then     B, then B × (count, window ms, bucket ms): the auto_block windows (commit: B = 0)
 --
 -- Writes, each with a TTL:
---   used:<s>, tried:<s>  HINCRBY of the current bucket    PX window + bucket (refreshed)
---   held                 ZADD member now                  PX max(reserve_ttl, longest window +
+--   used:<s>, tried:<s>  HINCRBY of the current bucket    PX window + bucket (set when a
+--                                                         bucket is first written)
+--   held                 ZADD NX member now               PX max(reserve_ttl, longest window +
 --                        bucket), so an expired reservation can still be given back while it
 --                        counts
 --   throttle             HSET until, instance, last       PX until − now
@@ -69,9 +70,13 @@ local function windows(pos, key_pos)
     return out, pos + 1 + 3 * n, key_pos + n
 end
 
--- The hash field of the bucket holding time ms ('%.0f': no exponent, whatever the magnitude).
+-- The hash field of the bucket holding time ms.
+--
+-- Numbers given to redis.call are written with '%d' here: Lua would write them with '%.17g',
+-- which cost more than the command itself (callgrind). Every time and span is a whole number
+-- of milliseconds.
 local function bucket_of(w, ms)
-    return string.format('%.0f', math.floor(ms / w.bucket))
+    return string.format('%d', math.floor(ms / w.bucket))
 end
 
 -- Gives back the recipient a reservation made at ms added to every limit window, unless its
@@ -91,7 +96,7 @@ end
 -- Releases the reservations older than reserve_ttl: messages that never reached END-OF-MESSAGE.
 -- Done lazily here, on the user's next request, which is the only moment the count matters.
 local function release_expired()
-    local cutoff = now - reserve_ms
+    local cutoff = string.format('%d', now - reserve_ms)
     local old = redis.call('ZRANGEBYSCORE', held, '-inf', cutoff, 'WITHSCORES')
     for i = 2, #old, 2 do release_one(tonumber(old[i])) end
     if #old > 0 then redis.call('ZREMRANGEBYSCORE', held, '-inf', cutoff) end
@@ -119,9 +124,12 @@ local function usage(w)
     return total, live
 end
 
-local function add(w, n)
-    redis.call('HINCRBY', w.key, bucket_of(w, now), n)
-    redis.call('PEXPIRE', w.key, w.span + w.bucket)
+-- Counts one in the current bucket. The key's TTL is set when a bucket is first written: from
+-- then, window + bucket outlasts the bucket, the newest, so the key lives while it counts.
+local function add_one(w)
+    if redis.call('HINCRBY', w.key, bucket_of(w, now), '1') == 1 then
+        redis.call('PEXPIRE', w.key, string.format('%d', w.span + w.bucket))
+    end
 end
 
 -- When a full window has room for one more: the oldest buckets leave until the total is below
@@ -148,16 +156,19 @@ end
 -- A refusal: T is remembered with the message and the recipient refused, for the penalty and
 -- for replays; the key lives until T.
 local function refuse(verdict, t, totals, which)
-    redis.call('HSET', throttle, 'until', t, 'instance', instance, 'last', member)
-    redis.call('PEXPIRE', throttle, t - now)
+    redis.call('HSET', throttle, 'until', string.format('%d', t), 'instance', instance, 'last',
+               member)
+    redis.call('PEXPIRE', throttle, string.format('%d', t - now))
     local i, used = fullest(totals)
     if which then i, used = which, totals[which] end
     return {verdict, t, i, used}
 end
 
--- The reservation's first answer again, for a replayed RCPT (nil when it is not one).
-local function replayed(totals, state)
-    if redis.call('ZSCORE', held, member) then
+-- The reservation's first answer again, for a replayed RCPT (nil when it is not one). taken:
+-- this call's ZADD NX added the member, so it was not reserved before (without limits nothing
+-- is reserved, and held is only looked at).
+local function replayed(totals, state, taken)
+    if not taken and (#limits > 0 or redis.call('ZSCORE', held, member)) then
         local i, used = fullest(totals)
         return {'reserved', 0, i, used}
     end
@@ -172,7 +183,7 @@ end
 -- catches. Returns the "blocked" reply when a window is passed (nil otherwise).
 local function count_attempt()
     for j, w in ipairs(blocks) do
-        add(w, 1)
+        add_one(w)
         local attempts = usage(w)
         if attempts > w.count then
             for _, b in ipairs(blocks) do redis.call('DEL', b.key) end
@@ -192,15 +203,9 @@ local function penalty(totals, state)
     return refuse('penalty', t, totals)
 end
 
-local function reserve()
-    local totals, lives = {}, {}
-    for i, w in ipairs(limits) do totals[i], lives[i] = usage(w) end
-    local state = redis.call('HMGET', throttle, 'until', 'instance', 'last')
-    local answer = replayed(totals, state) or count_attempt()
-    if answer then return answer end
-    if tonumber(state[1] or '0') > now then return penalty(totals, state) end
-
-    -- The first refused attempt announces T: when every full window has room again.
+-- The first refused attempt announces T: when every full window has room again (nil when
+-- none is full).
+local function over_limit(totals, lives)
     local t, which = 0, nil
     for i, w in ipairs(limits) do
         if totals[i] >= w.count then
@@ -209,16 +214,31 @@ local function reserve()
         end
     end
     if which then return refuse('throttled', t, totals, which) end
+end
 
-    if #limits > 0 then
+-- The reservation is taken first, so that one command both makes it and shows a replay (ZADD NX
+-- adds nothing); every answer but "reserved" gives it back.
+local function reserve()
+    local totals, lives = {}, {}
+    for i, w in ipairs(limits) do totals[i], lives[i] = usage(w) end
+    local state = redis.call('HMGET', throttle, 'until', 'instance', 'last')
+    local taken = #limits > 0 and redis.call('ZADD', held, 'NX', ARGV[2], member) == 1
+    local answer = replayed(totals, state, taken) or count_attempt()
+    if not answer and tonumber(state[1] or '0') > now then answer = penalty(totals, state) end
+    answer = answer or over_limit(totals, lives)
+    if answer then
+        if taken then redis.call('ZREM', held, member) end
+        return answer
+    end
+
+    if taken then
         local keep = reserve_ms
         for i, w in ipairs(limits) do
-            add(w, 1)
+            add_one(w)
             totals[i] = totals[i] + 1
             keep = math.max(keep, w.span + w.bucket)
         end
-        redis.call('ZADD', held, now, member)
-        redis.call('PEXPIRE', held, keep)
+        redis.call('PEXPIRE', held, string.format('%d', keep))
     end
     local i, used = fullest(totals)
     return {'reserved', 0, i, used}

@@ -97,6 +97,10 @@ TEST_CASE("script: the limit is reached exactly; the refused recipient is not co
     // the first bucket (1 s long) leaves the window at its end plus 60 s
     CHECK(refused.until_ms == t0 + 1000 + 60000);
     CHECK(q.used(60) == 3);
+    // nor held: the refused recipient has no reservation to commit or give back
+    CHECK(redis.run({"ZCARD", "pw:quota:{alice@example.com}:held"}).integer == 3);
+    CHECK(redis.run({"ZSCORE", "pw:quota:{alice@example.com}:held", "m2 r4@x.example"}).type ==
+          redis::Value::Type::nil);
 
     // honest: at T it fits again (no attempt in between)
     CHECK(reserved(q.reserve(t0 + 61000, "m3", "r5@x.example")));
@@ -227,6 +231,26 @@ TEST_CASE("script: auto_block counts every attempt, throttled ones included", "[
     CHECK(blocked.figure == 5);
     // the attempt count starts over, so an operator's unblock is not undone by the next request
     CHECK(redis.run({"EXISTS", "pw:quota:{alice@example.com}:tried:60"}).integer == 0);
+}
+
+TEST_CASE("script: a window's key lives as long as its newest bucket counts", "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 100/3600\nauto_block = 0\n");  // buckets of 60 s
+    const std::string key = "pw:quota:{alice@example.com}:used:3600";
+    auto ttl = [&] { return redis.run({"PTTL", key}).integer; };
+    REQUIRE(reserved(q.reserve(t0, "m1", "a")));
+    CHECK(ttl() > 3600000);  // window + bucket from now: 3,660,000 ms
+    CHECK(ttl() <= 3660000);
+    // Later in the same bucket the TTL still covers it: that bucket stops counting at
+    // t0 + 60 s + 3600 s, and the key was given 3,660 s at t0.
+    redis.run({"PEXPIRE", key, "3600500"});  // as if 59.5 s had gone by
+    REQUIRE(reserved(q.reserve(t0 + 59500, "m2", "a")));
+    CHECK(ttl() > 3600000);
+    // The next bucket is first written: the key must now last to its end (t0 + 120 s + 3600 s).
+    redis.run({"PEXPIRE", key, "1000"});
+    REQUIRE(reserved(q.reserve(t0 + 60000, "m3", "a")));
+    CHECK(ttl() > 3600000);
+    CHECK(q.used(3600) == 3);
 }
 
 TEST_CASE("script: memory stays bounded and every key expires", "[quota][script]") {
