@@ -135,12 +135,18 @@ TEST_CASE("greylisting: defer, early retry keeps the clock, pass with header, kn
     // the null sender is a sender like any other
     CHECK(client.ask(inbound("192.0.2.44", "", "bob@example.net")) ==
           greylisted_prefix + "2 seconds");
-    // every key written has a TTL
+    // every key written has a TTL: retry_window while waiting, pass_ttl (35 days) once passed
     auto keys = redis.run({"KEYS", "pw:*"});
     REQUIRE(keys.elements.size() >= 3);
     for (const auto& k : keys.elements) {
         INFO(k.str);
-        CHECK(redis.run({"TTL", k.str}).integer > 0);
+        auto ttl = redis.run({"TTL", k.str}).integer;
+        CHECK(ttl > 0);
+        if (k.str.rfind("pw:grey:", 0) == 0) {
+            bool passed_key = redis.run({"GET", k.str}).str == "p";
+            CHECK(ttl <= (passed_key ? 35 * 86400 : 60));
+            CHECK(ttl > (passed_key ? 35 * 86400 - 60 : 50));
+        }
     }
     CHECK(policyd.log().find("reason=greylist-passed") != std::string::npos);
 }
