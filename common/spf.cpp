@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -74,10 +75,17 @@ struct ResponseDeleter {
 struct RecordDeleter {
     void operator()(SPF_record_t* record) const { SPF_record_free(record); }
 };
+struct MacroDeleter {
+    void operator()(SPF_macro_t* macro) const { SPF_macro_free(macro); }
+};
 using ServerPtr = std::unique_ptr<SPF_server_t, ServerDeleter>;
 using RequestPtr = std::unique_ptr<SPF_request_t, RequestDeleter>;
 using ResponsePtr = std::unique_ptr<SPF_response_t, ResponseDeleter>;
 using RecordPtr = std::unique_ptr<SPF_record_t, RecordDeleter>;
+using MacroPtr = std::unique_ptr<SPF_macro_t, MacroDeleter>;
+
+// What libspf2 writes as the explanation when its server has none (spf_get_exp.c).
+constexpr const char* libspf2_no_explanation = "SPF failure: no explanation available";
 
 bool printable_ascii(std::string_view text) {
     return std::all_of(text.begin(), text.end(),
@@ -444,7 +452,7 @@ SPF_errcode_t Layer::fetch_record(SPF_server_t* server, SPF_request_t* request,
 }
 
 // Builds a libspf2 server whose every lookup goes through `layer`, with the RFC 7208 limits.
-ServerPtr make_server(SPF_dns_server_t* layer) {
+ServerPtr make_server(SPF_dns_server_t* layer, MacroPtr* explanation) {
     ServerPtr server(SPF_server_new_dns(layer, 0));
     if (!server) return nullptr;
     // libspf2 tests "more than max" before each mechanism; our layer enforces the exact limit
@@ -455,12 +463,39 @@ ServerPtr make_server(SPF_dns_server_t* layer) {
     SPF_response_t* messages = nullptr;
     SPF_server_set_explanation(server.get(), default_explanation, &messages);
     if (messages) SPF_response_free(messages);
+    // Taken back at once: libspf2 expands the server's explanation for every result but pass
+    // (for its SMTP comment), 5k instructions a check, though only a fail's is ever read. With
+    // none, it writes a fixed text; evaluate() expands ours for a fail.
+    explanation->reset(server->explanation);
+    server->explanation = nullptr;
     return server;
 }
 
 // Evaluates the record of request->cur_dom: what SPF_request_query_mailfrom does, minus its
 // loopback free pass and with our mapping of the top-level record lookup.
-Outcome evaluate(SPF_server_t* server, SPF_request_t* request, Layer* layer, Outcome outcome) {
+// A fail's explanation: the domain's exp= text as libspf2 found it, else our default (make_server)
+// expanded for this request.
+std::string fail_explanation(SPF_server_t* server, SPF_request_t* request, SPF_response_t* response,
+                             SPF_macro_t* ours) {
+    const char* found = SPF_response_get_explanation(response);
+    if (found && std::strcmp(found, libspf2_no_explanation) != 0) return found;
+    std::size_t size = 256;
+    char* buf = static_cast<char*>(std::calloc(size, 1));
+    if (!ours || !buf) {
+        std::free(buf);
+        return found ? found : "";
+    }
+    // The macro's data follows its header (libspf2's SPF_macro_data()).
+    auto* data = reinterpret_cast<SPF_data_t*>(reinterpret_cast<char*>(ours) + sizeof(SPF_macro_t));
+    SPF_errcode_t err =
+        SPF_record_expand_data(server, request, response, data, ours->macro_len, &buf, &size);
+    std::string text = err == SPF_E_SUCCESS && buf ? buf : (found ? found : "");
+    std::free(buf);
+    return text;
+}
+
+Outcome evaluate(SPF_server_t* server, SPF_request_t* request, Layer* layer,
+                 SPF_macro_t* explanation, Outcome outcome) {
     ResponsePtr response(SPF_response_new(request));
     if (!response) return Outcome{Result::temperror, outcome.domain, {}};
     SPF_record_t* raw_record = nullptr;
@@ -474,8 +509,8 @@ Outcome evaluate(SPF_server_t* server, SPF_request_t* request, Layer* layer, Out
     SPF_record_interpret(record.get(), request, response.get(), 0);
     outcome.result = layer->limit_exceeded() ? Result::permerror
                                              : from_libspf2(SPF_response_result(response.get()));
-    const char* explanation = SPF_response_get_explanation(response.get());
-    if (outcome.result == Result::fail && explanation) outcome.explanation = explanation;
+    if (outcome.result == Result::fail)
+        outcome.explanation = fail_explanation(server, request, response.get(), explanation);
     return outcome;
 }
 
@@ -493,8 +528,9 @@ class ServerPool {
 
     struct Slot {
         explicit Slot(const dns::Resolver& resolver)
-            : layer(resolver), server(make_server(layer.libspf2_layer())) {}
+            : layer(resolver), server(make_server(layer.libspf2_layer(), &explanation)) {}
         Layer layer;
+        MacroPtr explanation;  // our default, kept out of the server (make_server)
         ServerPtr server;
     };
 
@@ -544,7 +580,7 @@ static Outcome run_check(ServerPool::Slot& slot, std::string_view client_ip,
         return Outcome{Result::temperror, outcome.domain, {}};
     request->cur_dom = request->env_from_dp;
     layer.set_client_address(client_address_text(request.get()));
-    return evaluate(server, request.get(), &layer, std::move(outcome));
+    return evaluate(server, request.get(), &layer, slot.explanation.get(), std::move(outcome));
 }
 
 std::string_view to_string(Result result) {
