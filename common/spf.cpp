@@ -199,8 +199,11 @@ class Layer {
     // was not there, so the check's result means nothing.
     void set_cache_only(bool cache_only) { cache_only_ = cache_only; }
     bool missed() const { return missed_; }
+    // Some record fetched used the sender's local part (a %{l} or %{s} macro).
+    bool local_part_used() const { return local_part_used_; }
     // Forgets the last check's counts, for the next check.
     void reset() {
+        local_part_used_ = false;
         record_fetches_ = dns_terms_ = void_lookups_ = 0;
         limit_exceeded_ = cache_only_ = missed_ = false;
         top_level_result_.reset();
@@ -244,6 +247,7 @@ class Layer {
     bool limit_exceeded_ = false;
     bool cache_only_ = false;
     bool missed_ = false;
+    bool local_part_used_ = false;
     std::optional<Result> top_level_result_;
     std::string client_address_;
     // Host names whose address lookups libspf2 makes next as part of one mx or ptr term.
@@ -407,6 +411,19 @@ SPF_dns_rr_t* Layer::answer(const char* domain, ns_type type) {
     return rr;
 }
 
+// Whether a record has a macro of the sender's local part: %{l} or %{s}, any case and form
+// (§7.2). Without one, nothing in the record depends on it. A "%{" that is not a macro at all
+// counts too (cautious; such a record is a permerror anyway).
+bool uses_local_part(std::string_view record) {
+    for (auto at = record.find("%{"); at != std::string_view::npos;
+         at = record.find("%{", at + 2)) {
+        if (at + 2 >= record.size()) return true;
+        char letter = static_cast<char>(std::tolower(static_cast<unsigned char>(record[at + 2])));
+        if (letter == 'l' || letter == 's') return true;
+    }
+    return false;
+}
+
 // RFC 7208 §4.5: among the TXT records, those that are "v=spf1" alone or followed by a space.
 std::vector<const std::string*> spf_records(const dns::Answer& answer) {
     std::vector<const std::string*> records;
@@ -440,6 +457,7 @@ SPF_errcode_t Layer::fetch_record(SPF_server_t* server, SPF_request_t* request,
     if (records.empty()) return fail(Result::none, SPF_E_NOT_SPF, "no SPF record");
     if (records.size() > 1)
         return fail(Result::permerror, SPF_E_MULTIPLE_RECORDS, "several SPF records");
+    if (uses_local_part(*records.front())) local_part_used_ = true;
     auto rewritten = rewrite_record(*records.front(), request->client_ver == AF_INET);
     if (!rewritten) return fail(Result::permerror, SPF_E_SYNTAX, "syntax error in record");
     SPF_errcode_t err = SPF_record_compile(server, response, record, rewritten->c_str());
@@ -629,22 +647,29 @@ Outcome Checker::check_helo(std::string_view client_ip, std::string_view helo) c
     return *check(client_ip, "postmaster", helo, helo, false);
 }
 
+std::string_view mailfrom_domain(std::string_view sender, std::string_view helo) {
+    if (sender.empty()) return helo;
+    auto at = sender.rfind('@');
+    return at == std::string_view::npos ? sender : sender.substr(at + 1);
+}
+
 std::optional<Outcome> Checker::mailfrom(std::string_view client_ip, std::string_view sender,
                                          std::string_view helo, bool cache_only) const {
-    if (sender.empty()) return check(client_ip, "postmaster", helo, helo, cache_only);
     auto at = sender.rfind('@');
-    if (at == std::string_view::npos)
-        return check(client_ip, "postmaster", sender, helo, cache_only);
-    std::string_view local_part = sender.substr(0, at);
-    return check(client_ip, local_part.empty() ? "postmaster" : local_part, sender.substr(at + 1),
-                 helo, cache_only);
+    std::string_view local_part = at == std::string_view::npos ? "" : sender.substr(0, at);
+    return check(client_ip, local_part.empty() ? "postmaster" : local_part,
+                 mailfrom_domain(sender, helo), helo, cache_only);
 }
 
 std::optional<Outcome> Checker::check(std::string_view client_ip, std::string_view local_part,
                                       std::string_view domain, std::string_view helo,
                                       bool cache_only) const {
     Outcome outcome{Result::none, std::string(domain), {}};
-    if (!checkable_domain(domain) || !usable_local_part(local_part)) return outcome;
+    if (!checkable_domain(domain)) return outcome;
+    if (!usable_local_part(local_part)) {
+        outcome.local_part_used = true;  // another local part may be usable
+        return outcome;
+    }
 
     auto slot = pool_->take();
     if (!slot && cache_only) return std::nullopt;
@@ -652,6 +677,7 @@ std::optional<Outcome> Checker::check(std::string_view client_ip, std::string_vi
     slot->layer.set_cache_only(cache_only);
     auto outcome_of = run_check(*slot, client_ip, local_part, domain, helo, std::move(outcome));
     bool missed = slot->layer.missed();
+    outcome_of.local_part_used = slot->layer.local_part_used();
     pool_->give(std::move(slot));
     if (missed) return std::nullopt;
     return outcome_of;

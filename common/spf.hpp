@@ -35,7 +35,14 @@ struct Outcome {
     std::string domain;
     // For fail: the domain's exp= text, or our default. Empty for the other results.
     std::string explanation;
+    // A record used the sender's local part (%{l}, %{s}), or the local part could not be
+    // checked: the result holds for this sender only. Otherwise the result (the explanation
+    // aside) is the same for every sender of the domain, from the same client and HELO name.
+    bool local_part_used = false;
 };
+
+// The domain a MAIL FROM check is about: the sender's, or the HELO name for <> (§2.4).
+std::string_view mailfrom_domain(std::string_view sender, std::string_view helo);
 
 class Checker {
   public:

@@ -27,23 +27,24 @@ SpfService::~SpfService() {
 
 void SpfService::check(std::string ip, std::string sender, std::string helo,
                        std::function<void(spf::Outcome)> done) {
-    std::string key = ip + '\n' + sender + '\n' + helo;
+    // A sender has no newline: a sender's key has two, a domain's three, so they never meet.
+    Keys keys{ip + '\n' + sender + '\n' + helo,
+              ip + "\n\n" + std::string(spf::mailfrom_domain(sender, helo)) + '\n' + helo};
     auto now = std::chrono::steady_clock::now();
-    if (auto it = cache_.find(key); it != cache_.end()) {
-        if (it->second.expires > now) {
-            // Answered in the call: the caller's next step (one Redis script) is queued at
-            // once, and the common case costs no extra turn of the event loop.
-            auto outcome = it->second.outcome;
-            done(std::move(outcome));
-            return;
-        }
-        cache_.erase(it);
+    const spf::Outcome* kept = find(keys.sender, now);
+    if (!kept) kept = find(keys.domain, now);
+    if (kept) {
+        // Answered in the call: the caller's next step (one Redis script) is queued at once,
+        // and the common case costs no extra turn of the event loop.
+        auto outcome = *kept;
+        done(std::move(outcome));
+        return;
     }
     // Every DNS answer the check needs is usually cached (the senders' domains repeat): then it
     // runs here, in about the time of a Redis call, and spares two thread hand-offs.
     if (auto outcome = checker_.check_mailfrom_cached(ip, sender, helo)) {
         metrics().spf_duration.observe(std::chrono::steady_clock::now() - now);
-        remember(key, *outcome);
+        remember(keys, *outcome);
         done(std::move(*outcome));
         return;
     }
@@ -58,22 +59,34 @@ void SpfService::check(std::string ip, std::string sender, std::string helo,
     }
     ++pending_;
     boost::asio::post(
-        pool_, [this, key = std::move(key), ip = std::move(ip), sender = std::move(sender),
+        pool_, [this, keys = std::move(keys), ip = std::move(ip), sender = std::move(sender),
                 helo = std::move(helo), done = std::move(done)]() mutable {
             auto start = std::chrono::steady_clock::now();
             auto outcome = checker_.check_mailfrom(ip, sender, helo);
             metrics().spf_duration.observe(std::chrono::steady_clock::now() - start);
-            boost::asio::post(io_, [this, key = std::move(key), outcome = std::move(outcome),
+            boost::asio::post(io_, [this, keys = std::move(keys), outcome = std::move(outcome),
                                     done = std::move(done)] {
                 if (--pending_ == 0) overloaded_ = false;
-                remember(key, outcome);
+                remember(keys, outcome);
                 done(outcome);
             });
         });
 }
 
-// Temporary errors are not remembered: the next recipient asks the DNS again.
-void SpfService::remember(const std::string& key, const spf::Outcome& outcome) {
+const spf::Outcome* SpfService::find(const std::string& key,
+                                     std::chrono::steady_clock::time_point now) {
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return nullptr;
+    if (it->second.expires > now) return &it->second.outcome;
+    cache_.erase(it);
+    return nullptr;
+}
+
+// Temporary errors are not remembered: the next recipient asks the DNS again. A result the
+// records reached without the sender's local part is kept for its domain (a mailing list's
+// VERP senders, all different, then share one check), unless it is a fail, whose explanation
+// names the sender.
+void SpfService::remember(const Keys& keys, const spf::Outcome& outcome) {
     if (outcome.result == spf::Result::temperror) return;
     auto now = std::chrono::steady_clock::now();
     if (cache_.size() >= cache_max) {
@@ -81,7 +94,8 @@ void SpfService::remember(const std::string& key, const spf::Outcome& outcome) {
             it = it->second.expires <= now ? cache_.erase(it) : std::next(it);
         if (cache_.size() >= cache_max) cache_.clear();
     }
-    cache_[key] = {outcome, now + cache_ttl};
+    bool shared = !outcome.local_part_used && outcome.result != spf::Result::fail;
+    cache_[shared ? keys.domain : keys.sender] = {outcome, now + cache_ttl};
 }
 
 }  // namespace postwarden::policy

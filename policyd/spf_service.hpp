@@ -1,7 +1,8 @@
 // spf_service.hpp — SPF at RCPT without blocking the event loop: checks run on a small thread
 // pool (libspf2 and its DNS lookups are synchronous) and their results come back on the
 // io_context thread. A short-lived cache spares the DNS a second evaluation for each further
-// recipient of the same message. At most max_pending checks wait for the pool: past that (the
+// recipient of the same message, and for each further sender of a domain whose records do not
+// look at the local part. At most max_pending checks wait for the pool: past that (the
 // DNS is down and every check waits out its timeouts) a check answers temperror at once, so a
 // DNS outage costs greylisting by network instead of an ever longer queue.
 //
@@ -43,7 +44,12 @@ class SpfService {
         spf::Outcome outcome;
         std::chrono::steady_clock::time_point expires;
     };
-    void remember(const std::string& key, const spf::Outcome& outcome);
+    struct Keys {
+        std::string sender;  // client, sender, HELO
+        std::string domain;  // client, the sender's domain, HELO
+    };
+    const spf::Outcome* find(const std::string& key, std::chrono::steady_clock::time_point now);
+    void remember(const Keys& keys, const spf::Outcome& outcome);
 
     boost::asio::io_context& io_;
     std::size_t pending_ = 0;  // checks queued or running on the pool

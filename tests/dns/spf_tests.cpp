@@ -38,6 +38,10 @@ mail.mx.test        A    198.51.100.7
 host.mx.test        AAAA 2001:db8:1::25
 helo.example.test   TXT  "v=spf1 a -all"
 helo.example.test   A    203.0.113.5
+local.test          TXT  "v=spf1 exists:%{l}.ok.local.test -all"
+alice.ok.local.test A    127.0.0.2
+inclocal.test       TXT  "v=spf1 include:local.test ~all"
+macro.test          TXT  "v=spf1 exists:%{ir}.%{d2}.%{h} -all"
 )";
 
 }  // namespace
@@ -181,6 +185,27 @@ TEST_CASE("a check answered from the DNS cache alone asks nothing and agrees wit
     CHECK(checker.check_mailfrom("192.0.2.10", "a@slow.test", "h.test").result ==
           Result::temperror);
     CHECK_FALSE(checker.check_mailfrom_cached("192.0.2.10", "a@slow.test", "h.test"));
+}
+
+TEST_CASE("a result says whether the sender's local part was used", "[spf]") {
+    test::DnsServer server(zone);
+    spf::Checker checker(server.resolver_options(1000));
+    auto alice = checker.check_mailfrom("192.0.2.10", "alice@local.test", "h.test");
+    CHECK(alice.result == Result::pass);
+    CHECK(alice.local_part_used);
+    CHECK(checker.check_mailfrom("192.0.2.10", "bob@local.test", "h.test").result == Result::fail);
+    // through an include too
+    auto included = checker.check_mailfrom("192.0.2.10", "bob@inclocal.test", "h.test");
+    CHECK(included.result == Result::softfail);
+    CHECK(included.local_part_used);
+    // other macros, and none at all: the same result for every sender of the domain
+    CHECK_FALSE(checker.check_mailfrom("192.0.2.10", "bob@macro.test", "h.test").local_part_used);
+    CHECK_FALSE(checker.check_mailfrom("192.0.2.10", "bob@pass.test", "h.test").local_part_used);
+    CHECK_FALSE(checker.check_mailfrom("192.0.2.10", "", "pass.test").local_part_used);
+    // a local part that cannot be checked gives none for this sender only
+    auto unusable = checker.check_mailfrom("192.0.2.10", std::string("a\0b@pass.test", 13), "h");
+    CHECK(unusable.result == Result::none);
+    CHECK(unusable.local_part_used);
 }
 
 TEST_CASE("without a DNS cache, no check is answered from it", "[spf]") {
