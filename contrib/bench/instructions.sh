@@ -3,7 +3,7 @@
 # that does not move with the machine's load (unlike requests/s), so it is the one to compare
 # before and after a change, and against the baseline recorded in instructions.baseline.
 #
-#   contrib/bench/instructions.sh [MIX...]        default: known auth blocked new
+#   contrib/bench/instructions.sh [MIX...]        default: known auth blocked new new-client
 #   contrib/bench/instructions.sh --check         fail when a mix costs 10 % more than the baseline
 #
 # Method: policyd runs under valgrind --tool=callgrind; after a warm-up (the prepass and one
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 top=$PWD
 check=no
 [ "${1:-}" = --check ] && check=yes && shift
-mixes=${*:-known auth blocked new}
+mixes=${*:-known auth blocked new new-client}
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed" >&2; exit 1; }
 build=${POSTWARDEN_BENCH_BUILD:-$top/build-bench}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_BENCH=ON >/dev/null

@@ -3,7 +3,8 @@
 // Reports requests/s and latency p50/p95/p99/max over the measured time (after one second of
 // warm-up), and total= every reply received including the warm-up. Loopback only.
 //
-//   policy_load --port P [--connections C] [--seconds S] [--mix new:0,known:100,auth:0,blocked:0]
+//   policy_load --port P [--connections C] [--seconds S]
+//               [--mix new:0,known:100,auth:0,blocked:0,new-client:0]
 //               [--prepass SECONDS]
 //
 // Request kinds (the bench script prepares Redis to match):
@@ -11,6 +12,9 @@
 //   known    one of 1000 triplets from 1000 /24s that passed greylisting (see --prepass)
 //   auth     an authenticated (sasl_username) user under quota, outbound
 //   blocked  a sender whose domain is in block:domain (bench-blocked.example)
+//   new-client  a new triplet from a client address never seen (10.x.y.z): as new, but no SPF
+//            result can be reused (new's 250 clients share one per client, as a mailing
+//            list's VERP senders do), so every request evaluates the sender's SPF record
 // --prepass D sends every known triplet, waits D seconds (the greylist delay), sends them again,
 // so they are "known" when the measurement starts.
 #include <boost/asio/io_context.hpp>
@@ -44,7 +48,8 @@ struct Options {
     unsigned short port = 10040;
     int connections = 64;
     double seconds = 10;
-    int weights[4] = {0, 100, 0, 0};  // new, known, auth, blocked
+    static constexpr int kinds = 5;
+    int weights[kinds] = {0, 100, 0, 0, 0};  // new, known, auth, blocked, new-client
     double prepass = -1;
 };
 
@@ -79,8 +84,13 @@ std::string make_request(int kind, unsigned long counter, std::mt19937& rng) {
             return request("127.0.0.1", "user" + u + "@bench.example", "friend@elsewhere.example",
                            "user" + u + "@bench.example");
         }
-        default:
+        case 3:
             return request("203.0.113.9", "x@bench-blocked.example", "rcpt@bench.example", "");
+        default:
+            return request(
+                "10." + std::to_string((counter >> 16) & 255) + "." +
+                    std::to_string((counter >> 8) & 255) + "." + std::to_string(counter & 255),
+                "new" + std::to_string(counter) + "@bench-new.example", "rcpt@bench.example", "");
     }
 }
 
@@ -106,7 +116,9 @@ class Runner {
   public:
     Runner(asio::io_context& io, const Options& o) : io_(io), o_(o), rng_(42) {}
     std::string next() {
-        int total = o_.weights[0] + o_.weights[1] + o_.weights[2] + o_.weights[3];
+        int total = 0;
+        for (int w : o_.weights)
+            total += w;
         int pick = static_cast<int>(rng_() % static_cast<unsigned>(total)), kind = 0;
         while (pick >= o_.weights[kind])
             pick -= o_.weights[kind++];
@@ -219,8 +231,8 @@ Options parse(int argc, char** argv) {
         else if (a == "--prepass")
             o.prepass = std::stod(v);
         else if (a == "--mix") {
-            const char* names[] = {"new", "known", "auth", "blocked"};
-            for (int k = 0; k < 4; ++k) {
+            const char* names[] = {"new", "known", "auth", "blocked", "new-client"};
+            for (int k = 0; k < Options::kinds; ++k) {
                 auto at = v.find(std::string(names[k]) + ":");
                 o.weights[k] = at == std::string::npos
                                    ? 0

@@ -68,6 +68,7 @@ total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
 echo "redis round trips (commands policyd sends) per known-triplet request at c=64: $(awk -v a="$(commands)" -v b="$before" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }')"
 redis-cli -p "$redis_port" INFO commandstats | grep -E 'cmdstat_(evalsha|smismember|smembers)'
 echo "new      c=64 $(median "$policyd_port" 64 new:100)"
+echo "new-client c=64 $(median "$policyd_port" 64 new-client:100)"
 echo "auth     c=64 $(median "$policyd_port" 64 auth:100)"
 echo "blocked  c=64 $(median "$policyd_port" 64 blocked:100)"
 echo "== redis-benchmark (the ceiling of one Redis here)"
