@@ -1,0 +1,59 @@
+#!/bin/sh
+# script_instructions.sh — instructions redis-server executes per call of our Lua scripts,
+# counted by callgrind: what a script costs Redis, repeatable whatever else the machine runs
+# (requests/s of Redis itself move with the machine by ±30 % here).
+#
+#   contrib/bench/script_instructions.sh [CALLS]     default: 1000
+#
+# Method: redis-server runs under valgrind --tool=callgrind; redis-benchmark (one client) sends
+# CALLS, then 2 × CALLS EVALSHA calls to a fresh server each time; the difference of the two
+# totals over CALLS is the cost of one call, start-up and shutdown cancelled out. Each call is
+# a new reservation (quota.lua, one window, as the bench's auth mix) or a new triplet
+# (greylist.lua, as the new mix): unique members from redis-benchmark's __rand_int__.
+set -eu
+cd "$(dirname "$0")/../.."
+calls=${1:-1000}
+for tool in valgrind redis-server redis-benchmark redis-cli; do
+	command -v $tool >/dev/null || { echo "script_instructions.sh: $tool is needed" >&2; exit 1; }
+done
+work=$(mktemp -d /tmp/postwarden-script-instr.XXXXXX)
+pids=""
+cleanup() { [ -n "$pids" ] && kill $pids 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+. contrib/bench/lib.sh
+
+# instructions SCRIPT N ARGS...: redis-server's total for N calls of SCRIPT with ARGS.
+instructions() {
+	script=$1 n=$2
+	shift 2
+	port=$(free_port)
+	valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" redis-server --port "$port" \
+		--bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null 2>&1 &
+	pid=$!
+	pids="$pids $pid"
+	wait_port "$port"
+	sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$script")")
+	redis-benchmark -p "$port" -c 1 -n "$n" -r 100000000 EVALSHA "$sha" "$@" >/dev/null
+	redis-cli -p "$port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+	wait "$pid" 2>/dev/null || true
+	sed -n 's/^summary: //p' "$work/cg.out"
+	rm -f "$work/cg.out"
+}
+
+per_call() {
+	a=$(instructions "$@")
+	script=$1 n=$2
+	shift 2
+	b=$(instructions "$script" $((2 * n)) "$@")
+	echo $(((b - a) / n))
+}
+
+now=1796000000000
+echo "quota.lua reserve instructions/call=$(per_call common/lua/quota.lua "$calls" 3 \
+	'pw:quota:{u}:held' 'pw:quota:{u}:throttle' 'pw:quota:{u}:used:86400' \
+	reserve $now 'bench.1 r__rand_int__@x.example' 600 3600 1 100000000 86400000 1440000 0)"
+echo "greylist.lua new instructions/call=$(per_call common/lua/greylist.lua "$calls" 2 \
+	'pw:grey:{198.51.100.0/24}:s__rand_int__@x.example:r@y.example' 'pw:awl:{198.51.100.0/24}' \
+	$now 300 86400 3024000 0)"
+echo 'return 1' >"$work/empty.lua"
+echo "empty script (return 1) instructions/call=$(per_call "$work/empty.lua" "$calls" 0)"
