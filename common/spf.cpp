@@ -9,7 +9,9 @@
 //    counted in the DNS layer (class Layer), which libspf2 does not do;
 //  - records are checked against the §4.6 ABNF and rewritten for libspf2 (rewrite_record):
 //    CIDR /0, modifiers before mechanisms, unknown modifiers, syntax errors libspf2 lets pass;
-//  - names that cannot be checked (§4.3) give none before any lookup.
+//  - names that cannot be checked (§4.3) give none before any lookup;
+//  - the default explanation is expanded only for a fail (libspf2 would for every result but
+//    pass, to build a comment nobody reads: make_server, fail_explanation).
 //
 // Threading: every check owns its SPF_server_t, request, response and DNS layer; the only
 // process-wide state is libspf2's log handlers, set once.
@@ -489,8 +491,6 @@ ServerPtr make_server(SPF_dns_server_t* layer, MacroPtr* explanation) {
     return server;
 }
 
-// Evaluates the record of request->cur_dom: what SPF_request_query_mailfrom does, minus its
-// loopback free pass and with our mapping of the top-level record lookup.
 // A fail's explanation: the domain's exp= text as libspf2 found it, else our default (make_server)
 // expanded for this request.
 std::string fail_explanation(SPF_server_t* server, SPF_request_t* request, SPF_response_t* response,
@@ -512,6 +512,8 @@ std::string fail_explanation(SPF_server_t* server, SPF_request_t* request, SPF_r
     return text;
 }
 
+// Evaluates the record of request->cur_dom: what SPF_request_query_mailfrom does, minus its
+// loopback free pass and with our mapping of the top-level record lookup.
 Outcome evaluate(SPF_server_t* server, SPF_request_t* request, Layer* layer,
                  SPF_macro_t* explanation, Outcome outcome) {
     ResponsePtr response(SPF_response_new(request));
