@@ -3,6 +3,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <string_view>
+
 #include "common/log.hpp"
 #include "policyd/metrics.hpp"
 
@@ -28,11 +30,20 @@ SpfService::~SpfService() {
 void SpfService::check(std::string ip, std::string sender, std::string helo,
                        std::function<void(spf::Outcome)> done) {
     // A sender has no newline: a sender's key has two, a domain's three, so they never meet.
-    Keys keys{ip + '\n' + sender + '\n' + helo,
-              ip + "\n\n" + std::string(spf::mailfrom_domain(sender, helo)) + '\n' + helo};
+    auto key_of = [&](std::string_view who, std::string_view separator) {
+        std::string key;
+        key.reserve(ip.size() + separator.size() + who.size() + 1 + helo.size());
+        key.append(ip).append(separator).append(who).append(1, '\n').append(helo);
+        return key;
+    };
+    // Most results are kept per domain (remember()): that key first.
+    Keys keys{{}, key_of(spf::mailfrom_domain(sender, helo), "\n\n")};
     auto now = std::chrono::steady_clock::now();
-    const spf::Outcome* kept = find(keys.sender, now);
-    if (!kept) kept = find(keys.domain, now);
+    const spf::Outcome* kept = find(keys.domain, now);
+    if (!kept) {
+        keys.sender = key_of(sender, "\n");
+        kept = find(keys.sender, now);
+    }
     if (kept) {
         // Answered in the call: the caller's next step (one Redis script) is queued at once,
         // and the common case costs no extra turn of the event loop.
