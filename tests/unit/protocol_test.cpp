@@ -31,7 +31,7 @@ TEST_CASE("a request split at every byte is parsed the same", "[protocol]") {
     auto r = p.next();
     REQUIRE(r);
     CHECK(r->get("recipient") == "b@example.net");
-    CHECK(r->attributes().size() == 5);
+    CHECK(r->size() == 5);
 }
 
 TEST_CASE("several requests in one read come out in order", "[protocol]") {
