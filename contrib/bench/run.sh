@@ -50,18 +50,26 @@ pids="$pids $!"
 wait_port "$null_port"
 
 load() { "$build/contrib/bench/policy_load" --port "$1" --connections "$2" --seconds "$seconds" --mix "$3"; }
-# median of $runs runs of one measurement, by requests/s
-median() {
-	for r in $(seq "$runs"); do load "$@"; done | sort -t= -k5 -n |
-		awk -v n="$runs" '{ line[NR] = $0 } END { print line[int((n + 1) / 2)] }'
+# the median of load lines, by requests/s
+median_of() { sort -t= -k5 -n | awk -v n="$runs" '{ line[NR] = $0 } END { print line[int((n + 1) / 2)] }'; }
+# median of $runs runs of one measurement
+median() { for r in $(seq "$runs"); do load "$@"; done | median_of; }
+# the null server and known triplets at C connections, measured in turn $runs times, so that a
+# slow spell of the machine (it has neighbours) falls on both sides of the ratio
+paired() {
+	for r in $(seq "$runs"); do
+		load "$null_port" "$1" known:100 >>"$work/null.$1"
+		load "$policyd_port" "$1" known:100 >>"$work/known.$1"
+	done
+	echo "null     c=$1  $(median_of <"$work/null.$1")"
+	echo "known    c=$1  $(median_of <"$work/known.$1")"
 }
 # What policyd itself sends: commandstats also counts the GET/EXPIRE a script runs inside.
 commands() { redis-cli -p "$redis_port" INFO commandstats | awk -F'[=,:]' '/^cmdstat_(evalsha|eval|smismember|smembers)[:]/ { s += $3 } END { print s + 0 }'; }
 
 "$build/contrib/bench/policy_load" --port "$policyd_port" --connections 1 --seconds 0.5 --prepass 1.2 >/dev/null
 echo "== machine: $(nproc) cores, $(uname -r); seconds=$seconds runs=$runs (median)"
-for c in 8 64; do echo "null     c=$c  $(median "$null_port" $c known:100)"; done
-for c in 8 64; do echo "known    c=$c  $(median "$policyd_port" $c known:100)"; done
+for c in 8 64; do paired $c; done
 before=$(commands)
 line=$(load "$policyd_port" 64 known:100)
 total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
