@@ -19,11 +19,11 @@ std::string domain_of(std::string_view address) {
     return to_lower(domain);
 }
 
-std::vector<std::string> domain_and_parents(std::string_view domain) {
-    std::vector<std::string> out;
+std::vector<std::string_view> domain_and_parents(std::string_view domain) {
+    std::vector<std::string_view> out;
     if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
     while (!domain.empty()) {
-        out.push_back(to_lower(domain));
+        out.push_back(domain);
         auto dot = domain.find('.');
         if (dot == std::string_view::npos) break;
         domain.remove_prefix(dot + 1);

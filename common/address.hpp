@@ -14,8 +14,9 @@ std::string to_lower(std::string_view text);
 std::string domain_of(std::string_view address);
 
 // "a.b.example.com" → {"a.b.example.com", "b.example.com", "example.com", "com"}: the names a
-// block:domain entry may be spelled as to cover this domain. A trailing dot is ignored.
-std::vector<std::string> domain_and_parents(std::string_view domain);
+// block:domain entry may be spelled as to cover this domain. A trailing dot is ignored. Views of
+// `domain`, which the caller has lower-cased.
+std::vector<std::string_view> domain_and_parents(std::string_view domain);
 
 // The last label: "com" for "mail.example.com", "" for an empty domain or an address literal.
 std::string_view top_level_domain(std::string_view domain);

@@ -126,7 +126,7 @@ void ListCache::lookup(const std::vector<Query>& queries, Done done) {
     std::vector<std::size_t> missing;
     bool cached = usable();
     for (std::size_t i = 0; i < queries.size(); ++i) {
-        auto it = cached ? sets_.find(*queries[i].key) : sets_.end();
+        auto it = cached ? sets_.find(queries[i].key) : sets_.end();
         if (it == sets_.end()) {
             missing.push_back(i);
             continue;
@@ -171,9 +171,9 @@ void ListCache::answer(Set& set, const Query& query, std::vector<bool>* hits) {
     // flags at all (a missing flag is "not a member", lists.hpp).
     if (set.members.empty()) return hits->clear();
     if (!query.client) {
-        hits->assign(query.members->size(), false);
-        for (std::size_t j = 0; j < query.members->size(); ++j)
-            (*hits)[j] = set.members.count((*query.members)[j]) > 0;
+        hits->assign(query.members.size(), false);
+        for (std::size_t j = 0; j < query.members.size(); ++j)
+            (*hits)[j] = set.members.count(query.members[j]) > 0;
         return;
     }
     const auto& client = *query.client;
@@ -214,14 +214,14 @@ void ListCache::fetch(const std::vector<Query>& queries, std::vector<std::size_t
     };
     bool whole = tracking_;
     for (auto i : missing) {
-        const auto& key = *queries[i].key;
+        std::string key(queries[i].key);
         if (!whole) {
             std::vector<std::string> argv{"SMISMEMBER", key};
             if (queries[i].client) {
                 auto spelled = network_candidates(*queries[i].client);
                 argv.insert(argv.end(), spelled.begin(), spelled.end());
             } else {
-                argv.insert(argv.end(), queries[i].members->begin(), queries[i].members->end());
+                argv.insert(argv.end(), queries[i].members.begin(), queries[i].members.end());
             }
             const std::size_t n = argv.size() - 2;
             data_.command(std::move(argv), [batch, i, key, n, finish](redis::Reply r) {

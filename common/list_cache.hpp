@@ -23,7 +23,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -40,8 +42,8 @@ class ListCache {
     // asked only for the prefix lengths it holds, so a lookup spells two or three of them, not
     // 34 (v4) or 130 (v6).
     struct Query {
-        const std::string* key;
-        const std::vector<std::string>* members;
+        std::string_view key;
+        std::span<const std::string_view> members;
         const IpAddress* client = nullptr;
     };
     // ok=false: Redis could not answer (answer per fail_mode). hits[i][j]: members[j] of query i;
@@ -93,8 +95,15 @@ class ListCache {
     std::uint64_t epoch_ = 0;          // bumped whenever tracking state is lost
     std::uint64_t invalidations_ = 0;  // a load that saw one in flight is not kept
     bool tracking_ = false;
+    // Asked with views of the request's names, without copying them into strings.
+    struct Hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
     struct Set {
-        std::unordered_set<std::string> members;
+        std::unordered_set<std::string, Hash, std::equal_to<>> members;
         // The prefix lengths of the members that read as networks, by family; built at the
         // first net lookup of the set.
         bool indexed = false;
@@ -102,7 +111,7 @@ class ListCache {
     };
     static void answer(Set& set, const Query& query, std::vector<bool>* hits);
 
-    std::unordered_map<std::string, Set> sets_;
+    std::unordered_map<std::string, Set, Hash, std::equal_to<>> sets_;
     std::unordered_map<std::string, redis::Value> values_;
     Stats stats_;
 };

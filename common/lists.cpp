@@ -9,63 +9,99 @@ namespace postwarden {
 
 namespace {
 
-const char* kind_name(ListKind kind) {
-    return kind == ListKind::allow ? "allow" : "block";
-}
+constexpr const char* kind_names[2] = {"allow", "block"};
+constexpr const char* set_names[3] = {"sender", "domain", "net"};
 
-void add_query(std::vector<ListQuery>& out, const Config& config, ListKind kind, ListWhat what,
-               std::string_view list, std::string_view rcpt_domain,
-               const std::shared_ptr<const std::vector<std::string>>& members,
-               std::optional<IpAddress> client = {}) {
-    if (!client && (!members || members->empty())) return;
+std::string key_of(std::string_view prefix, std::string_view kind, std::string_view list,
+                   std::string_view rcpt_domain) {
     std::string key;
-    key.reserve(config.redis.prefix.size() + 7 + list.size() + rcpt_domain.size());
-    key.append(config.redis.prefix).append(kind_name(kind)).append(1, ':').append(list);
+    key.reserve(prefix.size() + kind.size() + list.size() + rcpt_domain.size() + 2);
+    key.append(prefix).append(kind).append(1, ':').append(list);
     if (!rcpt_domain.empty()) key.append(1, ':').append(rcpt_domain);
-    out.push_back({std::move(key), client ? nullptr : members, kind, what, !rcpt_domain.empty(),
-                   std::move(client)});
+    return key;
 }
 
-using Names = std::shared_ptr<const std::vector<std::string>>;
-
-Names names(std::vector<std::string> list) {
-    return std::make_shared<const std::vector<std::string>>(std::move(list));
-}
-
-// sender, domain and (inbound only) net lists of one level, allow before block.
-void add_level(std::vector<ListQuery>& out, const ListSubject& f, const Config& config,
-               std::string_view rcpt_domain, const Names& sender, const Names& domains) {
-    for (auto kind : {ListKind::allow, ListKind::block}) {
-        add_query(out, config, kind, ListWhat::sender, "sender", rcpt_domain, sender);
-        add_query(out, config, kind, ListWhat::domain, "domain", rcpt_domain, domains);
-        if (!f.outbound && f.client)
-            add_query(out, config, kind, ListWhat::net, "net", rcpt_domain, nullptr, f.client);
+std::shared_ptr<const ListLevelKeys> spell_level(std::string_view prefix,
+                                                 std::string_view rcpt_domain) {
+    auto keys = std::make_shared<ListLevelKeys>();
+    for (int k = 0; k < 2; ++k)
+        for (int w = 0; w < 3; ++w)
+            keys->sets[k][w] = key_of(prefix, kind_names[k], set_names[w], rcpt_domain);
+    if (rcpt_domain.empty()) {
+        keys->block_login = key_of(prefix, "block", "login", "");
+        keys->block_tld = key_of(prefix, "block", "tld", "");
+        keys->allow_tld = key_of(prefix, "allow", "tld", "");
     }
+    return keys;
 }
 
 }  // namespace
 
-std::vector<ListQuery> plan_lists(const ListSubject& f, const Config& config) {
-    std::vector<ListQuery> out;
-    out.reserve(16);
-    if (f.outbound && !f.login.empty())
-        add_query(out, config, ListKind::block, ListWhat::login, "login", "", names({f.login}));
-    // Outbound mail goes to foreign domains: only the global lists speak for it.
-    auto sender = f.sender.empty() ? nullptr : names({f.sender});
-    auto domains = names(domain_and_parents(f.sender_domain));
-    if (!f.outbound && !f.recipient_domain.empty())
-        add_level(out, f, config, f.recipient_domain, sender, domains);
-    add_level(out, f, config, "", sender, domains);
-    auto tld = top_level_domain(f.sender_domain);
-    if (!tld.empty()) {
-        add_query(out, config, ListKind::block, ListWhat::tld, "tld", "",
-                  names({std::string(tld)}));
-        add_query(out, config, ListKind::allow, ListWhat::tld_exempt, "tld", "", domains);
-    }
-    return out;
+std::string ListQuery::member(std::size_t j) const {
+    return client ? network_candidate(*client, j) : std::string(members[j]);
 }
 
-ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
+std::vector<std::string> ListQuery::spelled() const {
+    if (client) return network_candidates(*client);
+    return {members.begin(), members.end()};
+}
+
+std::shared_ptr<const ListLevelKeys> ListKeys::level(std::string_view prefix,
+                                                     std::string_view recipient_domain) {
+    if (!global_ || prefix != prefix_) {
+        prefix_ = prefix;
+        global_ = spell_level(prefix, "");
+        domains_.clear();
+    }
+    if (recipient_domain.empty()) return global_;
+    if (auto it = domains_.find(recipient_domain); it != domains_.end()) return it->second;
+    if (domains_.size() >= 4096) domains_.clear();  // bounded: recipient domains come from clients
+    return domains_.emplace(recipient_domain, spell_level(prefix, recipient_domain)).first->second;
+}
+
+void ListPlan::add(ListKind kind, ListWhat what, std::string_view key, bool per_domain,
+                   std::span<const std::string_view> members, bool net) {
+    if (!net && members.empty()) return;
+    queries_[count_++] = {key, members, kind, what, per_domain, net ? &*client_ : nullptr};
+}
+
+// sender, domain and (inbound only) net lists of one level, allow before block.
+void ListPlan::add_level(const ListLevelKeys& keys, bool per_domain, const ListSubject& f) {
+    std::span<const std::string_view> sender;
+    if (!sender_.empty()) sender = {&sender_, 1};
+    for (auto kind : {ListKind::allow, ListKind::block}) {
+        const auto& sets = keys.sets[static_cast<int>(kind)];
+        add(kind, ListWhat::sender, sets[0], per_domain, sender);
+        add(kind, ListWhat::domain, sets[1], per_domain, domains_);
+        if (!f.outbound && client_) add(kind, ListWhat::net, sets[2], per_domain, {}, true);
+    }
+}
+
+ListPlan::ListPlan(const ListSubject& f, const Config& config, ListKeys* keys)
+    : client_(f.client),
+      sender_(f.sender),
+      tld_(top_level_domain(f.sender_domain)),
+      login_(f.login),
+      domains_(domain_and_parents(f.sender_domain)) {
+    const auto& prefix = config.redis.prefix;
+    ListKeys own;
+    if (!keys) keys = &own;
+    global_keys_ = keys->level(prefix, "");
+    if (f.outbound && !login_.empty())
+        add(ListKind::block, ListWhat::login, global_keys_->block_login, false, {&login_, 1});
+    // Outbound mail goes to foreign domains: only the global lists speak for it.
+    if (!f.outbound && !f.recipient_domain.empty()) {
+        domain_keys_ = keys->level(prefix, f.recipient_domain);
+        add_level(*domain_keys_, true, f);
+    }
+    add_level(*global_keys_, false, f);
+    if (!tld_.empty()) {
+        add(ListKind::block, ListWhat::tld, global_keys_->block_tld, false, {&tld_, 1});
+        add(ListKind::allow, ListWhat::tld_exempt, global_keys_->allow_tld, false, domains_);
+    }
+}
+
+ListOutcome evaluate_lists(std::span<const ListQuery> queries,
                            const std::vector<std::vector<bool>>& hits, bool outbound) {
     // The first member of each query that is in its set, or none; found once, then the rules
     // below only read it (a net query has 34 or 130 candidates).
@@ -82,7 +118,8 @@ ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
     auto first = [&](auto pred) -> std::pair<const ListQuery*, std::string> {
         for (std::size_t i = 0; i < queries.size(); ++i)
             if (found[i] != none && pred(queries[i]))
-                return {&queries[i], queries[i].key + " " + queries[i].member(found[i])};
+                return {&queries[i],
+                        std::string(queries[i].key) + " " + queries[i].member(found[i])};
         return {nullptr, {}};
     };
     auto is = [](ListWhat w) { return [w](const ListQuery& q) { return q.what == w; }; };

@@ -6,9 +6,13 @@
 // the caller asks the sets (list_cache.hpp) and feeds the answers back.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/config.hpp"
@@ -16,13 +20,14 @@
 
 namespace postwarden {
 
-// What the lists look at, normalised (lower-cased) by the caller.
+// What the lists look at, normalised (lower-cased) by the caller. Views: the strings must outlive
+// the ListPlan made from them.
 struct ListSubject {
     std::optional<IpAddress> client;
-    std::string sender;  // "" for the null sender
-    std::string sender_domain;
-    std::string recipient_domain;
-    std::string login;  // SASL login, "" when none
+    std::string_view sender;  // "" for the null sender
+    std::string_view sender_domain;
+    std::string_view recipient_domain;
+    std::string_view login;  // SASL login, "" when none
     bool outbound = false;
 };
 
@@ -34,26 +39,73 @@ enum class ListWhat { sender, domain, net, login, tld, tld_exempt };
 // every network holding it ("192.0.2.1", "192.0.2.1/32" … "0.0.0.0/0", network_candidates()),
 // 34 strings for v4 and 130 for v6, which the list cache need not spell to answer (it knows
 // which prefix lengths a set holds); size() and spelled() give them when they are needed.
+// Views into the ListPlan that made it.
 struct ListQuery {
-    std::string key;
-    // Shared by the queries of one request that ask for the same names (allow and block, per
-    // recipient domain and global): planned once, not copied per set.
-    std::shared_ptr<const std::vector<std::string>> members;  // null for a net query
-    ListKind kind;
-    ListWhat what;
-    bool per_recipient_domain;
-    std::optional<IpAddress> client;  // a net query's client
+    std::string_view key;
+    std::span<const std::string_view> members;  // empty for a net query
+    ListKind kind = ListKind::allow;
+    ListWhat what = ListWhat::sender;
+    bool per_recipient_domain = false;
+    const IpAddress* client = nullptr;  // a net query's client
 
-    std::size_t size() const { return client ? network_candidate_count(*client) : members->size(); }
-    std::string member(std::size_t j) const {
-        return client ? network_candidate(*client, j) : (*members)[j];
-    }
-    std::vector<std::string> spelled() const {
-        return client ? network_candidates(*client) : *members;
-    }
+    std::size_t size() const { return client ? network_candidate_count(*client) : members.size(); }
+    std::string member(std::size_t j) const;
+    std::vector<std::string> spelled() const;
 };
 
-std::vector<ListQuery> plan_lists(const ListSubject& subject, const Config& config);
+// The keys of one level of lists: [allow, block] × [sender, domain, net]; the global level also
+// has block:login, block:tld and allow:tld.
+struct ListLevelKeys {
+    std::string sets[2][3];
+    std::string block_login, block_tld, allow_tld;
+};
+
+// Keys spelled once per recipient domain, not once per request (a request names up to 15 sets,
+// each key an allocation). For one thread; holds at most 4096 recipient domains.
+class ListKeys {
+  public:
+    std::shared_ptr<const ListLevelKeys> level(std::string_view prefix,
+                                               std::string_view recipient_domain);
+
+  private:
+    struct Hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    std::string prefix_;
+    std::shared_ptr<const ListLevelKeys> global_;
+    std::unordered_map<std::string, std::shared_ptr<const ListLevelKeys>, Hash, std::equal_to<>>
+        domains_;
+};
+
+// The set lookups for one mail, in precedence order. Not copyable: its queries point into it.
+class ListPlan {
+  public:
+    // `keys` may be null: the keys are then spelled for this plan alone.
+    ListPlan(const ListSubject& subject, const Config& config, ListKeys* keys = nullptr);
+    ListPlan(const ListPlan&) = delete;
+    ListPlan& operator=(const ListPlan&) = delete;
+
+    std::span<const ListQuery> queries() const { return {queries_.data(), count_}; }
+    auto begin() const { return queries().begin(); }
+    auto end() const { return queries().end(); }
+    std::size_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
+
+  private:
+    void add(ListKind kind, ListWhat what, std::string_view key, bool per_domain,
+             std::span<const std::string_view> members, bool net = false);
+    void add_level(const ListLevelKeys& keys, bool per_domain, const ListSubject& subject);
+
+    std::shared_ptr<const ListLevelKeys> domain_keys_, global_keys_;
+    std::optional<IpAddress> client_;
+    std::string_view sender_, tld_, login_;
+    std::vector<std::string_view> domains_;
+    std::array<ListQuery, 16> queries_;  // login 1 + two levels of 6 + tld 2
+    std::size_t count_ = 0;
+};
 
 enum class ListVerdict { none, allow, block_login, block_sender, block_network, block_tld };
 
@@ -63,7 +115,7 @@ struct ListOutcome {
 };
 
 // hits[i][j]: whether queries[i].member(j) is in queries[i].key; past the end of hits[i]: not.
-ListOutcome evaluate_lists(const std::vector<ListQuery>& queries,
+ListOutcome evaluate_lists(std::span<const ListQuery> queries,
                            const std::vector<std::vector<bool>>& hits, bool outbound);
 
 }  // namespace postwarden

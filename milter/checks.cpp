@@ -57,11 +57,12 @@ namespace {
 CheckResult allowed(const Services& services, const Config& config,
                     const std::optional<IpAddress>& client, std::string_view sender,
                     std::string_view rcpt) {
-    ListSubject subject{client, to_lower(sender), domain_of(sender), domain_of(rcpt), "", false};
-    auto queries = plan_lists(subject, config);
+    const auto lowered = to_lower(sender), sender_domain = domain_of(sender),
+               rcpt_domain = domain_of(rcpt);
+    const ListPlan queries({client, lowered, sender_domain, rcpt_domain, "", false}, config);
     std::vector<std::vector<std::string>> commands;
     for (const auto& q : queries) {
-        commands.push_back({"SMISMEMBER", q.key});
+        commands.push_back({"SMISMEMBER", std::string(q.key)});
         auto members = q.spelled();
         commands.back().insert(commands.back().end(), members.begin(), members.end());
     }
@@ -73,8 +74,9 @@ CheckResult allowed(const Services& services, const Config& config,
         for (const auto& e : replies[i].value.elements)
             hits[i].push_back(e.integer != 0);
     }
-    return evaluate_lists(queries, hits, false).verdict == ListVerdict::allow ? CheckResult::yes
-                                                                              : CheckResult::no;
+    return evaluate_lists(queries.queries(), hits, false).verdict == ListVerdict::allow
+               ? CheckResult::yes
+               : CheckResult::no;
 }
 
 }  // namespace

@@ -44,14 +44,13 @@ Facts facts_of(const Request& request, const Config& config);
 using postwarden::evaluate_lists;
 using postwarden::ListKind;
 using postwarden::ListOutcome;
+using postwarden::ListPlan;
 using postwarden::ListQuery;
 using postwarden::ListVerdict;
 using postwarden::ListWhat;
 
+// Views of `facts`: the plan made from it must not outlive them.
 ListSubject list_subject(const Facts& facts);
-inline std::vector<ListQuery> plan_lists(const Facts& facts, const Config& config) {
-    return postwarden::plan_lists(list_subject(facts), config);
-}
 
 // ---- replies ---------------------------------------------------------------------------------
 

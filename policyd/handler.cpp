@@ -42,23 +42,26 @@ struct Job : std::enable_shared_from_this<Job> {
     redis::Client& redis;
     SpfService& spf;
     ListCache& lists;
+    ListKeys& list_keys;
     const redis::Script& greylist;
     GreylistMemo& memo;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
 
-    std::vector<ListQuery> queries;
+    std::optional<ListPlan> plan;  // views into facts
     std::vector<std::vector<bool>> hits;
     bool lists_failed = false;
     long recipient_count = -1;  // END-OF-MESSAGE only
     GreylistKeys greylist_keys;
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, const redis::Script& g, GreylistMemo& m,
-        std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
+    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, const redis::Script& g,
+        GreylistMemo& m, std::shared_ptr<const Config> c, Facts f,
+        std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
+          list_keys(k),
           greylist(g),
           memo(m),
           config(std::move(c)),
@@ -87,12 +90,12 @@ struct Job : std::enable_shared_from_this<Job> {
 // All list lookups of a request in one go: from memory while the list cache tracks the lists,
 // otherwise in one pipelined batch (list_cache.hpp).
 void Job::start_lists() {
-    queries = plan_lists(facts, *config);
-    if (queries.empty()) return after_lists({});
+    plan.emplace(list_subject(facts), *config, &list_keys);
+    if (plan->empty()) return after_lists({});
     std::vector<ListCache::Query> asked;
-    asked.reserve(queries.size());
-    for (const auto& q : queries)
-        asked.push_back({&q.key, q.members.get(), q.client ? &*q.client : nullptr});
+    asked.reserve(plan->size());
+    for (const auto& q : *plan)
+        asked.push_back({q.key, q.members, q.client});
     lists.lookup(asked, [self = shared_from_this()](bool ok, std::vector<std::vector<bool>> h) {
         self->lists_failed = !ok;
         self->hits = std::move(h);
@@ -116,7 +119,7 @@ void Job::lists_done() {
             config->greylist.enabled ? config->greylist.fail_mode : FailMode::open,
             config->greylist.enabled ? "greylist" : "lists", *config));
     }
-    after_lists(evaluate_lists(queries, hits, facts.outbound));
+    after_lists(evaluate_lists(plan->queries(), hits, facts.outbound));
 }
 
 void Job::after_lists(const ListOutcome& outcome) {
@@ -268,14 +271,14 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, memo_, std::move(config),
-                                         std::move(facts), std::move(reply));
+        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, memo_,
+                                         std::move(config), std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, greylist_, memo_, std::move(config),
-                                     std::move(facts), std::move(reply));
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, memo_,
+                                     std::move(config), std::move(facts), std::move(reply));
     job->start_lists();
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/config.hpp"
 #include "common/list_cache.hpp"
+#include "common/lists.hpp"
 #include "common/redis.hpp"
 #include "policyd/greylist_memo.hpp"
 #include "policyd/protocol.hpp"
@@ -32,6 +33,7 @@ class Handler {
     redis::Client& redis_;
     SpfService& spf_;
     ListCache& lists_;
+    ListKeys list_keys_;
     redis::Script greylist_;
     GreylistMemo memo_;
 };

@@ -20,11 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         in.remove_prefix(std::min(step, in.size()));
         while (auto request = parser.next()) {
             auto facts = policy::facts_of(*request, config);
-            auto queries = policy::plan_lists(facts, config);
+            const ListPlan plan(policy::list_subject(facts), config);
             std::vector<std::vector<bool>> hits;
-            for (const auto& q : queries)
+            for (const auto& q : plan)
                 hits.emplace_back(q.size(), (size & 1) != 0);
-            auto outcome = policy::evaluate_lists(queries, hits, facts.outbound);
+            auto outcome = policy::evaluate_lists(plan.queries(), hits, facts.outbound);
             auto decision = policy::list_decision(outcome, config);
             (void)policy::format_reply(decision.action);
             (void)policy::log_line(facts, decision);

@@ -18,7 +18,7 @@ std::optional<std::vector<std::string>> net_lookup(ListCache& cache, boost::asio
     auto ip = parse_ip(client);
     REQUIRE(ip);
     std::optional<std::pair<bool, std::vector<std::vector<bool>>>> result;
-    cache.lookup({{&key, nullptr, &*ip}},
+    cache.lookup({{key, {}, &*ip}},
                  [&](bool ok, auto hits) { result.emplace(ok, std::move(hits)); });
     run_until(io, [&] { return result.has_value(); });
     if (!result || !result->first) return std::nullopt;
@@ -70,8 +70,8 @@ struct Fixture {
 
     // One lookup of `member` in `key`, waited for; nullopt when Redis did not answer.
     std::optional<bool> has(const std::string& key, const std::string& member) {
-        std::vector<std::string> members{member};
-        std::vector<ListCache::Query> queries{{&key, &members}};
+        std::vector<std::string_view> members{member};
+        std::vector<ListCache::Query> queries{{key, members}};
         std::optional<std::pair<bool, std::vector<std::vector<bool>>>> result;
         cache->lookup(queries, [&](bool ok, auto hits) { result.emplace(ok, std::move(hits)); });
         run_until(io, [&] { return result.has_value(); });
@@ -143,9 +143,9 @@ TEST_CASE("without tracking the lists are asked for on every lookup", "[redis][c
     ListCache cache(io, data, options_for(server.endpoint()), "pw:");
     server.run({"SADD", "pw:block:domain", "bad.example"});
     std::string key = "pw:block:domain";
-    std::vector<std::string> members{"bad.example", "good.example"};
+    std::vector<std::string_view> members{"bad.example", "good.example"};
     std::optional<std::vector<std::vector<bool>>> hits;
-    cache.lookup({{&key, &members}}, [&](bool ok, auto h) {
+    cache.lookup({{key, members}}, [&](bool ok, auto h) {
         REQUIRE(ok);
         hits = std::move(h);
     });

@@ -28,15 +28,15 @@ Request rcpt(std::string sender, std::string recipient, std::string client = "20
 
 // Answers the plan as if Redis held exactly `members` ("key member" strings).
 ListOutcome decide(const Facts& f, const Config& c, std::set<std::string> members) {
-    auto plan = plan_lists(f, c);
+    const ListPlan plan(list_subject(f), c);
     std::vector<std::vector<bool>> hits;
     for (const auto& q : plan) {
         std::vector<bool> h;
         for (const auto& m : q.spelled())
-            h.push_back(members.count(q.key + " " + m) > 0);
+            h.push_back(members.count(std::string(q.key) + " " + m) > 0);
         hits.push_back(h);
     }
-    return evaluate_lists(plan, hits, f.outbound);
+    return evaluate_lists(plan.queries(), hits, f.outbound);
 }
 
 }  // namespace
@@ -112,9 +112,48 @@ TEST_CASE("outbound: login first; block:tld whatever the allow lists say", "[dec
 TEST_CASE("the null sender only meets the network lists", "[decision]") {
     auto c = default_config();
     auto f = facts_of(rcpt("", "bob@example.net"), c);
-    for (const auto& q : plan_lists(f, c))
+    for (const auto& q : ListPlan(list_subject(f), c))
         CHECK(q.what == ListWhat::net);
     CHECK(decide(f, c, {"pw:block:net 203.0.0.0/16"}).verdict == ListVerdict::block_network);
+}
+
+// What a plan asks, as text: "key kind what per-domain member…" per query.
+std::vector<std::string> asked(const ListPlan& plan) {
+    std::vector<std::string> out;
+    for (const auto& q : plan) {
+        std::string line = std::string(q.key) + " " + std::to_string(static_cast<int>(q.kind)) +
+                           std::to_string(static_cast<int>(q.what)) +
+                           (q.per_recipient_domain ? "d" : "g");
+        for (const auto& m : q.spelled())
+            line += " " + m;
+        out.push_back(line);
+    }
+    return out;
+}
+
+TEST_CASE("keys spelled once per recipient domain ask what a plan of its own asks", "[decision]") {
+    auto c = default_config();
+    ListKeys keys;
+    auto in = facts_of(rcpt("A@Sub.Example.ORG", "b@example.net"), c);
+    auto other = facts_of(rcpt("x@example.org", "y@example.com", "198.51.100.9"), c);
+    auto out = facts_of(rcpt("a@example.org", "b@example.net", "203.0.113.5", "User"), c);
+    for (int round = 0; round < 2; ++round)  // the second round finds the keys kept
+        for (const auto* f : {&in, &other, &out})
+            CHECK(asked(ListPlan(list_subject(*f), c, &keys)) ==
+                  asked(ListPlan(list_subject(*f), c)));
+    const ListPlan plan(list_subject(in), c, &keys);
+    REQUIRE(plan.size() == 14);
+    CHECK(plan.queries()[0].key == "pw:allow:sender:example.net");
+    CHECK(plan.queries()[6].key == "pw:allow:sender");
+    // A reload with another prefix: no key of the old one is handed out again.
+    c.redis.prefix = "other:";
+    const ListPlan renamed(list_subject(in), c, &keys);
+    for (const auto& q : renamed)
+        CHECK(q.key.substr(0, 6) == "other:");
+    // A plan keeps its keys alive when the cache lets them go (it holds 4096 domains).
+    for (int i = 0; i < 5000; ++i)
+        (void)keys.level(c.redis.prefix, "d" + std::to_string(i) + ".example");
+    CHECK(renamed.queries()[0].key == "other:allow:sender:example.net");
 }
 
 TEST_CASE("greylist keys: subnet or SPF domain, one hash tag", "[decision]") {

@@ -67,8 +67,8 @@ TEST_CASE("addresses and domains", "[address]") {
     CHECK(domain_of("") == "");
     CHECK(domain_of("no-at-sign") == "");
     CHECK(domain_of("\"a@b\"@example.org") == "example.org");
-    CHECK(domain_and_parents("a.B.example.com.") ==
-          std::vector<std::string>{"a.b.example.com", "b.example.com", "example.com", "com"});
+    CHECK(domain_and_parents("a.b.example.com.") ==
+          std::vector<std::string_view>{"a.b.example.com", "b.example.com", "example.com", "com"});
     CHECK(domain_and_parents("").empty());
     CHECK(top_level_domain("mail.example.icu") == "icu");
     CHECK(top_level_domain("[192.0.2.1]") == "");
