@@ -62,10 +62,13 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     static constexpr std::size_t max_unsent = 64 * 1024;  // replies the client has not read
 
     // Reading pauses while requests wait or replies pile up unread: a client that sends without
-    // reading meets TCP back-pressure instead of growing our memory.
+    // reading meets TCP back-pressure instead of growing our memory. It also waits while a
+    // request is answered and its reply written: Postfix sends nothing until it has the reply,
+    // and Asio tries every read at once, so a read started earlier costs a recv that finds
+    // nothing. Started from the write's completion, it mostly finds the next request waiting.
     void read() {
-        if (reading_ || eof_ || broken_ || closed_ || queue_.size() >= max_queued ||
-            outbox_.size() >= max_unsent)
+        if (reading_ || busy_ || writing_ || eof_ || broken_ || closed_ ||
+            queue_.size() >= max_queued || outbox_.size() >= max_unsent)
             return;
         reading_ = true;
         socket_.async_read_some(
