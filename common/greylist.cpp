@@ -39,6 +39,21 @@ std::vector<std::string> greylist_args(long long now_ms, const Config& config) {
             std::to_string(g.pass_ttl), std::to_string(g.auto_allow_clients)};
 }
 
+bool greylist_first_sight_applies(const Config& config) {
+    return config.greylist.delay > 0;
+}
+
+std::vector<std::string> greylist_first_sight_command(const GreylistKeys& keys, long long now_ms,
+                                                      const Config& config) {
+    return {"SET",
+            keys.triplet,
+            "f" + std::to_string(now_ms),
+            "NX",
+            "GET",
+            "EX",
+            std::to_string(config.greylist.retry_window)};
+}
+
 std::optional<GreylistOutcome> parse_greylist_reply(std::string_view verdict, long long seconds) {
     GreylistVerdict v;
     if (verdict == "new")

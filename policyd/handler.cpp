@@ -30,6 +30,17 @@ const redis::Script& quota_script() {
     return script;
 }
 
+// A counter's GET reply: nil is 0; nullopt when it is not a number.
+std::optional<long> count_of(const redis::Value& value) {
+    if (value.type == redis::Value::Type::nil) return 0;
+    if (value.type != redis::Value::Type::string) return std::nullopt;
+    long n = 0;
+    const auto& t = value.str;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+    if (ec != std::errc() || end != t.data() + t.size()) return std::nullopt;
+    return n;
+}
+
 // END-OF-MESSAGE's recipient_count; -1 when absent or not a number.
 long recipient_count_of(const Request& request) {
     auto text = request.get("recipient_count");
@@ -43,8 +54,7 @@ struct Job : std::enable_shared_from_this<Job> {
     SpfService& spf;
     ListCache& lists;
     ListKeys& list_keys;
-    const redis::Script& greylist;
-    GreylistMemo& memo;
+    Greylisting& greylisting;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
@@ -55,15 +65,13 @@ struct Job : std::enable_shared_from_this<Job> {
     long recipient_count = -1;  // END-OF-MESSAGE only
     GreylistKeys greylist_keys;
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, const redis::Script& g,
-        GreylistMemo& m, std::shared_ptr<const Config> c, Facts f,
-        std::function<void(std::string)> cb)
+    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g,
+        std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
           list_keys(k),
-          greylist(g),
-          memo(m),
+          greylisting(g),
           config(std::move(c)),
           facts(std::move(f)),
           reply(std::move(cb)) {}
@@ -79,6 +87,9 @@ struct Job : std::enable_shared_from_this<Job> {
     void after_lists(const ListOutcome& outcome);
     void start_greylist();
     void run_greylist(const std::string& spf_domain, const std::string& spf_detail);
+    void first_sight(const std::string& spf_detail);
+    void run_script(const std::string& spf_detail);
+    void greylist_failed();
     void finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail);
     void start_quota();
     void run_reserve(std::vector<QuotaWindow> limits);
@@ -147,15 +158,51 @@ void Job::start_greylist() {
               });
 }
 
-// A pass remembered in memory answers at once (greylist_memo.hpp); anything else runs the script.
+// A pass remembered in memory answers at once (greylist_memo.hpp); a new triplet is written by
+// one plain command (first_sight); anything else runs the script.
 void Job::run_greylist(const std::string& spf_domain, const std::string& spf_detail) {
     greylist_keys =
         postwarden::greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
-    const long long now_ms = unix_now_ms();
-    if (auto remembered = memo.recall(greylist_keys, *config, now_ms))
+    if (auto remembered = greylisting.memo.recall(greylist_keys, *config, unix_now_ms()))
         return finish_greylist(*remembered, spf_detail);
-    redis.eval(greylist, {greylist_keys.triplet, greylist_keys.client},
-               greylist_args(now_ms, *config),
+    if (!greylisting.first_sight || !greylist_first_sight_applies(*config))
+        return run_script(spf_detail);
+    if (config->greylist.auto_allow_clients <= 0) return first_sight(spf_detail);
+    // The script checks the client's count first: so do we, and leave a client at or past the
+    // threshold (or anything unexpected) to it. A count reaching the threshold between this GET
+    // and the SET below leaves this triplet deferred once, as if it had come a moment earlier.
+    redis.command({"GET", greylist_keys.client},
+                  [self = shared_from_this(), spf_detail](redis::Reply r) {
+                      if (!r.ok) return self->greylist_failed();
+                      auto count = count_of(r.value);
+                      if (count && *count < self->config->greylist.auto_allow_clients)
+                          return self->first_sight(spf_detail);
+                      self->run_script(spf_detail);
+                  });
+}
+
+void Job::first_sight(const std::string& spf_detail) {
+    redis.command(greylist_first_sight_command(greylist_keys, unix_now_ms(), *config),
+                  [self = shared_from_this(), spf_detail](redis::Reply r) {
+                      if (!r.ok) return self->greylist_failed();
+                      const auto& v = r.value;
+                      if (v.type == redis::Value::Type::nil)
+                          return self->finish_greylist(
+                              {GreylistVerdict::defer_new, self->config->greylist.delay},
+                              spf_detail);
+                      // A Redis before 7.0 refuses NX with GET: the script does it all from now on.
+                      if (v.is_error() && v.str.find("syntax") != std::string::npos) {
+                          self->greylisting.first_sight = false;
+                          log::warning("Redis refused SET NX GET (" + v.str +
+                                       "): new triplets go through the greylist script");
+                      }
+                      self->run_script(spf_detail);  // seen before: the script decides
+                  });
+}
+
+void Job::run_script(const std::string& spf_detail) {
+    redis.eval(greylisting.script, {greylist_keys.triplet, greylist_keys.client},
+               greylist_args(unix_now_ms(), *config),
                [self = shared_from_this(), spf_detail](redis::Reply r) {
                    std::optional<GreylistOutcome> outcome;
                    const auto& v = r.value;
@@ -163,12 +210,16 @@ void Job::run_greylist(const std::string& spf_domain, const std::string& spf_det
                        outcome = parse_greylist_reply(v.elements[0].str, v.elements[1].integer);
                    if (!outcome) {
                        if (r.ok) log::warning("greylist script: unexpected reply " + v.str);
-                       return self->finish(unavailable_decision(self->config->greylist.fail_mode,
-                                                                "greylist", *self->config));
+                       return self->greylist_failed();
                    }
-                   self->memo.remember(self->greylist_keys, *outcome, *self->config, unix_now_ms());
+                   self->greylisting.memo.remember(self->greylist_keys, *outcome, *self->config,
+                                                   unix_now_ms());
                    self->finish_greylist(*outcome, spf_detail);
                });
+}
+
+void Job::greylist_failed() {
+    finish(unavailable_decision(config->greylist.fail_mode, "greylist", *config));
 }
 
 void Job::finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail) {
@@ -258,7 +309,10 @@ void Job::quota_failed() {
 }  // namespace
 
 Handler::Handler(redis::Client& redis, SpfService& spf, ListCache& lists)
-    : redis_(redis), spf_(spf), lists_(lists), greylist_(std::string(script_text("greylist"))) {}
+    : redis_(redis),
+      spf_(spf),
+      lists_(lists),
+      greylisting_{redis::Script(std::string(script_text("greylist"))), GreylistMemo(), true} {}
 
 void Handler::handle(const Request& request, std::shared_ptr<const Config> config,
                      std::function<void(std::string)> reply) {
@@ -271,13 +325,13 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, memo_,
+        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_,
                                          std::move(config), std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, memo_,
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_,
                                      std::move(config), std::move(facts), std::move(reply));
     job->start_lists();
 }

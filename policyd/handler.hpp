@@ -21,6 +21,14 @@ namespace postwarden::policy {
 
 class SpfService;
 
+// Greylisting as the requests of one policyd share it: the script, the passes remembered, and
+// whether Redis takes the first-sight command (greylist.hpp; Redis 7.0 and later).
+struct Greylisting {
+    redis::Script script;
+    GreylistMemo memo;
+    bool first_sight = true;
+};
+
 class Handler {
   public:
     Handler(redis::Client& redis, SpfService& spf, ListCache& lists);
@@ -34,8 +42,7 @@ class Handler {
     SpfService& spf_;
     ListCache& lists_;
     ListKeys list_keys_;
-    redis::Script greylist_;
-    GreylistMemo memo_;
+    Greylisting greylisting_;
 };
 
 }  // namespace postwarden::policy

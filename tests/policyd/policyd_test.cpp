@@ -167,6 +167,72 @@ TEST_CASE("greylisting: a client that passed enough triplets is allowed", "[poli
     CHECK(policyd.log().find("reason=greylist-client") != std::string::npos);
 }
 
+// "calls=N" of a command in INFO commandstats; 0 when it never ran.
+long calls(RedisServer& redis, const std::string& command) {
+    auto field = redis.info_field("commandstats", "cmdstat_" + command);
+    return field.empty() ? 0 : std::stol(field.substr(6, field.find(',') - 6));
+}
+
+TEST_CASE("greylisting: a new triplet costs one SET, not the script, and writes what it writes",
+          "[policyd][greylist]") {
+    RedisServer redis;
+    PolicydProcess policyd(
+        config_for(redis, "[greylist]\ndelay = 2\nretry_window = 60\nauto_allow_clients = 3\n"));
+    PolicyClient client(policyd.port());
+    using namespace std::chrono;
+    auto ms = [] {
+        return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+    };
+    auto before = ms();
+    CHECK(client.ask(inbound("192.0.2.44", "alice@sender.example", "bob@example.net")) ==
+          greylisted_prefix + "2 seconds");
+    auto after = ms();
+    CHECK(calls(redis, "evalsha") == 0);
+    CHECK(calls(redis, "set") == 1);
+    CHECK(calls(redis, "get") ==
+          1);  // the client's auto-allow count, read first as the script does
+    // The record greylist.lua writes for a new triplet: "f<first seen, ms>", retry_window TTL.
+    const std::string key = "pw:grey:{192.0.2.0/24}:alice@sender.example:bob@example.net";
+    auto record = redis.run({"GET", key}).str;
+    REQUIRE(record.size() > 1);
+    CHECK(record[0] == 'f');
+    auto first = std::stoll(record.substr(1));
+    CHECK(first >= before);
+    CHECK(first <= after);
+    auto ttl = redis.run({"TTL", key}).integer;
+    CHECK(ttl <= 60);
+    CHECK(ttl > 50);
+    // Seen before: the SET writes nothing, and the script answers (an early retry keeps the clock).
+    CHECK(client.ask(inbound("192.0.2.44", "alice@sender.example", "bob@example.net"))
+              .rfind(greylisted_prefix, 0) == 0);
+    CHECK(calls(redis, "evalsha") == 1);
+    CHECK(redis.run({"GET", key}).str == record);
+    // A client at the auto-allow threshold is the script's: accepted, and no triplet written.
+    redis.run({"SET", "pw:awl:{198.51.100.0/24}", "3"});
+    CHECK(client.ask(inbound("198.51.100.9", "carol@x.example", "bob@example.net")) == "DUNNO");
+    CHECK(redis.run({"EXISTS", "pw:grey:{198.51.100.0/24}:carol@x.example:bob@example.net"})
+              .integer == 0);
+    CHECK(calls(redis, "evalsha") == 2);
+    // Below it, the client is greylisted the same way.
+    redis.run({"SET", "pw:awl:{203.0.113.0/24}", "2"});
+    CHECK(client.ask(inbound("203.0.113.9", "dave@x.example", "bob@example.net")) ==
+          greylisted_prefix + "2 seconds");
+    CHECK(calls(redis, "evalsha") == 2);
+    CHECK(policyd.log().find("reason=greylist-client") != std::string::npos);
+}
+
+TEST_CASE("greylisting with no delay: a new triplet passes at once", "[policyd][greylist]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "[greylist]\ndelay = 0\nauto_allow_clients = 0\n"));
+    PolicyClient client(policyd.port());
+    auto mail = inbound("192.0.2.44", "alice@sender.example", "bob@example.net");
+    CHECK(client.ask(mail) == "DUNNO");  // nothing delayed: no X-Greylist header
+    CHECK(policyd.log().find("reason=greylist-passed") != std::string::npos);
+    CHECK(redis.run({"GET", "pw:grey:{192.0.2.0/24}:alice@sender.example:bob@example.net"}).str ==
+          "p");
+    CHECK(client.ask(mail) == "DUNNO");
+}
+
 TEST_CASE("allow lists skip greylisting; outbound is never greylisted", "[policyd][greylist]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis));
