@@ -71,11 +71,24 @@ std::string known_request(int k) {
                    "sender" + std::to_string(k) + "@bench-known.example", "rcpt@bench.example", "");
 }
 
+// Senders of new triplets carry this run's start time: a run after another on the same Redis
+// must meet triplets never seen, not the earlier run's (which would be retries, and pass).
+const std::string& run_tag() {
+    static const std::string tag =
+        std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count());
+    return tag;
+}
+
+std::string new_sender(unsigned long counter) {
+    return "new" + std::to_string(counter) + "." + run_tag() + "@bench-new.example";
+}
+
 std::string make_request(int kind, unsigned long counter, std::mt19937& rng) {
     switch (kind) {
         case 0:
-            return request("198.51.100." + std::to_string(counter % 250 + 1),
-                           "new" + std::to_string(counter) + "@bench-new.example",
+            return request("198.51.100." + std::to_string(counter % 250 + 1), new_sender(counter),
                            "rcpt@bench.example", "");
         case 1:
             return known_request(static_cast<int>(rng() % known_pool));
@@ -86,11 +99,15 @@ std::string make_request(int kind, unsigned long counter, std::mt19937& rng) {
         }
         case 3:
             return request("203.0.113.9", "x@bench-blocked.example", "rcpt@bench.example", "");
-        default:
-            return request(
-                "10." + std::to_string((counter >> 16) & 255) + "." +
-                    std::to_string((counter >> 8) & 255) + "." + std::to_string(counter & 255),
-                "new" + std::to_string(counter) + "@bench-new.example", "rcpt@bench.example", "");
+        default: {
+            // Where this run starts in 10/8 moves with the tag too, so policyd has no SPF result
+            // kept for the client from an earlier run.
+            static const unsigned long start = std::stoul(run_tag().substr(run_tag().size() - 7));
+            const unsigned long a = (start + counter) & 0xffffff;
+            return request("10." + std::to_string(a >> 16) + "." + std::to_string((a >> 8) & 255) +
+                               "." + std::to_string(a & 255),
+                           new_sender(counter), "rcpt@bench.example", "");
+        }
     }
 }
 
