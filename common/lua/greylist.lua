@@ -15,6 +15,8 @@
 --   KEYS[1] = "f<first-ms>"    EX retry_window   when new (not extended by early retries)
 --   KEYS[1] = "p"              EX pass_ttl       once passed; the TTL is refreshed on every pass
 --   KEYS[2] = count            EX pass_ttl       incremented on each first pass, refreshed on passes
+-- policyd writes the first record of a new triplet itself, with SET NX GET in place of this
+-- script (greylist_first_sight_command, greylist.hpp): a change to it must be made there too.
 --
 -- Returns {verdict, seconds}:
 --   {"new", delay}      first sight: defer
