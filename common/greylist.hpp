@@ -37,8 +37,9 @@ std::vector<std::string> greylist_args(long long now_ms, const Config& config);
 // whether the triplet was new:  SET <triplet> f<now> NX GET EX <retry_window>  (Redis >= 7.0).
 // nil: nothing was there and the record is written, the answer is {defer_new, delay}; anything
 // else: nothing was written, the script decides as always. Only for delay > 0 (with no delay a
-// new triplet passes at once, which the script does). With auto_allow_clients the caller first
-// reads the client's count (GET <client>) and runs the script when it reaches the threshold.
+// new triplet passes at once, which the script does). With auto_allow_clients the caller also
+// reads the client's count (GET <client>, in the same write): for a client at the threshold it
+// deletes the record it wrote and runs the script, which would not have written one.
 bool greylist_first_sight_applies(const Config& config);
 std::vector<std::string> greylist_first_sight_command(const GreylistKeys& keys, long long now_ms,
                                                       const Config& config);

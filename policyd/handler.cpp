@@ -64,6 +64,7 @@ struct Job : std::enable_shared_from_this<Job> {
     bool lists_failed = false;
     long recipient_count = -1;  // END-OF-MESSAGE only
     GreylistKeys greylist_keys;
+    std::optional<long> client_count;  // the client's auto-allow count, read before first_sight
 
     Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g,
         std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
@@ -167,37 +168,38 @@ void Job::run_greylist(const std::string& spf_domain, const std::string& spf_det
         return finish_greylist(*remembered, spf_detail);
     if (!greylisting.first_sight || !greylist_first_sight_applies(*config))
         return run_script(spf_detail);
-    if (config->greylist.auto_allow_clients <= 0) return first_sight(spf_detail);
-    // The script checks the client's count first: so do we, and leave a client at or past the
-    // threshold (or anything unexpected) to it. A count reaching the threshold between this GET
-    // and the SET below leaves this triplet deferred once, as if it had come a moment earlier.
-    redis.command({"GET", greylist_keys.client},
-                  [self = shared_from_this(), spf_detail](redis::Reply r) {
-                      if (!r.ok) return self->greylist_failed();
-                      auto count = count_of(r.value);
-                      if (count && *count < self->config->greylist.auto_allow_clients)
-                          return self->first_sight(spf_detail);
-                      self->run_script(spf_detail);
-                  });
+    // The script reads the client's count first. Here the GET goes out with the SET, in one
+    // write (one round trip); its reply arrives first and decides what the SET's means.
+    if (config->greylist.auto_allow_clients > 0)
+        redis.command({"GET", greylist_keys.client}, [self = shared_from_this()](redis::Reply r) {
+            self->client_count = r.ok ? count_of(r.value) : std::nullopt;
+        });
+    first_sight(spf_detail);
 }
 
 void Job::first_sight(const std::string& spf_detail) {
-    redis.command(greylist_first_sight_command(greylist_keys, unix_now_ms(), *config),
-                  [self = shared_from_this(), spf_detail](redis::Reply r) {
-                      if (!r.ok) return self->greylist_failed();
-                      const auto& v = r.value;
-                      if (v.type == redis::Value::Type::nil)
-                          return self->finish_greylist(
-                              {GreylistVerdict::defer_new, self->config->greylist.delay},
-                              spf_detail);
-                      // A Redis before 7.0 refuses NX with GET: the script does it all from now on.
-                      if (v.is_error() && v.str.find("syntax") != std::string::npos) {
-                          self->greylisting.first_sight = false;
-                          log::warning("Redis refused SET NX GET (" + v.str +
-                                       "): new triplets go through the greylist script");
-                      }
-                      self->run_script(spf_detail);  // seen before: the script decides
-                  });
+    redis.command(
+        greylist_first_sight_command(greylist_keys, unix_now_ms(), *config),
+        [self = shared_from_this(), spf_detail](redis::Reply r) {
+            if (!r.ok) return self->greylist_failed();
+            const auto& g = self->config->greylist;
+            const bool written = r.value.type == redis::Value::Type::nil;
+            const bool below = g.auto_allow_clients <= 0 ||
+                               (self->client_count && *self->client_count < g.auto_allow_clients);
+            if (written && below)
+                return self->finish_greylist({GreylistVerdict::defer_new, g.delay}, spf_detail);
+            // A Redis before 7.0 refuses NX with GET: the script does it all from now on.
+            if (r.value.is_error() && r.value.str.find("syntax") != std::string::npos) {
+                self->greylisting.first_sight = false;
+                log::warning("Redis refused SET NX GET (" + r.value.str +
+                             "): new triplets go through the greylist script");
+            }
+            // A client the script may allow (at the threshold, or its count unknown) gets no
+            // triplet record from it: the one just written goes, in the write before the script.
+            if (written)
+                self->redis.command({"DEL", self->greylist_keys.triplet}, [](redis::Reply) {});
+            self->run_script(spf_detail);  // seen before, or the client's: the script decides
+        });
 }
 
 void Job::run_script(const std::string& spf_detail) {

@@ -189,8 +189,7 @@ TEST_CASE("greylisting: a new triplet costs one SET, not the script, and writes 
     auto after = ms();
     CHECK(calls(redis, "evalsha") == 0);
     CHECK(calls(redis, "set") == 1);
-    CHECK(calls(redis, "get") ==
-          1);  // the client's auto-allow count, read first as the script does
+    CHECK(calls(redis, "get") == 1);  // the client's auto-allow count, sent with the SET
     // The record greylist.lua writes for a new triplet: "f<first seen, ms>", retry_window TTL.
     const std::string key = "pw:grey:{192.0.2.0/24}:alice@sender.example:bob@example.net";
     auto record = redis.run({"GET", key}).str;
@@ -207,12 +206,14 @@ TEST_CASE("greylisting: a new triplet costs one SET, not the script, and writes 
               .rfind(greylisted_prefix, 0) == 0);
     CHECK(calls(redis, "evalsha") == 1);
     CHECK(redis.run({"GET", key}).str == record);
-    // A client at the auto-allow threshold is the script's: accepted, and no triplet written.
+    // A client at the auto-allow threshold is the script's: accepted, and no triplet left (the
+    // record the SET wrote is deleted before the script runs, which would not have written it).
     redis.run({"SET", "pw:awl:{198.51.100.0/24}", "3"});
     CHECK(client.ask(inbound("198.51.100.9", "carol@x.example", "bob@example.net")) == "DUNNO");
     CHECK(redis.run({"EXISTS", "pw:grey:{198.51.100.0/24}:carol@x.example:bob@example.net"})
               .integer == 0);
     CHECK(calls(redis, "evalsha") == 2);
+    CHECK(calls(redis, "del") == 1);
     // Below it, the client is greylisted the same way.
     redis.run({"SET", "pw:awl:{203.0.113.0/24}", "2"});
     CHECK(client.ask(inbound("203.0.113.9", "dave@x.example", "bob@example.net")) ==
