@@ -54,6 +54,19 @@ load() { "$build/contrib/bench/policy_load" --port "$1" --connections "$2" --sec
 median_of() { sort -t= -k5 -n | awk -v n="$runs" '{ line[NR] = $0 } END { print line[int((n + 1) / 2)] }'; }
 # median of $runs runs of one measurement
 median() { for r in $(seq "$runs"); do load "$@"; done | median_of; }
+# CPU time (user + system, in clock ticks) a process has used so far
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# median(), then the CPU policyd and Redis used per request over all its runs, in µs: which
+# of the two bounds a mix (a tick is 1/CLK_TCK s; every reply counts, warm-up included)
+median_cpu() {
+	p0=$(ticks "$policyd_pid") r0=$(ticks "$redis_pid")
+	lines=$(for r in $(seq "$runs"); do load "$@"; done)
+	p1=$(ticks "$policyd_pid") r1=$(ticks "$redis_pid")
+	total=$(echo "$lines" | sed 's/.*total=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s }')
+	echo "$(echo "$lines" | median_of) cpu_us_per_request: $(awk -v p=$((p1 - p0)) -v r=$((r1 - r0)) \
+		-v t="$total" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "policyd=%.1f redis=%.1f", p * 1e6 / hz / t, r * 1e6 / hz / t }')"
+}
 # the null server and known triplets at C connections, measured in turn $runs times, so that a
 # slow spell of the machine (it has neighbours) falls on both sides of the ratio
 paired() {
@@ -75,10 +88,10 @@ line=$(load "$policyd_port" 64 known:100)
 total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
 echo "redis round trips (commands policyd sends) per known-triplet request at c=64: $(awk -v a="$(commands)" -v b="$before" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }')"
 redis-cli -p "$redis_port" INFO commandstats | grep -E 'cmdstat_(evalsha|smismember|smembers)'
-echo "new      c=64 $(median "$policyd_port" 64 new:100)"
-echo "new-client c=64 $(median "$policyd_port" 64 new-client:100)"
-echo "auth     c=64 $(median "$policyd_port" 64 auth:100)"
-echo "blocked  c=64 $(median "$policyd_port" 64 blocked:100)"
+echo "new      c=64 $(median_cpu "$policyd_port" 64 new:100)"
+echo "new-client c=64 $(median_cpu "$policyd_port" 64 new-client:100)"
+echo "auth     c=64 $(median_cpu "$policyd_port" 64 auth:100)"
+echo "blocked  c=64 $(median_cpu "$policyd_port" 64 blocked:100)"
 echo "== redis-benchmark (the ceiling of one Redis here)"
 redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -t ping,get,evalsha 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -3
 redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -P 16 -t ping 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -1
