@@ -54,8 +54,11 @@ std::shared_ptr<const ListLevelKeys> ListKeys::level(std::string_view prefix,
         domains_.clear();
     }
     if (recipient_domain.empty()) return global_;
+    // Bounded: recipient domains come from clients. A name longer than DNS allows is spelled
+    // for its plan alone, so 4096 domains of keys stay under 8 MB.
+    if (recipient_domain.size() > 253) return spell_level(prefix, recipient_domain);
     if (auto it = domains_.find(recipient_domain); it != domains_.end()) return it->second;
-    if (domains_.size() >= 4096) domains_.clear();  // bounded: recipient domains come from clients
+    if (domains_.size() >= 4096) domains_.clear();
     return domains_.emplace(recipient_domain, spell_level(prefix, recipient_domain)).first->second;
 }
 

@@ -61,7 +61,8 @@ struct ListLevelKeys {
 };
 
 // Keys spelled once per recipient domain, not once per request (a request names up to 15 sets,
-// each key an allocation). For one thread; holds at most 4096 recipient domains.
+// each key an allocation). For one thread; holds at most 4096 recipient domains, none longer
+// than a DNS name (253).
 class ListKeys {
   public:
     std::shared_ptr<const ListLevelKeys> level(std::string_view prefix,

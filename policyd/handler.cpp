@@ -166,7 +166,8 @@ void Job::run_greylist(const std::string& spf_domain, const std::string& spf_det
         postwarden::greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
     if (auto remembered = greylisting.memo.recall(greylist_keys, *config, unix_now_ms()))
         return finish_greylist(*remembered, spf_detail);
-    if (!greylisting.first_sight || !greylist_first_sight_applies(*config))
+    if (!greylist_first_sight_applies(*config) ||
+        std::chrono::steady_clock::now() < greylisting.first_sight_off_until)
         return run_script(spf_detail);
     // The script reads the client's count first. Here the GET goes out with the SET, in one
     // write (one round trip); its reply arrives first and decides what the SET's means.
@@ -188,11 +189,14 @@ void Job::first_sight(const std::string& spf_detail) {
                                (self->client_count && *self->client_count < g.auto_allow_clients);
             if (written && below)
                 return self->finish_greylist({GreylistVerdict::defer_new, g.delay}, spf_detail);
-            // A Redis before 7.0 refuses NX with GET: the script does it all from now on.
+            // A Redis before 7.0 refuses NX with GET: the script does it all for ten minutes.
+            auto& off_until = self->greylisting.first_sight_off_until;
             if (r.value.is_error() && r.value.str.find("syntax") != std::string::npos) {
-                self->greylisting.first_sight = false;
-                log::warning("Redis refused SET NX GET (" + r.value.str +
-                             "): new triplets go through the greylist script");
+                auto now = std::chrono::steady_clock::now();
+                if (now >= off_until)
+                    log::warning("Redis refused SET NX GET (" + r.value.str +
+                                 "): new triplets go through the greylist script for 10 minutes");
+                off_until = now + std::chrono::minutes(10);
             }
             // A client the script may allow (at the threshold, or its count unknown) gets no
             // triplet record from it: the one just written goes, in the write before the script.
@@ -314,7 +318,7 @@ Handler::Handler(redis::Client& redis, SpfService& spf, ListCache& lists)
     : redis_(redis),
       spf_(spf),
       lists_(lists),
-      greylisting_{redis::Script(std::string(script_text("greylist"))), GreylistMemo(), true} {}
+      greylisting_{redis::Script(std::string(script_text("greylist"))), GreylistMemo(), {}} {}
 
 void Handler::handle(const Request& request, std::shared_ptr<const Config> config,
                      std::function<void(std::string)> reply) {

@@ -6,6 +6,7 @@
 // Redis failures are answered per the check's fail_mode, within [redis] timeout_ms per step.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,11 +23,13 @@ namespace postwarden::policy {
 class SpfService;
 
 // Greylisting as the requests of one policyd share it: the script, the passes remembered, and
-// whether Redis takes the first-sight command (greylist.hpp; Redis 7.0 and later).
+// until when the first-sight command is not tried: Redis refused it (before 7.0, greylist.hpp).
+// Tried again after a while, so an upgraded Redis, or the primary after a failover to an old
+// replica, gets it back without a restart.
 struct Greylisting {
     redis::Script script;
     GreylistMemo memo;
-    bool first_sight = true;
+    std::chrono::steady_clock::time_point first_sight_off_until{};
 };
 
 class Handler {

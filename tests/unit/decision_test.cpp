@@ -137,8 +137,10 @@ TEST_CASE("keys spelled once per recipient domain ask what a plan of its own ask
     auto in = facts_of(rcpt("A@Sub.Example.ORG", "b@example.net"), c);
     auto other = facts_of(rcpt("x@example.org", "y@example.com", "198.51.100.9"), c);
     auto out = facts_of(rcpt("a@example.org", "b@example.net", "203.0.113.5", "User"), c);
+    // longer than a DNS name: spelled for its plan, not kept
+    auto odd = facts_of(rcpt("x@example.org", "y@" + std::string(300, 'd') + ".example"), c);
     for (int round = 0; round < 2; ++round)  // the second round finds the keys kept
-        for (const auto* f : {&in, &other, &out})
+        for (const auto* f : {&in, &other, &out, &odd})
             CHECK(asked(ListPlan(list_subject(*f), c, &keys)) ==
                   asked(ListPlan(list_subject(*f), c)));
     const ListPlan plan(list_subject(in), c, &keys);
