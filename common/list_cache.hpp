@@ -63,7 +63,8 @@ class ListCache {
     // given at once: an invalidation Redis sent before the request arrived is then always
     // handled first (its read completed in the same or an earlier turn of the loop), so an edit
     // acknowledged to redis-cli is seen by every request that arrives after it.
-    // The queries must stay alive until done runs.
+    // What the queries point to (keys, members, client) must stay alive until done runs; the
+    // queries themselves are copied where they are needed later.
     void lookup(const std::vector<Query>& queries, Done done);
 
     // The GET reply for `key` (nil, a string, or the WRONGTYPE error of a key of another type),
