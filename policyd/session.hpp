@@ -3,8 +3,9 @@
 // Reads whatever arrives, lets the Parser cut it into requests, answers them one at a time and in
 // order (Postfix waits for each reply; a client that pipelines still gets replies in order), and
 // closes when the client goes away, stays silent past idle_timeout, or breaks the protocol (after
-// one clear reply saying why). At most max_queued requests wait and max_unsent bytes of replies
-// stay unread; beyond either, reading pauses, so a flooding client cannot grow our memory.
+// one clear reply saying why). Nothing is read while a request is answered or a reply written, so
+// a client that sends without reading meets TCP back-pressure, and what waits in memory is at
+// most one read (4 KB) of requests and their replies.
 //
 // Threading: all on the io_context thread. Lifetime: shared_ptr kept alive by pending handlers.
 #pragma once
@@ -58,18 +59,13 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     }
 
   private:
-    static constexpr std::size_t max_queued = 32;
-    static constexpr std::size_t max_unsent = 64 * 1024;  // replies the client has not read
-
-    // Reading pauses while requests wait or replies pile up unread: a client that sends without
-    // reading meets TCP back-pressure instead of growing our memory. It also waits while a
-    // request is answered and its reply written: Postfix sends nothing until it has the reply,
-    // and Asio tries every read at once, so a read started earlier costs a recv that finds
+    // Reading waits while a request is answered and its reply written (so the queue is empty and
+    // nothing is unsent when it starts): a client that sends without reading meets TCP
+    // back-pressure instead of growing our memory. And Postfix sends nothing until it has the
+    // reply, while Asio tries every read at once: a read started earlier costs a recv that finds
     // nothing. Started from the write's completion, it mostly finds the next request waiting.
     void read() {
-        if (reading_ || busy_ || writing_ || eof_ || broken_ || closed_ ||
-            queue_.size() >= max_queued || outbox_.size() >= max_unsent)
-            return;
+        if (reading_ || busy_ || writing_ || eof_ || broken_ || closed_) return;
         reading_ = true;
         socket_.async_read_some(
             boost::asio::buffer(buffer_),
