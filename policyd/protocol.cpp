@@ -76,6 +76,9 @@ bool Parser::take_line(std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) {
         if (current_.size() == 0) return true;  // stray blank line: tolerated
+        if (ready_.size() - ready_head_ >= limits_.max_waiting)
+            return fail("more than " + std::to_string(limits_.max_waiting) +
+                        " requests sent without waiting for a reply");
         ready_.push_back(std::move(current_));
         current_ = Request();
         current_bytes_ = 0;

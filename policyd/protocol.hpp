@@ -23,6 +23,10 @@ struct Limits {
     std::size_t max_line = 4096;      // Postfix' own attributes are far shorter
     std::size_t max_attributes = 64;  // Postfix 3.7 sends about 30
     std::size_t max_request = 16384;
+    // Requests cut out of the input and not yet taken with next(): a client may send several
+    // before reading a reply (Postfix sends one), but one read of tiny ones must not become
+    // hundreds of requests in memory.
+    std::size_t max_waiting = 32;
 };
 
 // One request: attributes in arrival order. Values are kept verbatim (Postfix does not encode

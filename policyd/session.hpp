@@ -5,7 +5,7 @@
 // closes when the client goes away, stays silent past idle_timeout, or breaks the protocol (after
 // one clear reply saying why). Nothing is read while a request is answered or a reply written, so
 // a client that sends without reading meets TCP back-pressure, and what waits in memory is at
-// most one read (4 KB) of requests and their replies.
+// most one read (4 KB, at most Limits::max_waiting requests) and their replies.
 //
 // Threading: all on the io_context thread. Lifetime: shared_ptr kept alive by pending handlers.
 #pragma once

@@ -82,6 +82,22 @@ TEST_CASE("limits stop the parser with a clear error", "[protocol]") {
         CHECK(!p.feed("a=" + std::string(30, 'x') + "\nb=" + std::string(30, 'y') + "\n\n"));
         CHECK(p.error() == "request larger than 50 bytes");
     }
+    SECTION("too many requests sent without waiting for a reply") {
+        Limits l;
+        l.max_waiting = 3;
+        Parser p(l);
+        CHECK(!p.feed("a=1\n\nb=2\n\nc=3\n\nd=4\n\n"));
+        CHECK(p.error() == "more than 3 requests sent without waiting for a reply");
+        int handed_out = 0;
+        while (p.next())
+            ++handed_out;
+        CHECK(handed_out == 3);  // the ones before the error are still answered
+        Parser q(l);             // taking them as they come keeps a client within the limit
+        for (int i = 0; i < 10; ++i) {
+            CHECK(q.feed("a=1\n\n"));
+            CHECK(q.next());
+        }
+    }
     SECTION("a line without '='") {
         Parser p(small);
         CHECK(!p.feed("garbage\n"));
