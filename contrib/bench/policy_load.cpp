@@ -54,14 +54,14 @@ struct Options {
 };
 
 std::string request(const std::string& client, const std::string& sender, const std::string& rcpt,
-                    const std::string& login) {
+                    const std::string& login, const std::string& instance = "bench.1") {
     std::string r =
         "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
         "client_address=" +
         client +
         "\nclient_name=mx.bench.example\nhelo_name=mx.bench.example\n"
-        "queue_id=BENCH\ninstance=bench.1\nsender=" +
-        sender + "\nrecipient=" + rcpt + "\n";
+        "queue_id=BENCH\ninstance=" +
+        instance + "\nsender=" + sender + "\nrecipient=" + rcpt + "\n";
     if (!login.empty()) r += "sasl_username=" + login + "\n";
     return r + "\n";
 }
@@ -93,9 +93,12 @@ std::string make_request(int kind, unsigned long counter, std::mt19937& rng) {
         case 1:
             return known_request(static_cast<int>(rng() % known_pool));
         case 2: {
+            // Each request is a new message (instance) of one of 100 users: a new reservation,
+            // never a replay of an earlier one (quota.lua answers a replay in fewer steps).
             auto u = std::to_string(rng() % 100);
             return request("127.0.0.1", "user" + u + "@bench.example", "friend@elsewhere.example",
-                           "user" + u + "@bench.example");
+                           "user" + u + "@bench.example",
+                           "bench." + run_tag() + "." + std::to_string(counter));
         }
         case 3:
             return request("203.0.113.9", "x@bench-blocked.example", "rcpt@bench.example", "");
