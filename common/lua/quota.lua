@@ -50,22 +50,29 @@
 -- replayed commit finds no members left and returns {0, 0}.
 
 local op = ARGV[1]
-local now = tonumber(ARGV[2])
+-- Numbers arrive as strings; `s + 0` converts one, as tonumber does, for a fifth of what tonumber
+-- costs in Redis' Lua (callgrind: 0.35k instructions against 1.7k), and a reservation converts
+-- about a dozen.
+local now = ARGV[2] + 0
 local member = ARGV[3]
-local reserve_ms = tonumber(ARGV[4]) * 1000
+local reserve_ms = ARGV[4] * 1000
 local held, throttle = KEYS[1], KEYS[2]
-local instance = string.match(member, '^[^ ]*')
 local limits, blocks
+
+-- A member's instance: up to its first space (the instance has none).
+local function instance_of(m)
+    return string.match(m, '^[^ ]*')
+end
 
 -- Windows from ARGV[pos]: a count n, then n × (count, window ms, bucket ms); their keys are
 -- KEYS[key_pos + 1 ..]. Returns the windows and the positions after them.
 local function windows(pos, key_pos)
-    local n = tonumber(ARGV[pos])
+    local n = ARGV[pos] + 0
     local out = {}
     for i = 1, n do
         local a = pos + 3 * (i - 1)
-        out[i] = {count = tonumber(ARGV[a + 1]), span = tonumber(ARGV[a + 2]),
-                  bucket = tonumber(ARGV[a + 3]), key = KEYS[key_pos + i]}
+        out[i] = {count = ARGV[a + 1] + 0, span = ARGV[a + 2] + 0, bucket = ARGV[a + 3] + 0,
+                  key = KEYS[key_pos + i]}
     end
     return out, pos + 1 + 3 * n, key_pos + n
 end
@@ -84,7 +91,7 @@ end
 local function release_one(ms)
     for _, w in ipairs(limits) do
         local field = bucket_of(w, ms)
-        local n = tonumber(redis.call('HGET', w.key, field) or '0')
+        local n = (redis.call('HGET', w.key, field) or 0) + 0
         if n > 1 then
             redis.call('HINCRBY', w.key, field, -1)
         elseif n == 1 then
@@ -98,7 +105,7 @@ end
 local function release_expired()
     local cutoff = string.format('%d', now - reserve_ms)
     local old = redis.call('ZRANGEBYSCORE', held, '-inf', cutoff, 'WITHSCORES')
-    for i = 2, #old, 2 do release_one(tonumber(old[i])) end
+    for i = 2, #old, 2 do release_one(old[i] + 0) end
     if #old > 0 then redis.call('ZREMRANGEBYSCORE', held, '-inf', cutoff) end
 end
 
@@ -107,21 +114,19 @@ local function bucket_end(w, b)
     return (b + 1) * w.bucket + w.span
 end
 
--- The recipients window w counts at now, and its live buckets {index, count}; buckets that left
--- the window are deleted on the way.
+-- The recipients window w counts at now, and HGETALL's answer (frees_at reads it when the window
+-- is full); buckets that left the window are deleted on the way.
 local function usage(w)
     local flat = redis.call('HGETALL', w.key)
-    local total, live = 0, {}
+    local total = 0
     for i = 1, #flat, 2 do
-        local b, n = tonumber(flat[i]), tonumber(flat[i + 1])
-        if bucket_end(w, b) <= now then
+        if bucket_end(w, flat[i] + 0) <= now then
             redis.call('HDEL', w.key, flat[i])
         else
-            total = total + n
-            live[#live + 1] = {b, n}
+            total = total + flat[i + 1]
         end
     end
-    return total, live
+    return total, flat
 end
 
 -- Counts one in the current bucket. The key's TTL is set when a bucket is first written: from
@@ -134,7 +139,12 @@ end
 
 -- When a full window has room for one more: the oldest buckets leave until the total is below
 -- the count. Pending reservations are assumed to become usage, so the time is never too early.
-local function frees_at(w, total, live)
+local function frees_at(w, total, flat)
+    local live = {}
+    for i = 1, #flat, 2 do
+        local b = flat[i] + 0
+        if bucket_end(w, b) > now then live[#live + 1] = {b, flat[i + 1] + 0} end
+    end
     table.sort(live, function(x, y) return x[1] < y[1] end)
     local excess = total - w.count + 1
     for _, e in ipairs(live) do
@@ -156,8 +166,8 @@ end
 -- A refusal: T is remembered with the message and the recipient refused, for the penalty and
 -- for replays; the key lives until T.
 local function refuse(verdict, t, totals, which)
-    redis.call('HSET', throttle, 'until', string.format('%d', t), 'instance', instance, 'last',
-               member)
+    redis.call('HSET', throttle, 'until', string.format('%d', t), 'instance', instance_of(member),
+               'last', member)
     redis.call('PEXPIRE', throttle, string.format('%d', t - now))
     local i, used = fullest(totals)
     if which then i, used = which, totals[which] end
@@ -172,7 +182,7 @@ local function replayed(totals, state, taken)
         local i, used = fullest(totals)
         return {'reserved', 0, i, used}
     end
-    local until_ms = tonumber(state[1] or '0')
+    local until_ms = (state[1] or 0) + 0
     if until_ms > now and state[3] == member then
         local i, used = fullest(totals)
         return {'throttled', until_ms, i, used}
@@ -196,20 +206,20 @@ end
 -- from now, and never earlier than T (which may be when a window frees room). More recipients
 -- of the message that was refused first are not retries: they get the same T.
 local function penalty(totals, state)
-    local until_ms = tonumber(state[1])
-    if state[2] == instance then return refuse('throttled', until_ms, totals) end
-    local penalty_ms = tonumber(ARGV[5]) * 1000
+    local until_ms = state[1] + 0
+    if state[2] == instance_of(member) then return refuse('throttled', until_ms, totals) end
+    local penalty_ms = ARGV[5] * 1000
     local t = math.max(until_ms, now + math.min(penalty_ms, 2 * (until_ms - now)))
     return refuse('penalty', t, totals)
 end
 
 -- The first refused attempt announces T: when every full window has room again (nil when
 -- none is full).
-local function over_limit(totals, lives)
+local function over_limit(totals, flats)
     local t, which = 0, nil
     for i, w in ipairs(limits) do
         if totals[i] >= w.count then
-            local f = frees_at(w, totals[i], lives[i])
+            local f = frees_at(w, totals[i], flats[i])
             if f > t then t, which = f, i end
         end
     end
@@ -217,15 +227,26 @@ local function over_limit(totals, lives)
 end
 
 -- The reservation is taken first, so that one command both makes it and shows a replay (ZADD NX
--- adds nothing); every answer but "reserved" gives it back.
+-- adds nothing); every answer but "reserved" gives it back. The usual reservation (not a replay,
+-- not throttled, every limit window with room) has only auto_block left to ask; the rest reads
+-- the throttle's other fields.
 local function reserve()
-    local totals, lives = {}, {}
-    for i, w in ipairs(limits) do totals[i], lives[i] = usage(w) end
-    local state = redis.call('HMGET', throttle, 'until', 'instance', 'last')
+    local totals, flats, room = {}, {}, true
+    for i, w in ipairs(limits) do
+        totals[i], flats[i] = usage(w)
+        room = room and totals[i] < w.count
+    end
+    local throttled = (redis.call('HGET', throttle, 'until') or 0) + 0 > now
     local taken = #limits > 0 and redis.call('ZADD', held, 'NX', ARGV[2], member) == 1
-    local answer = replayed(totals, state, taken) or count_attempt()
-    if not answer and tonumber(state[1] or '0') > now then answer = penalty(totals, state) end
-    answer = answer or over_limit(totals, lives)
+    local answer
+    if taken and room and not throttled then
+        answer = count_attempt()
+    else
+        local state = redis.call('HMGET', throttle, 'until', 'instance', 'last')
+        answer = replayed(totals, state, taken) or count_attempt()
+        if not answer and throttled then answer = penalty(totals, state) end
+        answer = answer or over_limit(totals, flats)
+    end
     if answer then
         if taken then redis.call('ZREM', held, member) end
         return answer
@@ -236,7 +257,7 @@ local function reserve()
         for i, w in ipairs(limits) do
             add_one(w)
             totals[i] = totals[i] + 1
-            keep = math.max(keep, w.span + w.bucket)
+            if w.span + w.bucket > keep then keep = w.span + w.bucket end
         end
         redis.call('PEXPIRE', held, string.format('%d', keep))
     end
@@ -247,7 +268,7 @@ end
 -- The message's reservations, oldest first, become usage up to recipient_count; the rest (the
 -- recipients a later restriction rejected) are given back. O(reservations pending for the user).
 local function commit()
-    local accepted = tonumber(ARGV[5])
+    local accepted = ARGV[5] + 0
     local prefix = member .. ' '
     local all = redis.call('ZRANGEBYSCORE', held, '-inf', '+inf', 'WITHSCORES')
     local committed, released = 0, 0
@@ -257,7 +278,7 @@ local function commit()
             if accepted < 0 or committed < accepted then
                 committed = committed + 1
             else
-                release_one(tonumber(all[i + 1]))
+                release_one(all[i + 1] + 0)
                 released = released + 1
             end
         end
