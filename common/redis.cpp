@@ -44,8 +44,10 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     bool connected() const { return connection_ && connection_->is_ready(); }
     void command(std::vector<std::string> argv, Callback done);
     void send(const std::vector<std::string>& argv, Callback done);  // command() without a copy
+    bool refused(std::size_t n, Callback& done);
     void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
               Callback done);
+    void transaction(const std::vector<std::vector<std::string>>& commands, Callback done);
     Stats stats() const { return *stats_; }
 
   private:
@@ -137,15 +139,38 @@ void Client::Impl::command(std::vector<std::string> argv, Callback done) {
 
 void Client::Impl::send(const std::vector<std::string>& argv, Callback done) {
     if (argv.empty()) return post_reply(io_, std::move(done), failure("empty command"));
+    if (refused(1, done)) return;
+    connection_->send(argv, std::move(done));
+}
+
+// Fails done (posted) when n more commands cannot be sent now.
+bool Client::Impl::refused(std::size_t n, Callback& done) {
     if (!connected()) {
         count_failure(options_, Failure::not_connected);
-        return post_reply(io_, std::move(done), failure("not connected"));
+        post_reply(io_, std::move(done), failure("not connected"));
+        return true;
     }
-    if (connection_->pending() >= options_.max_pending) {
+    if (connection_->pending() + n > options_.max_pending) {
         count_failure(options_, Failure::overloaded);
-        return post_reply(io_, std::move(done), failure("too many pending commands"));
+        post_reply(io_, std::move(done), failure("too many pending commands"));
+        return true;
     }
-    connection_->send(argv, std::move(done));
+    return false;
+}
+
+// The connection writes what it is given in order, in one event-loop turn: nothing can come
+// between MULTI and EXEC. Only EXEC's answer matters; MULTI's OK and each QUEUED have no
+// callback and are dropped (a command Redis refuses while queueing makes EXEC answer
+// EXECABORT), and the metrics count the transaction once, as EXEC.
+void Client::Impl::transaction(const std::vector<std::vector<std::string>>& commands,
+                               Callback done) {
+    for (const auto& argv : commands)
+        if (argv.empty()) return post_reply(io_, std::move(done), failure("empty command"));
+    if (refused(commands.size() + 2, done)) return;
+    connection_->send({"MULTI"}, nullptr);
+    for (const auto& argv : commands)
+        connection_->send(argv, nullptr);
+    connection_->send({"EXEC"}, std::move(done));
 }
 
 // EVALSHA first; Redis forgets scripts on restart and SCRIPT FLUSH, so NOSCRIPT is expected now
@@ -198,6 +223,10 @@ void Client::command(std::vector<std::string> argv, Callback done) {
 void Client::eval(const Script& script, std::vector<std::string> keys,
                   std::vector<std::string> args, Callback done) {
     impl_->eval(script, std::move(keys), std::move(args), std::move(done));
+}
+
+void Client::transaction(std::vector<std::vector<std::string>> commands, Callback done) {
+    impl_->transaction(commands, std::move(done));
 }
 
 std::vector<std::string> failure_labels() {

@@ -3,7 +3,7 @@
 // hiredis is only the RESP codec (redisFormatCommandArgv, redisReader); Boost.Asio owns the TCP
 // or unix socket, so the client has its own per-command timeouts, pipelining and reconnects.
 //
-// Entry points: Client (start, stop, command, eval), Script, Value, Reply.
+// Entry points: Client (start, stop, command, eval, transaction), Script, Value, Reply.
 //
 // Threading: a Client lives on one io_context and is not thread-safe. Call its members from the
 // thread that runs that io_context (or before it runs). Every callback runs on that thread,
@@ -139,6 +139,13 @@ class Client {
     // retry has its own timeout_ms, so a first call can take up to twice timeout_ms.
     void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
               Callback done);
+
+    // Sends commands as one MULTI ... EXEC transaction, all in one piece: Redis runs them
+    // together, with no other command of any client in between. done gets EXEC's answer: an
+    // array of the commands' replies, or an error (EXECABORT when Redis refused one while
+    // queueing). All are sent or none: a failure (not connected, too many pending) fails done
+    // and sends nothing.
+    void transaction(std::vector<std::vector<std::string>> commands, Callback done);
 
     Stats stats() const;
 

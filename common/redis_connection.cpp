@@ -136,7 +136,9 @@ void Connection::close(const std::string& reason) {
 
 void Connection::fail(const std::string& reason) {
     auto self = shared_from_this();  // the owner drops its reference inside failed_
-    count_failure(options_, Failure::connection_lost, pending_.size() - expired_);
+    auto answered = std::count_if(pending_.begin() + static_cast<std::ptrdiff_t>(expired_),
+                                  pending_.end(), [](const Pending& p) { return bool(p.done); });
+    count_failure(options_, Failure::connection_lost, static_cast<std::size_t>(answered));
     close(reason);
     ready_ = nullptr;
     if (auto failed = std::move(failed_)) failed(reason);
@@ -184,6 +186,7 @@ void Connection::dispatch(Value value) {
         ++stats_->late_replies;
         return;
     }
+    if (!entry.done) return;  // MULTI and QUEUED inside a transaction: EXEC's reply counts
     if (options_.latency) options_.latency->observe(clock::now() - (entry.deadline - timeout_));
     post_reply(io_, std::move(entry.done), Reply{true, {}, std::move(value)});
 }
@@ -259,11 +262,13 @@ void Connection::on_deadline(const boost::system::error_code& error) {
 
 void Connection::expire_overdue(clock::time_point now) {
     while (expired_ < pending_.size() && pending_[expired_].deadline <= now) {
-        post_reply(io_, std::move(pending_[expired_].done), failure("timeout"));
+        if (auto done = std::move(pending_[expired_].done)) {
+            post_reply(io_, std::move(done), failure("timeout"));
+            ++stats_->timeouts;
+            count_failure(options_, Failure::timeout);
+        }
         pending_[expired_].done = nullptr;
         ++expired_;
-        ++stats_->timeouts;
-        count_failure(options_, Failure::timeout);
     }
 }
 

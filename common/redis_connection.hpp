@@ -53,7 +53,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     using clock = std::chrono::steady_clock;
     enum class State { connecting, authenticating, ready, closed };
     struct Pending {
-        Callback done;  // already answered "timeout" when it is in the expired prefix
+        // Already answered "timeout" when it is in the expired prefix; none for MULTI and QUEUED
+        // in a transaction (redis.cpp).
+        Callback done;
         clock::time_point deadline;
     };
 

@@ -5,6 +5,7 @@
 #include "common/redis_protocol.hpp"
 
 #include <charconv>
+#include <cstring>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
@@ -16,25 +17,31 @@ namespace postwarden::redis {
 // RESP is "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument. We write it ourselves:
 // hiredis' redisFormatCommandArgv formats every length with sprintf, which was the largest single
 // cost of a policy request in the profile (a request sends a few dozen arguments).
+// Written in place: the string grows once per command (an append per piece cost ~1k
+// instructions for a command of five arguments, callgrind).
 void append_command(std::string& out, const std::vector<std::string>& argv) {
-    auto append_header = [&out](char kind, std::size_t n) {
-        char digits[24];
-        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-        (void)ec;
-        out.push_back(kind);
-        out.append(digits, end);
-        out.append("\r\n", 2);
-    };
-    std::size_t size = 16;
+    constexpr std::size_t header_max = 1 + 20 + 2;  // kind, digits of a size_t, CRLF
+    std::size_t size = header_max;
     for (const auto& arg : argv)
-        size += arg.size() + 16;
-    out.reserve(out.size() + size);
-    append_header('*', argv.size());
+        size += header_max + arg.size() + 2;
+    const std::size_t start = out.size();
+    out.resize(start + size);
+    char* p = out.data() + start;
+    auto header = [&p](char kind, std::size_t n) {
+        *p++ = kind;
+        p = std::to_chars(p, p + 20, n).ptr;
+        *p++ = '\r';
+        *p++ = '\n';
+    };
+    header('*', argv.size());
     for (const auto& arg : argv) {
-        append_header('$', arg.size());
-        out.append(arg);
-        out.append("\r\n", 2);
+        header('$', arg.size());
+        std::memcpy(p, arg.data(), arg.size());
+        p += arg.size();
+        *p++ = '\r';
+        *p++ = '\n';
     }
+    out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 namespace {

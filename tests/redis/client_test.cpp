@@ -1,5 +1,6 @@
 // client_test.cpp — the asynchronous Redis client against a real redis-server: value types,
-// binary safety, pipelining, EVALSHA/NOSCRIPT, AUTH, timeouts, restarts, unix sockets, stop().
+// binary safety, pipelining, EVALSHA/NOSCRIPT, transactions, AUTH, timeouts, restarts, unix
+// sockets, stop().
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
@@ -141,6 +142,50 @@ TEST_CASE("a script's own error is returned, not retried", "[redis]") {
     REQUIRE(result->ok);
     CHECK(result->value.is_error());
     CHECK(c.client.stats().commands == 2);  // EVALSHA, then EVAL once: no loop
+}
+
+// The commands of a transaction run together, whatever other commands are issued in the same
+// turn; its callback gets EXEC's array; one the server refuses aborts them all; and a
+// transaction that would pass max_pending is refused whole, nothing of it sent.
+TEST_CASE("a transaction is sent in one piece and answered with EXEC's array", "[redis]") {
+    RedisServer server;
+    auto options = options_for(server.endpoint());
+    options.max_pending = 7;  // the first turn below: 7 commands
+    Connected c(options);
+    std::optional<redis::Reply> tx, before, after;
+    c.client.command({"SET", "k", "1"}, [&](redis::Reply r) { before = std::move(r); });
+    c.client.transaction({{"INCR", "k"}, {"INCR", "k"}, {"GET", "k"}},
+                         [&](redis::Reply r) { tx = std::move(r); });
+    c.client.command({"SET", "k", "10"}, [&](redis::Reply r) { after = std::move(r); });
+    REQUIRE(run_until(c.io, [&] { return tx && before && after; }));
+    REQUIRE(tx->ok);
+    REQUIRE(tx->value.type == Type::array);
+    REQUIRE(tx->value.elements.size() == 3);
+    CHECK(tx->value.elements[0].integer == 2);
+    CHECK(tx->value.elements[1].integer == 3);
+    CHECK(tx->value.elements[2].str == "3");
+    CHECK(server.run({"GET", "k"}).str == "10");
+
+    tx.reset();
+    c.client.transaction({{"INCR", "k"}, {"NOSUCHCOMMAND"}}, [&](redis::Reply r) { tx = r; });
+    REQUIRE(run_until(c.io, [&] { return tx.has_value(); }));
+    REQUIRE(tx->ok);
+    CHECK(tx->value.is_error());
+    CHECK(tx->value.str.rfind("EXECABORT", 0) == 0);
+    CHECK(server.run({"GET", "k"}).str == "10");  // the INCR did not run
+
+    // 6 commands + MULTI + EXEC = 8 > max_pending 7: refused, and no MULTI left open
+    tx.reset();
+    auto commands_before = c.client.stats().commands;
+    std::vector<std::vector<std::string>> six(6, {"INCR", "k"});
+    c.client.transaction(six, [&](redis::Reply r) { tx = r; });
+    REQUIRE(run_until(c.io, [&] { return tx.has_value(); }));
+    CHECK_FALSE(tx->ok);
+    CHECK(tx->error == "too many pending commands");
+    CHECK(c.client.stats().commands == commands_before);
+    auto reply = call(c.io, c.client, {"INCR", "k"});
+    REQUIRE(reply);
+    CHECK(reply->value.integer == 11);  // answered at once, not QUEUED
 }
 
 TEST_CASE("AUTH with the right password connects; a wrong one never does", "[redis]") {
