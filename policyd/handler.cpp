@@ -96,6 +96,7 @@ struct Job : std::enable_shared_from_this<Job> {
     void finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail);
     void start_quota();
     void run_reserve(std::vector<QuotaWindow> limits);
+    void run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo);
     void run_commit(std::vector<QuotaWindow> limits);
     void write_block(std::string reason, Decision decision);
     void quota_failed();
@@ -255,9 +256,30 @@ void Job::start_quota() {
     });
 }
 
+// The usual reservation is one transaction (reserve_transaction); whatever else it finds, the
+// script decides, one round trip later, after taking back what the transaction wrote. Without
+// limits only auto_block counts, and the script does it all.
 void Job::run_reserve(std::vector<QuotaWindow> limits) {
     auto now = unix_now_ms();
-    auto call = reserve_call(facts, limits, now, *config);
+    if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing);
+    auto commands = reserve_transaction(facts, limits, now, *config);
+    redis.transaction(
+        std::move(commands), [self = shared_from_this(), limits, now](redis::Reply r) mutable {
+            if (!r.ok) return self->quota_failed();
+            auto read = read_reserve_transaction(r.value, limits, now, *self->config);
+            if (!read) {
+                log::warning("quota transaction: unexpected reply " +
+                             (r.value.is_error() ? r.value.str : "shape"));
+                return self->quota_failed();
+            }
+            if (read->reserved)
+                return self->finish(quota_decision(*read->reserved, limits, *self->config));
+            self->run_reserve_script(std::move(limits), now, read->undo);
+        });
+}
+
+void Job::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo) {
+    auto call = reserve_call(facts, limits, now, *config, undo);
     redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
                [self = shared_from_this(), limits, now](redis::Reply r) {
                    auto outcome = r.ok ? parse_reserve_reply(r.value) : std::nullopt;

@@ -3,8 +3,8 @@
 #include "policyd/quota.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
-#include <map>
 
 namespace postwarden::policy {
 
@@ -77,6 +77,32 @@ std::optional<long long> integer_at(const redis::Value& v, std::size_t i) {
     return v.elements[i].integer;
 }
 
+std::optional<long long> number(std::string_view text) {
+    long long n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return n;
+}
+
+// What window w counts at now_ms, from HGETALL's bucket → count pairs (quota.lua's usage());
+// nullopt when malformed. stale: a bucket has left the window, and only the script deletes it.
+std::optional<long long> live_total(const redis::Value& flat, const QuotaWindow& w,
+                                    long long now_ms, bool& stale) {
+    if (flat.type != redis::Value::Type::array || flat.elements.size() % 2 != 0)
+        return std::nullopt;
+    const long long bucket = bucket_ms(w), span = w.seconds * 1000LL;
+    long long total = 0;
+    for (std::size_t i = 0; i < flat.elements.size(); i += 2) {
+        auto b = number(flat.elements[i].str), n = number(flat.elements[i + 1].str);
+        if (!b || !n) return std::nullopt;
+        if ((*b + 1) * bucket + span <= now_ms)
+            stale = true;
+        else
+            total += *n;
+    }
+    return total;
+}
+
 std::string usage_detail(const QuotaOutcome& o, const std::vector<QuotaWindow>& windows,
                          std::string_view figure_name, std::string_view window_name) {
     if (o.window == 0 || o.window > windows.size()) return "window=none";
@@ -96,15 +122,12 @@ std::string quota_override_key(std::string_view login, const Config& config) {
 }
 
 std::vector<QuotaWindow> merge_windows(std::vector<QuotaWindow> windows) {
-    std::map<long, long> by_seconds;
-    for (const auto& w : windows) {
-        auto [it, fresh] = by_seconds.emplace(w.seconds, w.count);
-        if (!fresh) it->second = std::min(it->second, w.count);
-    }
-    std::vector<QuotaWindow> out;
-    for (const auto& [seconds, count] : by_seconds)
-        out.push_back({count, seconds});
-    return out;
+    std::sort(windows.begin(), windows.end(), [](const QuotaWindow& a, const QuotaWindow& b) {
+        return a.seconds < b.seconds || (a.seconds == b.seconds && a.count < b.count);
+    });
+    auto same = [](const QuotaWindow& a, const QuotaWindow& b) { return a.seconds == b.seconds; };
+    windows.erase(std::unique(windows.begin(), windows.end(), same), windows.end());
+    return windows;
 }
 
 QuotaLimits effective_limits(const std::optional<std::string>& override_text,
@@ -132,14 +155,90 @@ long long bucket_ms(const QuotaWindow& window) {
 }
 
 ScriptCall reserve_call(const Facts& facts, const std::vector<QuotaWindow>& limits,
-                        long long now_ms, const Config& config) {
+                        long long now_ms, const Config& config, Undo undo) {
     auto blocks = block_windows(config);
     auto call = script_call("reserve", facts, limits, blocks, now_ms, config);
     call.args[2] += " " + facts.recipient;
     call.args.push_back(std::to_string(config.quota.penalty_max));
     add_windows(call.args, limits);
     add_windows(call.args, blocks);
+    if (undo != Undo::nothing) call.args.push_back(undo == Undo::counted ? "1" : "2");
     return call;
+}
+
+// Replies, in order: ZADD; HINCRBY and PEXPIRE per window; PEXPIRE held; HGETALL per window;
+// HGET; ZRANGEBYSCORE. Windows are the limits, then the auto_block windows, as KEYS orders them.
+std::vector<std::vector<std::string>> reserve_transaction(const Facts& facts,
+                                                          const std::vector<QuotaWindow>& limits,
+                                                          long long now_ms, const Config& config) {
+    auto blocks = block_windows(config);
+    const std::size_t n = limits.size() + blocks.size();
+    auto base = key_base(facts, config);
+    std::vector<std::string> keys;  // of the windows, limits first, as the script's KEYS
+    keys.reserve(n);
+    add_keys(keys, base, "used", limits);
+    add_keys(keys, base, "tried", blocks);
+    const auto held = base + "held";
+    const long long reserve_ms = config.quota.reserve_ttl * 1000LL;
+    long long keep = reserve_ms;
+    std::vector<std::vector<std::string>> out;
+    out.reserve(4 + 3 * n);
+    out.push_back(
+        {"ZADD", held, "NX", std::to_string(now_ms), instance_of(facts) + " " + facts.recipient});
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& w = i < limits.size() ? limits[i] : blocks[i - limits.size()];
+        const long long bucket = bucket_ms(w), lives = w.seconds * 1000LL + bucket;
+        out.push_back({"HINCRBY", keys[i], std::to_string(now_ms / bucket), "1"});
+        out.push_back({"PEXPIRE", keys[i], std::to_string(lives)});
+        if (i < limits.size()) keep = std::max(keep, lives);
+    }
+    out.push_back({"PEXPIRE", held, std::to_string(keep)});
+    for (std::size_t i = 0; i < n; ++i)
+        out.push_back({"HGETALL", std::move(keys[i])});
+    out.push_back({"HGET", base + "throttle", "until"});
+    out.push_back(
+        {"ZRANGEBYSCORE", held, "-inf", std::to_string(now_ms - reserve_ms), "LIMIT", "0", "1"});
+    return out;
+}
+
+std::optional<TransactionResult> read_reserve_transaction(const redis::Value& v,
+                                                          const std::vector<QuotaWindow>& limits,
+                                                          long long now_ms, const Config& config) {
+    using Type = redis::Value::Type;
+    auto blocks = block_windows(config);
+    const std::size_t n = limits.size() + blocks.size();
+    if (v.type != Type::array || v.elements.size() != 4 + 3 * n) return std::nullopt;
+    const auto& added = v.elements[0];
+    const auto& until = v.elements[2 + 3 * n];
+    const auto& old = v.elements[3 + 3 * n];
+    if (added.type != Type::integer || (until.type != Type::nil && until.type != Type::string) ||
+        old.type != Type::array)
+        return std::nullopt;
+    TransactionResult result;
+    result.undo = added.integer == 1 ? Undo::counted_and_held : Undo::counted;
+    bool usual = added.integer == 1 && old.elements.empty();
+    if (until.type == Type::string) {
+        auto t = number(until.str);
+        if (!t) return std::nullopt;
+        usual = usual && *t <= now_ms;
+    }
+    QuotaOutcome outcome;
+    double fullest = -1;
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& w = i < limits.size() ? limits[i] : blocks[i - limits.size()];
+        bool stale = false;
+        auto total = live_total(v.elements[2 + 2 * n + i], w, now_ms, stale);
+        if (!total) return std::nullopt;
+        usual = usual && !stale && *total <= w.count;
+        double ratio = static_cast<double>(*total) / static_cast<double>(w.count);
+        if (i < limits.size() && ratio > fullest) {
+            fullest = ratio;
+            outcome.window = i + 1;
+            outcome.figure = *total;
+        }
+    }
+    if (usual && !limits.empty()) result.reserved = outcome;
+    return result;
 }
 
 ScriptCall commit_call(const Facts& facts, long recipient_count,

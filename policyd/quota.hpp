@@ -4,8 +4,9 @@
 // The semantics themselves (windows, reservations, penalty, auto_block) live in the script; see
 // its header. No Redis I/O, no clock: time is an argument.
 //
-// Entry points: quota_applies, quota_override_key, effective_limits, reserve_call, commit_call,
-// parse_reserve_reply, parse_commit_reply, quota_decision, block_reason, rfc3339.
+// Entry points: quota_applies, quota_override_key, effective_limits, reserve_transaction,
+// read_reserve_transaction, reserve_call, commit_call, parse_reserve_reply, parse_commit_reply,
+// quota_decision, block_reason, rfc3339.
 // Threading: pure functions, callable from any thread.
 #pragma once
 
@@ -51,9 +52,19 @@ struct ScriptCall {
     std::vector<std::string> keys, args;
 };
 
-// KEYS and ARGV of quota.lua "reserve" for this RCPT of facts.login at now_ms.
+// What reserve_transaction wrote before the script was called, for the script to take back
+// first (quota.lua's undo argument).
+enum class Undo {
+    nothing,           // no transaction
+    counted,           // the recipient counted at now_ms in every window, limits and auto_block
+    counted_and_held,  // that, and the member added to held
+};
+
+// KEYS and ARGV of quota.lua "reserve" for this RCPT of facts.login at now_ms; undo says what a
+// transaction at the same now_ms wrote.
 ScriptCall reserve_call(const Facts& facts, const std::vector<QuotaWindow>& limits,
-                        long long now_ms, const Config& config);
+                        long long now_ms, const Config& config, Undo undo = Undo::nothing);
+
 // KEYS and ARGV of quota.lua "commit" at END-OF-MESSAGE; recipient_count -1 when unknown.
 ScriptCall commit_call(const Facts& facts, long recipient_count,
                        const std::vector<QuotaWindow>& limits, long long now_ms,
@@ -70,6 +81,30 @@ struct QuotaOutcome {
 
 // The reply of "reserve": {verdict, until_ms, window, figure}; nullopt when malformed.
 std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
+
+// The usual reservation without the script (limits not empty): the commands of one MULTI ...
+// EXEC that takes the reservation (ZADD NX), counts the recipient in every window, refreshes
+// the TTLs, then reads what decides: every window, the throttle's until, and whether a
+// reservation is old enough to be given back. Counting first keeps it exact under concurrency:
+// what the reads show includes every other request's count. A few times fewer instructions in
+// Redis than quota.lua (BENCHMARKS.md).
+std::vector<std::vector<std::string>> reserve_transaction(const Facts& facts,
+                                                          const std::vector<QuotaWindow>& limits,
+                                                          long long now_ms, const Config& config);
+
+struct TransactionResult {
+    // Set when the transaction made the usual reservation, quota.lua's answer for it: not a
+    // replay, not throttled, no window past its count, nothing to prune or give back.
+    std::optional<QuotaOutcome> reserved;
+    // Otherwise the script decides, after taking back what the transaction wrote.
+    Undo undo = Undo::nothing;
+};
+
+// Reads EXEC's answer to reserve_transaction's commands; nullopt when it has another shape (an
+// error, a wrong type in a key).
+std::optional<TransactionResult> read_reserve_transaction(const redis::Value& exec,
+                                                          const std::vector<QuotaWindow>& limits,
+                                                          long long now_ms, const Config& config);
 
 // The reply of "commit": {committed, released}.
 struct CommitOutcome {

@@ -23,10 +23,14 @@
 -- ARGV[5]  reserve: penalty_max (s); commit: recipient_count, -1 when unknown (all commit)
 -- ARGV[6]  L, then L × (count, window ms, bucket ms): the limits, in KEYS order
 -- then     B, then B × (count, window ms, bucket ms): the auto_block windows (commit: B = 0)
+-- then     reserve, optional: what policyd's transaction wrote at this same now, to be taken
+--          back first (policyd/quota.hpp, reserve_transaction): "1" the recipient counted in
+--          every window, limits and auto_block; "2" that, and the member added to held
 --
 -- Writes, each with a TTL:
 --   used:<s>, tried:<s>  HINCRBY of the current bucket    PX window + bucket (set when a
---                                                         bucket is first written)
+--                                                         bucket is first written; policyd's
+--                                                         transaction sets it on every count)
 --   held                 ZADD NX member now               PX max(reserve_ttl, longest window +
 --                        bucket), so an expired reservation can still be given back while it
 --                        counts
@@ -48,6 +52,12 @@
 -- finds its member in held and gets "reserved" again without counting; a replayed refused one
 -- finds itself as "last" in throttle and gets the same T, without penalty or another attempt; a
 -- replayed commit finds no members left and returns {0, 0}.
+--
+-- policyd makes the usual reservation without this script (a MULTI that counts first and reads
+-- after; policyd/quota.hpp) and calls it, with the undo argument, for everything else. If that
+-- call is lost (a timeout, a dropped connection), a member stays in held that was never
+-- reserved. So a member found while a window is past its count is not trusted as a replay: it
+-- is given back and decided again, and a user never gets more than the limit.
 
 local op = ARGV[1]
 -- Numbers arrive as strings; `s + 0` converts one, as tonumber does, for a fifth of what tonumber
@@ -86,18 +96,28 @@ local function bucket_of(w, ms)
     return string.format('%d', math.floor(ms / w.bucket))
 end
 
--- Gives back the recipient a reservation made at ms added to every limit window, unless its
--- bucket already left the window (then there is nothing left to give back).
-local function release_one(ms)
-    for _, w in ipairs(limits) do
-        local field = bucket_of(w, ms)
-        local n = (redis.call('HGET', w.key, field) or 0) + 0
-        if n > 1 then
-            redis.call('HINCRBY', w.key, field, -1)
-        elseif n == 1 then
-            redis.call('HDEL', w.key, field)
-        end
+-- Gives back one counted at ms in window w, unless its bucket already left the window (then
+-- there is nothing left to give back).
+local function give_back(w, ms)
+    local field = bucket_of(w, ms)
+    local n = (redis.call('HGET', w.key, field) or 0) + 0
+    if n > 1 then
+        redis.call('HINCRBY', w.key, field, -1)
+    elseif n == 1 then
+        redis.call('HDEL', w.key, field)
     end
+end
+
+-- Gives back the recipient a reservation made at ms added to every limit window.
+local function release_one(ms)
+    for _, w in ipairs(limits) do give_back(w, ms) end
+end
+
+-- Takes back what policyd's transaction wrote (the undo argument, see the header).
+local function undo(how)
+    for _, w in ipairs(limits) do give_back(w, now) end
+    for _, w in ipairs(blocks) do give_back(w, now) end
+    if how == '2' then redis.call('ZREM', held, member) end
 end
 
 -- Releases the reservations older than reserve_ttl: messages that never reached END-OF-MESSAGE.
@@ -213,6 +233,15 @@ local function penalty(totals, state)
     return refuse('penalty', t, totals)
 end
 
+-- True when a limit window counts more than its count: only what policyd's transaction
+-- counted and did not take back can do that.
+local function past_count(totals)
+    for i, w in ipairs(limits) do
+        if totals[i] > w.count then return true end
+    end
+    return false
+end
+
 -- The first refused attempt announces T: when every full window has room again (nil when
 -- none is full).
 local function over_limit(totals, flats)
@@ -231,13 +260,19 @@ end
 -- not throttled, every limit window with room) has only auto_block left to ask; the rest reads
 -- the throttle's other fields.
 local function reserve()
-    local totals, flats, room = {}, {}, true
-    for i, w in ipairs(limits) do
-        totals[i], flats[i] = usage(w)
-        room = room and totals[i] < w.count
-    end
-    local throttled = (redis.call('HGET', throttle, 'until') or 0) + 0 > now
+    local totals, flats = {}, {}
+    for i, w in ipairs(limits) do totals[i], flats[i] = usage(w) end
     local taken = #limits > 0 and redis.call('ZADD', held, 'NX', ARGV[2], member) == 1
+    if #limits > 0 and not taken and past_count(totals) then
+        -- not trusted as a replay (see the header): given back, and decided as a new one
+        release_one(redis.call('ZSCORE', held, member) + 0)
+        for i, w in ipairs(limits) do totals[i], flats[i] = usage(w) end
+        redis.call('ZADD', held, ARGV[2], member)
+        taken = true
+    end
+    local room = true
+    for i, w in ipairs(limits) do room = room and totals[i] < w.count end
+    local throttled = (redis.call('HGET', throttle, 'until') or 0) + 0 > now
     local answer
     if taken and room and not throttled then
         answer = count_attempt()
@@ -286,9 +321,10 @@ local function commit()
     return {committed, released}
 end
 
-local next_pos, next_key
+local next_pos, next_key, undo_pos
 limits, next_pos, next_key = windows(6, 2)
-blocks = windows(next_pos, next_key)
+blocks, undo_pos = windows(next_pos, next_key)
+if ARGV[undo_pos] then undo(ARGV[undo_pos]) end
 release_expired()
 if op == 'commit' then return commit() end
 return reserve()

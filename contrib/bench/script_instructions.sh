@@ -1,7 +1,8 @@
 #!/bin/sh
-# script_instructions.sh — instructions redis-server executes per call of our Lua scripts,
-# counted by callgrind: what a script costs Redis, repeatable whatever else the machine runs
-# (requests/s of Redis itself move with the machine by ±30 % here).
+# script_instructions.sh — instructions redis-server executes per call of our Lua scripts, and
+# per quota transaction (policyd/quota.hpp, reserve_transaction), counted by callgrind: what
+# each costs Redis, repeatable whatever else the machine runs (requests/s of Redis itself move
+# with the machine by ±30 % here).
 #
 #   contrib/bench/script_instructions.sh [CALLS]     default: 1000
 #
@@ -9,7 +10,10 @@
 # CALLS, then 2 × CALLS EVALSHA calls to a fresh server each time; the difference of the two
 # totals over CALLS is the cost of one call, start-up and shutdown cancelled out. Each call is
 # a new reservation (quota.lua, one window, as the bench's auth mix) or a new triplet
-# (greylist.lua, as the new mix): unique members from redis-benchmark's __rand_int__.
+# (greylist.lua, as the new mix): unique members from redis-benchmark's __rand_int__. The
+# transaction is the one policyd sends for the same reservation (MULTI, its seven commands,
+# EXEC), fed by redis-cli --pipe; sending EVALSHA that way instead costs within 1 % of what
+# redis-benchmark's calls cost.
 set -eu
 cd "$(dirname "$0")/../.."
 calls=${1:-1000}
@@ -32,12 +36,35 @@ instructions() {
 	pid=$!
 	pids="$pids $pid"
 	wait_port "$port"
-	sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$script")")
-	redis-benchmark -p "$port" -c 1 -n "$n" -r 100000000 EVALSHA "$sha" "$@" >/dev/null
+	if [ "$script" = transaction ]; then
+		transactions "$n" | redis-cli -p "$port" --pipe >/dev/null
+	else
+		sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$script")")
+		redis-benchmark -p "$port" -c 1 -n "$n" -r 100000000 EVALSHA "$sha" "$@" >/dev/null
+	fi
 	redis-cli -p "$port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 	wait "$pid" 2>/dev/null || true
 	sed -n 's/^summary: //p' "$work/cg.out"
 	rm -f "$work/cg.out"
+}
+
+# transactions N: N reservations as policyd's transaction, in RESP, each for a new member.
+transactions() {
+	awk -v n="$1" -v now="$now" -v cutoff=$((now - 600000)) -v bucket=$((now / 1440000)) 'function cmd(s,   a, i, k, out) {
+		k = split(s, a, " ")
+		out = "*" k "\r\n"
+		for (i = 1; i <= k; i++) out = out "$" length(a[i]) "\r\n" a[i] "\r\n"
+		return out
+	}
+	BEGIN {
+		h = "pw:quota:{u}:held"; u = "pw:quota:{u}:used:86400"
+		for (i = 0; i < n; i++)
+			printf "%s", cmd("MULTI") cmd("ZADD " h " NX " now " bench." i "@r") \
+				cmd("HINCRBY " u " " bucket " 1") cmd("PEXPIRE " u " 87840000") \
+				cmd("PEXPIRE " h " 87840000") cmd("HGETALL " u) \
+				cmd("HGET pw:quota:{u}:throttle until") \
+				cmd("ZRANGEBYSCORE " h " -inf " cutoff " LIMIT 0 1") cmd("EXEC")
+	}'
 }
 
 per_call() {
@@ -55,5 +82,6 @@ echo "quota.lua reserve instructions/call=$(per_call common/lua/quota.lua "$call
 echo "greylist.lua new instructions/call=$(per_call common/lua/greylist.lua "$calls" 2 \
 	'pw:grey:{198.51.100.0/24}:s__rand_int__@x.example:r@y.example' 'pw:awl:{198.51.100.0/24}' \
 	$now 300 86400 3024000 0)"
+echo "quota transaction reserve instructions/call=$(per_call transaction "$calls")"
 echo 'return 1' >"$work/empty.lua"
 echo "empty script (return 1) instructions/call=$(per_call "$work/empty.lua" "$calls" 0)"

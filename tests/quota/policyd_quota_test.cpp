@@ -128,6 +128,30 @@ TEST_CASE("quota: the boundary, several windows, replays, per-user override", "[
     }
 }
 
+// A reservation with room is one MULTI ... EXEC and no script (policyd/quota.hpp,
+// reserve_transaction); the script decides the rest, here a refusal.
+TEST_CASE("quota: a reservation with room is one transaction; the script decides the rest",
+          "[quota][policyd]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "limits = 3/60\nauto_block = 0\n"));
+    PolicyClient client(policyd.port());
+    auto calls = [&](const std::string& command) {
+        auto field = redis.info_field("commandstats", "cmdstat_" + command);
+        return field.empty() ? 0 : std::stoi(field.substr(6));
+    };
+    for (int i = 1; i <= 3; ++i)
+        CHECK(client.ask(rcpt("jo@example.com", "m1", to(i))) == "DUNNO");
+    CHECK(calls("exec") == 3);
+    CHECK(calls("evalsha") + calls("eval") == 0);
+    CHECK(logged(policyd, "reason=quota-ok"));
+    CHECK(logged(policyd, "window=3/60 used=3"));
+
+    CHECK(client.ask(rcpt("jo@example.com", "m1", to(4))).rfind(throttled_prefix, 0) == 0);
+    CHECK(calls("exec") == 4);
+    CHECK(calls("evalsha") + calls("eval") > 0);
+    CHECK(used(redis, "jo@example.com", 60) == 3);
+}
+
 // The override is cached like the lists (list_cache.hpp): no GET per request, and an edit still
 // counts on the next request.
 TEST_CASE("quota: the override is read from memory, and every edit counts on the next request",

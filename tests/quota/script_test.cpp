@@ -1,7 +1,9 @@
 // script_test.cpp — common/lua/quota.lua against a real redis-server, with the clock under the
 // test's control (the time is an ARGV): window boundaries to the millisecond, several windows, the
 // penalty formula, replays, reservations released and committed, auto_block, bounded memory and
-// TTLs. The keys and arguments are built by policyd/quota.hpp, as policyd builds them.
+// TTLs; each with the script alone and with policyd's transaction first (Quota, below), and what
+// a lost script call after a transaction leaves. The keys, arguments and transaction are built
+// by policyd/quota.hpp, as policyd builds them.
 #include <catch2/catch.hpp>
 
 #include "common/scripts.hpp"
@@ -16,11 +18,16 @@ namespace {
 
 constexpr long long t0 = 1714564800000;  // 2024-05-01T12:00:00Z, on a whole minute
 
-// One user's quota as policyd drives it, with EVAL and a chosen time.
+// One user's quota as policyd drives it, with EVAL and a chosen time. Every test runs twice:
+// reserving with the script alone, and as policyd does, with reserve_transaction first and the
+// script (told to undo the transaction) only for what the transaction does not decide. Both
+// must give the same answers and leave the same counts.
 struct Quota {
     RedisServer& redis;
     Config config;
     std::string login = "alice@example.com";
+    const bool transaction_first = GENERATE(false, true);
+    int script_calls = 0;
 
     Quota(RedisServer& r, const std::string& quota_section) : redis(r) {
         std::string error;
@@ -49,11 +56,29 @@ struct Quota {
 
     QuotaOutcome reserve(long long now, const std::string& instance, const std::string& rcpt) {
         auto limits = merge_windows(config.quota.limits);
-        auto v = eval(reserve_call(facts(instance, rcpt), limits, now, config));
+        auto f = facts(instance, rcpt);
+        Undo undo = Undo::nothing;
+        if (transaction_first && !limits.empty()) {
+            auto read = read_reserve_transaction(transaction(f, limits, now), limits, now, config);
+            REQUIRE(read);
+            if (read->reserved) return *read->reserved;
+            undo = read->undo;
+        }
+        ++script_calls;
+        auto v = eval(reserve_call(f, limits, now, config, undo));
         INFO(v.str);
         auto o = parse_reserve_reply(v);
         REQUIRE(o);
         return *o;
+    }
+
+    // reserve_transaction's commands in MULTI ... EXEC; EXEC's answer.
+    redis::Value transaction(const Facts& f, const std::vector<QuotaWindow>& limits,
+                             long long now) {
+        REQUIRE(redis.run({"MULTI"}).str == "OK");
+        for (const auto& command : reserve_transaction(f, limits, now, config))
+            REQUIRE(redis.run(command).str == "QUEUED");
+        return redis.run({"EXEC"});
     }
 
     CommitOutcome commit(long long now, const std::string& instance, long count) {
@@ -94,6 +119,8 @@ TEST_CASE("script: the limit is reached exactly; the refused recipient is not co
     auto refused = q.reserve(t0 + 10, "m2", "r4@x.example");
     CHECK(refused.verdict == QuotaVerdict::throttled);
     CHECK(refused.figure == 3);
+    // as policyd reserves, only the refusal needed the script
+    CHECK(q.script_calls == (q.transaction_first ? 1 : 4));
     // the first bucket (1 s long) leaves the window at its end plus 60 s
     CHECK(refused.until_ms == t0 + 1000 + 60000);
     CHECK(q.used(60) == 3);
@@ -112,6 +139,34 @@ TEST_CASE("script: the limit is reached exactly; the refused recipient is not co
         q.reserve(t0 + i, "b1", "r" + std::to_string(i));
     CHECK(q.reserve(t0 + 10, "b2", "r4").until_ms == t0 + 61000);
     CHECK(q.reserve(t0 + 60999, "b3", "r5").verdict == QuotaVerdict::penalty);
+}
+
+// policyd's transaction counted a recipient past the limit, and the script call that was to take
+// it back never came (a timeout, a lost connection): the member it left in held is not a
+// reservation, and a retry of that recipient must not pass as its replay.
+TEST_CASE("script: a member a lost call left in held is not trusted as a replay",
+          "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 2/60\nauto_block = 0\n");
+    CHECK(reserved(q.reserve(t0, "m1", "a")));
+    CHECK(reserved(q.reserve(t0, "m1", "b")));
+    auto limits = merge_windows(q.config.quota.limits);
+    auto read = read_reserve_transaction(q.transaction(q.facts("m2", "c"), limits, t0 + 1), limits,
+                                         t0 + 1, q.config);
+    REQUIRE(read);
+    CHECK_FALSE(read->reserved);
+    CHECK(read->undo == Undo::counted_and_held);
+    CHECK(q.used(60) == 3);  // ... and no script call follows
+
+    auto retry = q.reserve(t0 + 2, "m2", "c");
+    CHECK(retry.verdict == QuotaVerdict::throttled);
+    CHECK(retry.figure == 2);
+    CHECK(q.used(60) == 2);
+    CHECK(redis.run({"ZSCORE", "pw:quota:{alice@example.com}:held", "m2 c"}).type ==
+          redis::Value::Type::nil);
+    // a true replay of a reservation is still one
+    CHECK(reserved(q.reserve(t0 + 3, "m1", "a")));
+    CHECK(q.used(60) == 2);
 }
 
 TEST_CASE("script: several windows, the one that is full decides", "[quota][script]") {

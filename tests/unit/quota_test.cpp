@@ -1,6 +1,7 @@
 // quota_test.cpp — the pure quota functions: which limits apply, the keys and arguments of
-// common/lua/quota.lua, what its replies mean, the replies, log details and RFC 3339 times. The
-// script's semantics are tested against a real redis-server in tests/quota/.
+// common/lua/quota.lua, the reservation transaction and how its answer is read, what the
+// script's replies mean, the replies, log details and RFC 3339 times. The script's semantics are
+// tested against a real redis-server in tests/quota/.
 #include <catch2/catch.hpp>
 
 #include "policyd/quota.hpp"
@@ -113,6 +114,123 @@ TEST_CASE("script keys share the login's hash tag; arguments follow the script h
                                              "3600000", "60000", "1000", "86400000", "1440000",
                                              "0"});
     CHECK(commit_call(f, -7, limits, 5, c).args[4] == "-1");
+}
+
+TEST_CASE("the transaction counts first, then reads; the undo argument follows the windows",
+          "[quota]") {
+    auto c = default_config();  // limits 100/3600, 1000/86400; auto_block 3000/3600
+    auto f = sasl_facts("alice");
+    auto limits = effective_limits(std::nullopt, c).windows;
+    const long long now = 1700000000123;
+    std::string base = "pw:quota:{alice}:";
+    auto t = reserve_transaction(f, limits, now, c);
+    using Command = std::vector<std::string>;
+    std::vector<Command> expected{
+        {"ZADD", base + "held", "NX", "1700000000123",
+         "4c1f.6632a1b0.7d3e2.0 friend@elsewhere.example"},
+        {"HINCRBY", base + "used:3600", "28333333", "1"},
+        {"PEXPIRE", base + "used:3600", "3660000"},
+        {"HINCRBY", base + "used:86400", "1180555", "1"},
+        {"PEXPIRE", base + "used:86400", "87840000"},
+        {"HINCRBY", base + "tried:3600", "28333333", "1"},
+        {"PEXPIRE", base + "tried:3600", "3660000"},
+        {"PEXPIRE", base + "held", "87840000"},
+        {"HGETALL", base + "used:3600"},
+        {"HGETALL", base + "used:86400"},
+        {"HGETALL", base + "tried:3600"},
+        {"HGET", base + "throttle", "until"},
+        {"ZRANGEBYSCORE", base + "held", "-inf", "1699999100123", "LIMIT", "0", "1"}};
+    CHECK(t == expected);
+    CHECK(reserve_call(f, limits, now, c, Undo::counted).args.back() == "1");
+    CHECK(reserve_call(f, limits, now, c, Undo::counted_and_held).args.back() == "2");
+    CHECK(reserve_call(f, limits, now, c).args.back() == "60000");  // no undo argument
+}
+
+namespace {
+
+redis::Value text(std::string s) {
+    redis::Value v;
+    v.type = redis::Value::Type::string;
+    v.str = std::move(s);
+    return v;
+}
+
+redis::Value array(std::vector<redis::Value> elements) {
+    redis::Value v;
+    v.type = redis::Value::Type::array;
+    v.elements = std::move(elements);
+    return v;
+}
+
+// EXEC's answer for the default config's three windows: ZADD's answer, each window's
+// {bucket, count} pairs, the throttle's until (nil when absent), the oldest expired
+// reservation (none when empty).
+redis::Value exec(long long added, std::vector<std::vector<std::string>> windows,
+                  std::optional<std::string> until = std::nullopt, bool expired = false) {
+    std::vector<redis::Value> e{integer(added)};
+    for (std::size_t i = 0; i < windows.size(); ++i) {
+        e.push_back(integer(1));  // HINCRBY
+        e.push_back(integer(1));  // PEXPIRE
+    }
+    e.push_back(integer(1));  // PEXPIRE held
+    for (const auto& w : windows) {
+        std::vector<redis::Value> flat;
+        for (const auto& s : w)
+            flat.push_back(text(s));
+        e.push_back(array(std::move(flat)));
+    }
+    e.push_back(until ? text(*until) : redis::Value{});
+    e.push_back(array(expired ? std::vector<redis::Value>{text("m r"), text("1")}
+                              : std::vector<redis::Value>{}));
+    return array(std::move(e));
+}
+
+}  // namespace
+
+TEST_CASE("the transaction's answer is the reservation only when quota.lua would give it",
+          "[quota]") {
+    auto c = default_config();
+    auto limits = effective_limits(std::nullopt, c).windows;
+    const long long now = 1700000000123;
+    const std::string hour = "28333333", day = "1180555", old_hour = "28333271";  // 62 min ago
+    auto read = [&](const redis::Value& v) {
+        auto r = read_reserve_transaction(v, limits, now, c);
+        REQUIRE(r);
+        return *r;
+    };
+
+    // room everywhere: reserved, the fullest window named (60/100 beats 300/1000)
+    auto usual = read(exec(1, {{hour, "59", "28333300", "1"}, {day, "300"}, {hour, "7"}}));
+    REQUIRE(usual.reserved);
+    CHECK(usual.reserved->verdict == QuotaVerdict::reserved);
+    CHECK(usual.reserved->window == 1);
+    CHECK(usual.reserved->figure == 60);
+    // exactly at the count (this recipient included) is still room
+    CHECK(read(exec(1, {{hour, "100"}, {day, "1"}, {hour, "1"}})).reserved);
+
+    // anything else goes to the script, which first takes back what the transaction wrote
+    auto past = read(exec(1, {{hour, "101"}, {day, "1"}, {hour, "1"}}));
+    CHECK_FALSE(past.reserved);
+    CHECK(past.undo == Undo::counted_and_held);
+    auto replay = read(exec(0, {{hour, "5"}, {day, "5"}, {hour, "5"}}));
+    CHECK_FALSE(replay.reserved);
+    CHECK(replay.undo == Undo::counted);
+    CHECK_FALSE(read(exec(1, {{hour, "5"}, {day, "5"}, {hour, "3001"}})).reserved);  // auto_block
+    CHECK_FALSE(read(exec(1, {{hour, "5"}, {day, "5"}, {hour, "5"}}, "1700000000124")).reserved);
+    CHECK(read(exec(1, {{hour, "5"}, {day, "5"}, {hour, "5"}}, "1700000000123")).reserved);
+    CHECK_FALSE(read(exec(1, {{hour, "5", old_hour, "1"}, {day, "5"}, {hour, "5"}})).reserved);
+    CHECK_FALSE(read(exec(1, {{hour, "5"}, {day, "5"}, {hour, "5"}}, std::nullopt, true)).reserved);
+
+    // another shape is not read at all
+    CHECK_FALSE(read_reserve_transaction(exec(1, {{hour, "5"}, {day, "5"}}), limits, now, c));
+    CHECK_FALSE(
+        read_reserve_transaction(exec(1, {{hour, "x"}, {day, "5"}, {hour, "5"}}), limits, now, c));
+    CHECK_FALSE(
+        read_reserve_transaction(exec(1, {{hour}, {day, "5"}, {hour, "5"}}), limits, now, c));
+    redis::Value aborted;
+    aborted.type = redis::Value::Type::error;
+    aborted.str = "EXECABORT Transaction discarded because of previous errors.";
+    CHECK_FALSE(read_reserve_transaction(aborted, limits, now, c));
 }
 
 TEST_CASE("script replies are parsed strictly", "[quota]") {
