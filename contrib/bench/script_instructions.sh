@@ -63,7 +63,7 @@ transactions() {
 				cmd("HINCRBY " u " " bucket " 1") cmd("PEXPIRE " u " 87840000") \
 				cmd("PEXPIRE " h " 87840000") cmd("HGETALL " u) \
 				cmd("HGET pw:quota:{u}:throttle until") \
-				cmd("ZRANGEBYSCORE " h " -inf " cutoff " LIMIT 0 1") cmd("EXEC")
+				cmd("ZCOUNT " h " -inf " cutoff) cmd("EXEC")
 	}'
 }
 
