@@ -47,7 +47,7 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     bool refused(std::size_t n, Callback& done);
     void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
               Callback done);
-    void transaction(const std::vector<std::vector<std::string>>& commands, Callback done);
+    void transaction(const Batch& commands, Callback done);
     Stats stats() const { return *stats_; }
 
   private:
@@ -162,15 +162,13 @@ bool Client::Impl::refused(std::size_t n, Callback& done) {
 // between MULTI and EXEC. Only EXEC's answer matters; MULTI's OK and each QUEUED have no
 // callback and are dropped (a command Redis refuses while queueing makes EXEC answer
 // EXECABORT), and the metrics count the transaction once, as EXEC.
-void Client::Impl::transaction(const std::vector<std::vector<std::string>>& commands,
-                               Callback done) {
-    for (const auto& argv : commands)
-        if (argv.empty()) return post_reply(io_, std::move(done), failure("empty command"));
+void Client::Impl::transaction(const Batch& commands, Callback done) {
+    static const std::string multi = "*1\r\n$5\r\nMULTI\r\n", exec = "*1\r\n$4\r\nEXEC\r\n";
+    if (commands.size() == 0) return post_reply(io_, std::move(done), failure("empty command"));
     if (refused(commands.size() + 2, done)) return;
-    connection_->send({"MULTI"}, nullptr);
-    for (const auto& argv : commands)
-        connection_->send(argv, nullptr);
-    connection_->send({"EXEC"}, std::move(done));
+    connection_->send_encoded(multi, 1, nullptr);
+    connection_->send_encoded(commands.encoded(), commands.size(), nullptr);
+    connection_->send_encoded(exec, 1, std::move(done));
 }
 
 // EVALSHA first; Redis forgets scripts on restart and SCRIPT FLUSH, so NOSCRIPT is expected now
@@ -225,8 +223,19 @@ void Client::eval(const Script& script, std::vector<std::string> keys,
     impl_->eval(script, std::move(keys), std::move(args), std::move(done));
 }
 
-void Client::transaction(std::vector<std::vector<std::string>> commands, Callback done) {
+void Client::transaction(const Batch& commands, Callback done) {
     impl_->transaction(commands, std::move(done));
+}
+
+void Batch::add(std::initializer_list<std::string_view> argv) {
+    if (argv.size() == 0) return;
+    append_command(encoded_, argv);
+    ++count_;
+}
+
+void Batch::append(const Batch& other) {
+    encoded_ += other.encoded_;
+    count_ += other.count_;
 }
 
 std::vector<std::string> failure_labels() {

@@ -3,7 +3,7 @@
 // hiredis is only the RESP codec (redisFormatCommandArgv, redisReader); Boost.Asio owns the TCP
 // or unix socket, so the client has its own per-command timeouts, pipelining and reconnects.
 //
-// Entry points: Client (start, stop, command, eval, transaction), Script, Value, Reply.
+// Entry points: Client (start, stop, command, eval, transaction), Batch, Script, Value, Reply.
 //
 // Threading: a Client lives on one io_context and is not thread-safe. Call its members from the
 // thread that runs that io_context (or before it runs). Every callback runs on that thread,
@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -102,6 +103,20 @@ class Script {
     std::string sha1_;
 };
 
+// Commands encoded for Redis as they are added, without a vector per command: what a caller
+// that sends several commands per request (a transaction) builds. An empty argv is ignored.
+class Batch {
+  public:
+    void add(std::initializer_list<std::string_view> argv);
+    void append(const Batch& other);
+    std::size_t size() const { return count_; }              // commands, so replies to expect
+    const std::string& encoded() const { return encoded_; }  // RESP
+
+  private:
+    std::string encoded_;
+    std::size_t count_ = 0;
+};
+
 // Counters since construction, for metrics and tests.
 struct Stats {
     std::uint64_t commands = 0;      // commands written to Redis (AUTH and retries included)
@@ -143,9 +158,9 @@ class Client {
     // Sends commands as one MULTI ... EXEC transaction, all in one piece: Redis runs them
     // together, with no other command of any client in between. done gets EXEC's answer: an
     // array of the commands' replies, or an error (EXECABORT when Redis refused one while
-    // queueing). All are sent or none: a failure (not connected, too many pending) fails done
-    // and sends nothing.
-    void transaction(std::vector<std::vector<std::string>> commands, Callback done);
+    // queueing). All are sent or none: a failure (not connected, too many pending, an empty
+    // batch) fails done and sends nothing.
+    void transaction(const Batch& commands, Callback done);
 
     Stats stats() const;
 

@@ -193,8 +193,21 @@ void Connection::dispatch(Value value) {
 
 void Connection::send(const std::vector<std::string>& argv, Callback done) {
     append_command(output_, argv);
-    ++stats_->commands;
-    pending_.push_back(Pending{std::move(done), clock::now() + timeout_});
+    queued(1, std::move(done));
+}
+
+void Connection::send_encoded(std::string_view encoded, std::size_t replies, Callback last) {
+    output_.append(encoded);
+    queued(replies, std::move(last));
+}
+
+// Expects replies more replies, the last for last (the others have no callback).
+void Connection::queued(std::size_t replies, Callback last) {
+    stats_->commands += replies;
+    const auto deadline = clock::now() + timeout_;
+    for (std::size_t i = 1; i < replies; ++i)
+        pending_.push_back(Pending{nullptr, deadline});
+    pending_.push_back(Pending{std::move(last), deadline});
     // When every earlier command has timed out, the timer waits for the stall moment, which
     // lies beyond this command's deadline: bring it forward, or this command waits for the stall.
     auto wake = next_wake();

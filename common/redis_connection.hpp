@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/redis.hpp"
@@ -43,6 +44,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void open(Ready ready, Failed failed);
     // Queues one command (pre: is_ready()). Commands sent in one event-loop turn share a write.
     void send(const std::vector<std::string>& argv, Callback done);
+    // Queues replies commands already encoded (RESP); last gets the last one's reply, the
+    // others none.
+    void send_encoded(std::string_view encoded, std::size_t replies, Callback last);
     // Closes the socket and answers every pending callback with ok=false and reason.
     void close(const std::string& reason);
 
@@ -69,6 +73,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void on_read(const boost::system::error_code& error, std::size_t size);
     void dispatch(Value value);
 
+    void queued(std::size_t replies, Callback last);
     void schedule_flush();
     void flush();
     void on_write(const boost::system::error_code& error);

@@ -19,7 +19,9 @@ namespace postwarden::redis {
 // cost of a policy request in the profile (a request sends a few dozen arguments).
 // Written in place: the string grows once per command (an append per piece cost ~1k
 // instructions for a command of five arguments, callgrind).
-void append_command(std::string& out, const std::vector<std::string>& argv) {
+namespace {
+template <typename Args>
+void encode(std::string& out, const Args& argv) {
     constexpr std::size_t header_max = 1 + 20 + 2;  // kind, digits of a size_t, CRLF
     std::size_t size = header_max;
     for (const auto& arg : argv)
@@ -42,6 +44,15 @@ void append_command(std::string& out, const std::vector<std::string>& argv) {
         *p++ = '\n';
     }
     out.resize(static_cast<std::size_t>(p - out.data()));
+}
+}  // namespace
+
+void append_command(std::string& out, const std::vector<std::string>& argv) {
+    encode(out, argv);
+}
+
+void append_command(std::string& out, std::initializer_list<std::string_view> argv) {
+    encode(out, argv);
 }
 
 namespace {

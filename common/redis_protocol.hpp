@@ -8,8 +8,10 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/redis.hpp"
@@ -20,6 +22,7 @@ namespace postwarden::redis {
 
 // Appends the RESP encoding of argv (binary-safe) to out.
 void append_command(std::string& out, const std::vector<std::string>& argv);
+void append_command(std::string& out, std::initializer_list<std::string_view> argv);
 
 // Incremental reply decoder. Bytes may be fed in any split; replies come out whole, built
 // directly as Values (no intermediate redisReply copy). After an error the reader is unusable:

@@ -262,9 +262,9 @@ void Job::start_quota() {
 void Job::run_reserve(std::vector<QuotaWindow> limits) {
     auto now = unix_now_ms();
     if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing);
-    auto commands = reserve_transaction(facts, limits, now, *config);
     redis.transaction(
-        std::move(commands), [self = shared_from_this(), limits, now](redis::Reply r) mutable {
+        reserve_transaction(facts, limits, now, *config),
+        [self = shared_from_this(), limits, now](redis::Reply r) mutable {
             if (!r.ok) return self->quota_failed();
             auto read = read_reserve_transaction(r.value, limits, now, *self->config);
             if (!read) {

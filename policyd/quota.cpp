@@ -170,9 +170,8 @@ ScriptCall reserve_call(const Facts& facts, const std::vector<QuotaWindow>& limi
 // HGET; ZCOUNT (the cheapest of the ways to ask for reservations due for release: 6.7k
 // instructions in Redis, ZRANGEBYSCORE ... LIMIT 0 1 11k). Windows are the limits, then the
 // auto_block windows, as KEYS orders them.
-std::vector<std::vector<std::string>> reserve_transaction(const Facts& facts,
-                                                          const std::vector<QuotaWindow>& limits,
-                                                          long long now_ms, const Config& config) {
+redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
+                                 long long now_ms, const Config& config) {
     auto blocks = block_windows(config);
     const std::size_t n = limits.size() + blocks.size();
     auto base = key_base(facts, config);
@@ -183,22 +182,21 @@ std::vector<std::vector<std::string>> reserve_transaction(const Facts& facts,
     const auto held = base + "held";
     const long long reserve_ms = config.quota.reserve_ttl * 1000LL;
     long long keep = reserve_ms;
-    std::vector<std::vector<std::string>> out;
-    out.reserve(4 + 3 * n);
-    out.push_back(
+    redis::Batch out;
+    out.add(
         {"ZADD", held, "NX", std::to_string(now_ms), instance_of(facts) + " " + facts.recipient});
     for (std::size_t i = 0; i < n; ++i) {
         const auto& w = i < limits.size() ? limits[i] : blocks[i - limits.size()];
         const long long bucket = bucket_ms(w), lives = w.seconds * 1000LL + bucket;
-        out.push_back({"HINCRBY", keys[i], std::to_string(now_ms / bucket), "1"});
-        out.push_back({"PEXPIRE", keys[i], std::to_string(lives)});
+        out.add({"HINCRBY", keys[i], std::to_string(now_ms / bucket), "1"});
+        out.add({"PEXPIRE", keys[i], std::to_string(lives)});
         if (i < limits.size()) keep = std::max(keep, lives);
     }
-    out.push_back({"PEXPIRE", held, std::to_string(keep)});
-    for (std::size_t i = 0; i < n; ++i)
-        out.push_back({"HGETALL", std::move(keys[i])});
-    out.push_back({"HGET", base + "throttle", "until"});
-    out.push_back({"ZCOUNT", held, "-inf", std::to_string(now_ms - reserve_ms)});
+    out.add({"PEXPIRE", held, std::to_string(keep)});
+    for (const auto& key : keys)
+        out.add({"HGETALL", key});
+    out.add({"HGET", base + "throttle", "until"});
+    out.add({"ZCOUNT", held, "-inf", std::to_string(now_ms - reserve_ms)});
     return out;
 }
 

@@ -88,9 +88,8 @@ std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 // reservation is old enough to be given back. Counting first keeps it exact under concurrency:
 // what the reads show includes every other request's count. A few times fewer instructions in
 // Redis than quota.lua (BENCHMARKS.md).
-std::vector<std::vector<std::string>> reserve_transaction(const Facts& facts,
-                                                          const std::vector<QuotaWindow>& limits,
-                                                          long long now_ms, const Config& config);
+redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
+                                 long long now_ms, const Config& config);
 
 struct TransactionResult {
     // Set when the transaction made the usual reservation, quota.lua's answer for it: not a

@@ -75,10 +75,15 @@ struct Quota {
     // reserve_transaction's commands in MULTI ... EXEC; EXEC's answer.
     redis::Value transaction(const Facts& f, const std::vector<QuotaWindow>& limits,
                              long long now) {
-        REQUIRE(redis.run({"MULTI"}).str == "OK");
-        for (const auto& command : reserve_transaction(f, limits, now, config))
-            REQUIRE(redis.run(command).str == "QUEUED");
-        return redis.run({"EXEC"});
+        redis::Batch all;
+        all.add({"MULTI"});
+        all.append(reserve_transaction(f, limits, now, config));
+        all.add({"EXEC"});
+        auto replies = redis.run(all);
+        REQUIRE(replies.front().str == "OK");
+        for (std::size_t i = 1; i + 1 < replies.size(); ++i)
+            REQUIRE(replies[i].str == "QUEUED");
+        return replies.back();
     }
 
     CommitOutcome commit(long long now, const std::string& instance, long count) {

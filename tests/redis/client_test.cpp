@@ -154,8 +154,13 @@ TEST_CASE("a transaction is sent in one piece and answered with EXEC's array", "
     Connected c(options);
     std::optional<redis::Reply> tx, before, after;
     c.client.command({"SET", "k", "1"}, [&](redis::Reply r) { before = std::move(r); });
-    c.client.transaction({{"INCR", "k"}, {"INCR", "k"}, {"GET", "k"}},
-                         [&](redis::Reply r) { tx = std::move(r); });
+    redis::Batch three;
+    three.add({"INCR", "k"});
+    three.add({"INCR", "k"});
+    three.add({"GET", "k"});
+    three.add({});  // ignored
+    CHECK(three.size() == 3);
+    c.client.transaction(three, [&](redis::Reply r) { tx = std::move(r); });
     c.client.command({"SET", "k", "10"}, [&](redis::Reply r) { after = std::move(r); });
     REQUIRE(run_until(c.io, [&] { return tx && before && after; }));
     REQUIRE(tx->ok);
@@ -167,7 +172,10 @@ TEST_CASE("a transaction is sent in one piece and answered with EXEC's array", "
     CHECK(server.run({"GET", "k"}).str == "10");
 
     tx.reset();
-    c.client.transaction({{"INCR", "k"}, {"NOSUCHCOMMAND"}}, [&](redis::Reply r) { tx = r; });
+    redis::Batch refused;
+    refused.add({"INCR", "k"});
+    refused.add({"NOSUCHCOMMAND"});
+    c.client.transaction(refused, [&](redis::Reply r) { tx = r; });
     REQUIRE(run_until(c.io, [&] { return tx.has_value(); }));
     REQUIRE(tx->ok);
     CHECK(tx->value.is_error());
@@ -177,7 +185,9 @@ TEST_CASE("a transaction is sent in one piece and answered with EXEC's array", "
     // 6 commands + MULTI + EXEC = 8 > max_pending 7: refused, and no MULTI left open
     tx.reset();
     auto commands_before = c.client.stats().commands;
-    std::vector<std::vector<std::string>> six(6, {"INCR", "k"});
+    redis::Batch six;
+    for (int i = 0; i < 6; ++i)
+        six.add({"INCR", "k"});
     c.client.transaction(six, [&](redis::Reply r) { tx = r; });
     REQUIRE(run_until(c.io, [&] { return tx.has_value(); }));
     CHECK_FALSE(tx->ok);
