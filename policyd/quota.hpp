@@ -86,8 +86,8 @@ std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 // EXEC that takes the reservation (ZADD NX), counts the recipient in every window, refreshes
 // the TTLs, then reads what decides: every window, the throttle's until, and whether a
 // reservation is old enough to be given back. Counting first keeps it exact under concurrency:
-// what the reads show includes every other request's count. A few times fewer instructions in
-// Redis than quota.lua (BENCHMARKS.md).
+// what the reads show includes every other request's count. About a third of quota.lua's
+// instructions in Redis (BENCHMARKS.md, item 28).
 redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
                                  long long now_ms, const Config& config);
 
