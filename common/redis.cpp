@@ -164,7 +164,7 @@ bool Client::Impl::refused(std::size_t n, Callback& done) {
 // EXECABORT), and the metrics count the transaction once, as EXEC.
 void Client::Impl::transaction(const Batch& commands, Callback done) {
     static const std::string multi = "*1\r\n$5\r\nMULTI\r\n", exec = "*1\r\n$4\r\nEXEC\r\n";
-    if (commands.size() == 0) return post_reply(io_, std::move(done), failure("empty command"));
+    if (commands.size() == 0) return post_reply(io_, std::move(done), failure("empty transaction"));
     if (refused(commands.size() + 2, done)) return;
     connection_->send_encoded(multi, 1, nullptr);
     connection_->send_encoded(commands.encoded(), commands.size(), nullptr);
