@@ -1,6 +1,8 @@
 // decision.cpp — pure decision logic of policyd; see decision.hpp for the flow.
 #include "policyd/decision.hpp"
 
+#include <charconv>
+
 #include "common/address.hpp"
 
 namespace postwarden::policy {
@@ -54,6 +56,13 @@ Facts facts_of(const Request& r, const Config& config) {
 
 ListSubject list_subject(const Facts& f) {
     return {f.client, f.sender, f.sender_domain, f.recipient_domain, f.login, f.outbound};
+}
+
+std::optional<long long> whole_number(std::string_view text) {
+    long long n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return n;
 }
 
 std::string expand(std::string_view text, std::string_view name, std::string_view value) {

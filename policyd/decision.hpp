@@ -65,6 +65,10 @@ Decision list_decision(const ListOutcome& outcome, const Config& config);
 Decision greylist_decision(const GreylistOutcome& outcome, const Config& config);
 Decision unavailable_decision(FailMode mode, std::string_view check, const Config& config);
 
+// The whole of `text` as a decimal integer (a policy attribute, a Redis counter); nullopt when
+// it is not one.
+std::optional<long long> whole_number(std::string_view text);
+
 // Replaces "{name}" in a configured reply text.
 std::string expand(std::string_view text, std::string_view name, std::string_view value);
 

@@ -4,7 +4,6 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include <charconv>
 #include <chrono>
 
 #include "common/log.hpp"
@@ -30,24 +29,16 @@ const redis::Script& quota_script() {
     return script;
 }
 
-// The whole of `text` as a number; nullopt when it is not one.
-std::optional<long> number_of(std::string_view text) {
-    long n = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return n;
-}
-
 // A counter's GET reply: nil is 0; nullopt when it is not a number.
 std::optional<long> count_of(const redis::Value& value) {
     if (value.type == redis::Value::Type::nil) return 0;
     if (value.type != redis::Value::Type::string) return std::nullopt;
-    return number_of(value.str);
+    return whole_number(value.str);
 }
 
 // END-OF-MESSAGE's recipient_count; -1 when absent or not a number.
 long recipient_count_of(const Request& request) {
-    auto n = number_of(request.get("recipient_count"));
+    auto n = whole_number(request.get("recipient_count"));
     return n && *n >= 0 ? *n : -1;
 }
 

@@ -3,7 +3,6 @@
 #include "policyd/quota.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <ctime>
 
 namespace postwarden::policy {
@@ -77,13 +76,6 @@ std::optional<long long> integer_at(const redis::Value& v, std::size_t i) {
     return v.elements[i].integer;
 }
 
-std::optional<long long> number(std::string_view text) {
-    long long n = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return n;
-}
-
 // What window w counts at now_ms, from HGETALL's bucket → count pairs (quota.lua's usage());
 // nullopt when malformed. stale: a bucket has left the window, and only the script deletes it.
 std::optional<long long> live_total(const redis::Value& flat, const QuotaWindow& w,
@@ -93,7 +85,7 @@ std::optional<long long> live_total(const redis::Value& flat, const QuotaWindow&
     const long long bucket = bucket_ms(w), span = w.seconds * 1000LL;
     long long total = 0;
     for (std::size_t i = 0; i < flat.elements.size(); i += 2) {
-        auto b = number(flat.elements[i].str), n = number(flat.elements[i + 1].str);
+        auto b = whole_number(flat.elements[i].str), n = whole_number(flat.elements[i + 1].str);
         if (!b || !n) return std::nullopt;
         if ((*b + 1) * bucket + span <= now_ms)
             stale = true;
@@ -217,7 +209,7 @@ std::optional<TransactionResult> read_reserve_transaction(const redis::Value& v,
     result.undo = added.integer == 1 ? Undo::counted_and_held : Undo::counted;
     bool usual = added.integer == 1 && old.integer == 0;
     if (until.type == Type::string) {
-        auto t = number(until.str);
+        auto t = whole_number(until.str);
         if (!t) return std::nullopt;
         usual = usual && *t <= now_ms;
     }

@@ -256,9 +256,7 @@ local function over_limit(totals, flats)
 end
 
 -- The reservation is taken first, so that one command both makes it and shows a replay (ZADD NX
--- adds nothing); every answer but "reserved" gives it back. The usual reservation (not a replay,
--- not throttled, every limit window with room) has only auto_block left to ask; the rest reads
--- the throttle's other fields.
+-- adds nothing); every answer but "reserved" gives it back.
 local function reserve()
     local totals, flats = {}, {}
     for i, w in ipairs(limits) do totals[i], flats[i] = usage(w) end
@@ -270,18 +268,10 @@ local function reserve()
         redis.call('ZADD', held, ARGV[2], member)
         taken = true
     end
-    local room = true
-    for i, w in ipairs(limits) do room = room and totals[i] < w.count end
-    local throttled = (redis.call('HGET', throttle, 'until') or 0) + 0 > now
-    local answer
-    if taken and room and not throttled then
-        answer = count_attempt()
-    else
-        local state = redis.call('HMGET', throttle, 'until', 'instance', 'last')
-        answer = replayed(totals, state, taken) or count_attempt()
-        if not answer and throttled then answer = penalty(totals, state) end
-        answer = answer or over_limit(totals, flats)
-    end
+    local state = redis.call('HMGET', throttle, 'until', 'instance', 'last')
+    local answer = replayed(totals, state, taken) or count_attempt()
+    if not answer and (state[1] or 0) + 0 > now then answer = penalty(totals, state) end
+    answer = answer or over_limit(totals, flats)
     if answer then
         if taken then redis.call('ZREM', held, member) end
         return answer
