@@ -14,7 +14,7 @@
 // answers new connections and messages 451 4.3.2 and lets the messages in progress finish (at
 // most drain_limit); shut_callbacks() then makes every callback answer tempfail without touching
 // anything, so main may destroy the Services and exit while libmilter's threads still exist (they
-// end with the process).
+// end with the process; a connection closed meanwhile is kept, not destroyed: keep_until_exit).
 #include "milter/callbacks.hpp"
 
 #include <arpa/inet.h>
@@ -24,9 +24,11 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "common/log.hpp"
 #include "common/metrics_http.hpp"
@@ -182,6 +184,17 @@ sfsistat content_step(SMFICTX* ctx, const char* step, F&& f) {
     return SMFIS_NOREPLY;
 }
 
+// A connection that closes after shut_callbacks is not destroyed: its Session's DKIM verifier
+// belongs to the Services, which main may be destroying. It is kept, still reachable (so
+// LeakSanitizer, which checks at exit, does not count it lost), until the process ends a moment
+// later. Never destroyed, like everything here once shut.
+void keep_until_exit(Connection* c) {
+    static std::mutex lock;
+    static auto* const kept = new std::vector<Connection*>;
+    std::lock_guard hold(lock);
+    kept->push_back(c);
+}
+
 // True once: a quiet header or body step failed since the last answered step.
 bool take_content_failure(Connection& c) {
     return std::exchange(c.content_failed, false);
@@ -296,11 +309,14 @@ sfsistat on_abort(SMFICTX* ctx) {
 }
 
 sfsistat on_close(SMFICTX* ctx) {
-    return guarded("close", [&] {
-        std::unique_ptr<Connection> owned(static_cast<Connection*>(smfi_getpriv(ctx)));
-        smfi_setpriv(ctx, nullptr);
+    std::unique_ptr<Connection> owned(static_cast<Connection*>(smfi_getpriv(ctx)));
+    smfi_setpriv(ctx, nullptr);
+    const sfsistat result = guarded("close", [&] {
+        owned.reset();
         return SMFIS_CONTINUE;
     });
+    if (owned) keep_until_exit(owned.release());  // shut: see keep_until_exit
+    return result;
 }
 
 }  // extern "C"
