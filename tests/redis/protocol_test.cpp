@@ -42,6 +42,55 @@ TEST_CASE("replies decode the same whatever the read boundaries", "[redis][proto
     }
 }
 
+// +OK and +QUEUED have a quick path (redis_protocol.cpp): the same values, whatever precedes
+// them and however they are split, and look-alikes are still read whole.
+TEST_CASE("a transaction's status replies decode the same whatever the read boundaries",
+          "[redis][protocol]") {
+    const std::string wire =
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n-ERR no\r\n+QUEUED\r\n*2\r\n+OK\r\n:7\r\n+OKAY\r\n"
+        "+QUEUEDX\r\n+O\r\n+QUEUED\r\n"s;
+    const std::vector<std::string> expected = {"OK", "QUEUED", "QUEUED",  "ERR no", "QUEUED",
+                                               "",   "OKAY",   "QUEUEDX", "O",      "QUEUED"};
+    for (std::size_t step = 1; step <= wire.size(); ++step) {
+        INFO("read " << step << " bytes at a time");
+        ReplyReader reader;
+        std::vector<Value> values;
+        for (std::size_t i = 0; i < wire.size(); i += step) {
+            REQUIRE(reader.feed(wire.data() + i, std::min(step, wire.size() - i)));
+            Value v;
+            while (reader.next(v) == ReplyReader::Status::reply)
+                values.push_back(std::move(v));
+        }
+        REQUIRE(values.size() == expected.size());
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            if (i == 5) continue;
+            CHECK(values[i].str == expected[i]);
+            CHECK(values[i].type == (i == 3 ? Type::error : Type::status));
+            CHECK(values[i].elements.empty());
+        }
+        REQUIRE(values[5].type == Type::array);
+        REQUIRE(values[5].elements.size() == 2);
+        CHECK(values[5].elements[0].type == Type::status);
+        CHECK(values[5].elements[0].str == "OK");
+        CHECK(values[5].elements[1].integer == 7);
+    }
+    // Many in one read, past the 1 KB after which hiredis trims its buffer, then more.
+    ReplyReader reader;
+    std::string many;
+    for (int i = 0; i < 300; ++i)
+        many += i % 3 ? "+QUEUED\r\n" : ":5\r\n";
+    Value v;
+    int read = 0;
+    for (int round = 0; round < 3; ++round) {
+        REQUIRE(reader.feed(many.data(), many.size()));
+        while (reader.next(v) == ReplyReader::Status::reply) {
+            CHECK((read % 3 ? v.str == "QUEUED" : v.integer == 5));
+            ++read;
+        }
+    }
+    CHECK(read == 900);
+}
+
 TEST_CASE("malformed and hostile replies are errors, not crashes", "[redis][protocol]") {
     auto decode = [](const std::string& wire) {
         ReplyReader reader;
