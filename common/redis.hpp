@@ -109,8 +109,9 @@ class Batch {
   public:
     void add(std::initializer_list<std::string_view> argv);
     void append(const Batch& other);
-    std::size_t size() const { return count_; }              // commands, so replies to expect
-    const std::string& encoded() const { return encoded_; }  // RESP
+    void reserve(std::size_t bytes) { encoded_.reserve(bytes); }  // of RESP, to grow once
+    std::size_t size() const { return count_; }                   // commands, so replies to expect
+    const std::string& encoded() const { return encoded_; }       // RESP
 
   private:
     std::string encoded_;

@@ -3,6 +3,7 @@
 #include "policyd/quota.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 
 namespace postwarden::policy {
@@ -11,11 +12,27 @@ namespace {
 
 constexpr long long buckets_per_window = 60;
 
-// The login is the keys' hash tag: braces would move the tag, so they (and '%', to keep the
-// encoding unambiguous) are percent-encoded; two logins never share keys.
-std::string tag_of(std::string_view login) {
+// A number as text, without the heap: for Batch::add's string_views.
+class Digits {
+  public:
+    explicit Digits(long long n)
+        : size_(std::to_chars(text_, text_ + sizeof text_, n).ptr - text_) {}
+    operator std::string_view() const { return {text_, static_cast<std::size_t>(size_)}; }
+
+  private:
+    char text_[24];
+    std::ptrdiff_t size_;
+};
+
+// "<prefix>quota:{<login>}:", the start of every quota key of a user. The login is the keys'
+// hash tag: braces would move the tag, so they (and '%', to keep the encoding unambiguous) are
+// percent-encoded; two logins never share keys.
+std::string key_base(const Facts& facts, const Config& config) {
     std::string out;
-    for (char c : login) {
+    out.reserve(config.redis.prefix.size() + facts.login.size() + 40);  // room for a key's tail
+    out += config.redis.prefix;
+    out += "quota:{";
+    for (char c : facts.login) {
         if (c == '{')
             out += "%7b";
         else if (c == '}')
@@ -25,11 +42,8 @@ std::string tag_of(std::string_view login) {
         else
             out.push_back(c);
     }
+    out += "}:";
     return out;
-}
-
-std::string key_base(const Facts& facts, const Config& config) {
-    return config.redis.prefix + "quota:{" + tag_of(facts.login) + "}:";
 }
 
 // The member's first space ends the instance, so the instance must not contain one.
@@ -51,8 +65,12 @@ void add_windows(std::vector<std::string>& args, const std::vector<QuotaWindow>&
 
 void add_keys(std::vector<std::string>& keys, const std::string& base, std::string_view kind,
               const std::vector<QuotaWindow>& windows) {
-    for (const auto& w : windows)
-        keys.push_back(base + std::string(kind) + ":" + std::to_string(w.seconds));
+    for (const auto& w : windows) {
+        auto& key = keys.emplace_back(base);
+        key += kind;
+        key += ':';
+        key += Digits(w.seconds);
+    }
 }
 
 // KEYS and ARGV[1..4], the part common to both operations of quota.lua.
@@ -171,24 +189,28 @@ redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWind
     keys.reserve(n);
     add_keys(keys, base, "used", limits);
     add_keys(keys, base, "tried", blocks);
-    const auto held = base + "held";
+    const std::string held = base + "held";
+    base += "throttle";
+    std::string member = instance_of(facts);  // "<instance> <recipient>"
+    member += ' ';
+    member += facts.recipient;
     const long long reserve_ms = config.quota.reserve_ttl * 1000LL;
     long long keep = reserve_ms;
     redis::Batch out;
-    out.add(
-        {"ZADD", held, "NX", std::to_string(now_ms), instance_of(facts) + " " + facts.recipient});
+    out.reserve(512 + member.size() + 3 * n * base.size());
+    out.add({"ZADD", held, "NX", Digits(now_ms), member});
     for (std::size_t i = 0; i < n; ++i) {
         const auto& w = i < limits.size() ? limits[i] : blocks[i - limits.size()];
         const long long bucket = bucket_ms(w), lives = w.seconds * 1000LL + bucket;
-        out.add({"HINCRBY", keys[i], std::to_string(now_ms / bucket), "1"});
-        out.add({"PEXPIRE", keys[i], std::to_string(lives)});
+        out.add({"HINCRBY", keys[i], Digits(now_ms / bucket), "1"});
+        out.add({"PEXPIRE", keys[i], Digits(lives)});
         if (i < limits.size()) keep = std::max(keep, lives);
     }
-    out.add({"PEXPIRE", held, std::to_string(keep)});
+    out.add({"PEXPIRE", held, Digits(keep)});
     for (const auto& key : keys)
         out.add({"HGETALL", key});
-    out.add({"HGET", base + "throttle", "until"});
-    out.add({"ZCOUNT", held, "-inf", std::to_string(now_ms - reserve_ms)});
+    out.add({"HGET", base, "until"});
+    out.add({"ZCOUNT", held, "-inf", Digits(now_ms - reserve_ms)});
     return out;
 }
 
