@@ -1,6 +1,6 @@
 # lib.sh — what the bench scripts share (sourced, not run): free loopback ports, waiting for a
-# server, and the private redis-server they start. Needs $work (a temporary directory) and
-# $pids (the PIDs the caller's cleanup kills); PY may name the Python to use.
+# server, and the private redis-server, DNS server and Postfix they start. Needs $work (a
+# temporary directory) and $pids (the PIDs the caller's cleanup kills); PY may name the Python.
 py=${PY:-python3}
 
 free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -51,4 +51,70 @@ ZONE
 	pids="$pids $!"
 	wait_file "$work/dnsaddr" -s  # written once the server listens
 	dns_server=$(cat "$work/dnsaddr"):53
+}
+
+# in_ns CMD...: runs CMD with /etc/resolv.conf replaced by $work/resolv.conf, in a private mount
+# namespace: OpenDMARC (and libspf2 inside it) and Postfix can only be pointed at a nameserver
+# that way. It execs, so that `in_ns ... &` leaves the daemon's own PID in $!; call it in a
+# subshell otherwise.
+in_ns() { exec unshare --mount --propagation private sh -c "mount --bind $work/resolv.conf /etc/resolv.conf && exec \"\$@\"" sh "$@"; }
+
+# start_postfix SINK_PORT SMTP_PORT: a private Postfix (config, queue and log in $work) listening
+# on 127.0.0.1:SMTP_PORT and relaying rcpt.example to smtp-sink on SINK_PORT, no milter yet;
+# sets postfix_dir (the caller's cleanup runs `postfix -c "$postfix_dir" stop`).
+start_postfix() {
+	sink_port=$1 smtp_port=$2
+	postfix_dir=$work/postfix
+	mkdir -p "$postfix_dir" "$work/postfix-queue"
+	cat >"$postfix_dir/main.cf" <<-CF
+	compatibility_level = 3.6
+	queue_directory = $work/postfix-queue
+	data_directory = $work/postfix-data
+	meta_directory = /etc/postfix
+	mail_owner = postfix
+	setgid_group = postdrop
+	maillog_file = $work/maillog
+	maillog_file_prefixes = $work
+	myhostname = mx.bench.test
+	mydestination =
+	local_recipient_maps =
+	alias_maps =
+	alias_database =
+	inet_interfaces = 127.0.0.1
+	inet_protocols = ipv4
+	mynetworks = 127.0.0.0/8
+	relay_domains = rcpt.example
+	relayhost = [127.0.0.1]:$sink_port
+	smtp_dns_support_level = disabled
+	smtputf8_enable = no
+	biff = no
+	default_process_limit = 200
+	milter_protocol = 6
+	milter_default_action = tempfail
+	smtpd_milters =
+	CF
+	cat >"$postfix_dir/master.cf" <<-CF
+	127.0.0.1:$smtp_port inet n - n - - smtpd
+	pickup    unix  n       -       n       60      1       pickup
+	cleanup   unix  n       -       n       -       0       cleanup
+	qmgr      unix  n       -       n       300     1       qmgr
+	rewrite   unix  -       -       n       -       -       trivial-rewrite
+	bounce    unix  -       -       n       -       0       bounce
+	defer     unix  -       -       n       -       0       bounce
+	trace     unix  -       -       n       -       0       bounce
+	verify    unix  -       -       n       -       1       verify
+	flush     unix  n       -       n       1000?   0       flush
+	proxymap  unix  -       -       n       -       -       proxymap
+	smtp      unix  -       -       n       -       -       smtp
+	relay     unix  -       -       n       -       -       smtp
+	showq     unix  n       -       n       -       -       showq
+	error     unix  -       -       n       -       -       error
+	retry     unix  -       -       n       -       -       error
+	discard   unix  -       -       n       -       -       discard
+	anvil     unix  -       -       n       -       1       anvil
+	scache    unix  -       -       n       -       1       scache
+	postlog   unix-dgram n  -       n       -       1       postlogd
+	CF
+	(in_ns postfix -c "$postfix_dir" start) >"$work/postfix.start" 2>&1 || { cat "$work/postfix.start" "$work/maillog" >&2; exit 1; }
+	wait_port "$smtp_port"
 }

@@ -46,10 +46,7 @@ trap cleanup EXIT INT TERM
 
 PY=$py
 . contrib/bench/lib.sh
-# Runs a command with /etc/resolv.conf replaced by ours, in a private mount namespace: OpenDMARC
-# (and libspf2 inside it) and Postfix can only be pointed at a nameserver that way. It execs, so
-# that `in_ns ... &` leaves the daemon's own PID in $!; call it in a subshell otherwise.
-in_ns() { exec unshare --mount --propagation private sh -c "mount --bind $work/resolv.conf /etc/resolv.conf && exec \"\$@\"" sh "$@"; }
+# in_ns (lib.sh) gives OpenDMARC and Postfix our resolv.conf.
 
 echo "== corpus (python3-dkim) and services"
 $py contrib/bench/milter_corpus.py "$work/corpus" --messages 200 --domains 10
@@ -290,59 +287,7 @@ smtp_port=$(free_port)
 smtp-sink -u nobody "127.0.0.1:$sink_port" 1000 >"$work/sink.log" 2>&1 &
 pids="$pids $!"
 wait_port "$sink_port"
-postfix_dir=$work/postfix
-mkdir -p "$postfix_dir" "$work/postfix-queue"
-cat >"$postfix_dir/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $work/postfix-queue
-data_directory = $work/postfix-data
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = $work/maillog
-maillog_file_prefixes = $work
-myhostname = mx.bench.test
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains = rcpt.example
-relayhost = [127.0.0.1]:$sink_port
-smtp_dns_support_level = disabled
-smtputf8_enable = no
-biff = no
-default_process_limit = 200
-milter_protocol = 6
-milter_default_action = tempfail
-smtpd_milters =
-CF
-cat >"$postfix_dir/master.cf" <<CF
-127.0.0.1:$smtp_port inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-CF
-(in_ns postfix -c "$postfix_dir" start) >"$work/postfix.start" 2>&1 || { cat "$work/postfix.start" "$work/maillog" >&2; exit 1; }
-wait_port "$smtp_port"
+start_postfix "$sink_port" "$smtp_port"
 # smtp-source sends one corpus message with its envelope: the largest (8 KB) or, for the
 # one-session rows, also the smallest (3 KB). SPF passes for 127.0.0.1 through the zone's
 # 127.0.0.0/8 entry (milter_corpus.py).
