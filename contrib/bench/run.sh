@@ -52,20 +52,41 @@ wait_port "$null_port"
 load() { "$build/contrib/bench/policy_load" --port "$1" --connections "$2" --seconds "$seconds" --mix "$3"; }
 # the median of load lines, by requests/s
 median_of() { sort -t= -k5 -n | awk -v n="$runs" '{ line[NR] = $0 } END { print line[int((n + 1) / 2)] }'; }
-# median of $runs runs of one measurement
-median() { for r in $(seq "$runs"); do load "$@"; done | median_of; }
 # CPU time (user + system, in clock ticks) a process has used so far
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# median(), then the CPU policyd and Redis used per request over all its runs, in µs: which
-# of the two bounds a mix (a tick is 1/CLK_TCK s; every reply counts, warm-up included)
-median_cpu() {
-	p0=$(ticks "$policyd_pid") r0=$(ticks "$redis_pid")
-	lines=$(for r in $(seq "$runs"); do load "$@"; done)
-	p1=$(ticks "$policyd_pid") r1=$(ticks "$redis_pid")
-	total=$(echo "$lines" | sed 's/.*total=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s }')
-	echo "$(echo "$lines" | median_of) cpu_us_per_request: $(awk -v p=$((p1 - p0)) -v r=$((r1 - r0)) \
-		-v t="$total" -v hz="$(getconf CLK_TCK)" \
-		'BEGIN { printf "policyd=%.1f redis=%.1f", p * 1e6 / hz / t, r * 1e6 / hz / t }')"
+# rps=N of a load line
+rps_of() { sed 's/.* rps=\([0-9]*\).*/\1/'; }
+# the median of the per-round ratios of two files of load lines, line by line: A's rps ÷ B's
+ratio_median() {
+	paste -d' ' "$1" "$2" | sed 's/.* rps=\([0-9]*\).* rps=\([0-9]*\).*/\1 \2/' |
+		awk '{ printf "%.2f\n", $1 / $2 }' | sort -n |
+		awk '{ r[NR] = $0; all = all (NR > 1 ? " " : "") $0 }
+			END { m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2; printf "%.2f (rounds: %s)", m, all }'
+}
+# versus NAME PORT MIX: known triplets on policyd and MIX on PORT, measured in turn $runs times
+# (64 connections), then MIX's median line, for policyd the CPU it and Redis used per request
+# over MIX's runs (in µs: which of the two bounds a mix; a tick is 1/CLK_TCK s, every reply
+# counts, warm-up included), and the median of the per-round ratios known ÷ MIX. The machine's
+# speed moves by up to half between minutes (the same known triplet costs policyd 9.5 or 14.6 µs
+# of CPU), so each ratio is taken between neighbouring measurements.
+versus() {
+	: >"$work/versus.known"
+	: >"$work/versus.mix"
+	pt=0 rt=0 total=0
+	for r in $(seq "$runs"); do
+		load "$policyd_port" 64 known:100 >>"$work/versus.known"
+		p0=$(ticks "$policyd_pid") r0=$(ticks "$redis_pid")
+		line=$(load "$2" 64 "$3")
+		p1=$(ticks "$policyd_pid") r1=$(ticks "$redis_pid")
+		pt=$((pt + p1 - p0)) rt=$((rt + r1 - r0))
+		total=$((total + $(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')))
+		echo "$line" >>"$work/versus.mix"
+	done
+	cpu=""
+	[ "$2" = "$policyd_port" ] && cpu=" cpu_us_per_request: $(awk -v p="$pt" -v r="$rt" -v t="$total" \
+		-v hz="$(getconf CLK_TCK)" 'BEGIN { printf "policyd=%.1f redis=%.1f", p * 1e6 / hz / t, r * 1e6 / hz / t }')"
+	echo "$(printf '%-8s' "$1") c=64 $(median_of <"$work/versus.mix")$cpu"
+	echo "   known ÷ $1: $(ratio_median "$work/versus.known" "$work/versus.mix"), known median $(median_of <"$work/versus.known" | rps_of) req/s"
 }
 # the null server and known triplets at C connections, measured in turn $runs times, so that a
 # slow spell of the machine (it has neighbours) falls on both sides of the ratio
@@ -88,10 +109,10 @@ line=$(load "$policyd_port" 64 known:100)
 total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
 echo "redis round trips (commands policyd sends) per known-triplet request at c=64: $(awk -v a="$(commands)" -v b="$before" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }')"
 redis-cli -p "$redis_port" INFO commandstats | grep -E 'cmdstat_(evalsha|smismember|smembers)'
-echo "new      c=64 $(median_cpu "$policyd_port" 64 new:100)"
-echo "new-client c=64 $(median_cpu "$policyd_port" 64 new-client:100)"
-echo "auth     c=64 $(median_cpu "$policyd_port" 64 auth:100)"
-echo "blocked  c=64 $(median_cpu "$policyd_port" 64 blocked:100)"
+versus new "$policyd_port" new:100
+versus new-client "$policyd_port" new-client:100
+versus auth "$policyd_port" auth:100
+versus blocked "$policyd_port" blocked:100
 echo "== redis-benchmark (the ceiling of one Redis here)"
 redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -t ping,get,evalsha 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -3
 redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -P 16 -t ping 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -1
@@ -104,7 +125,7 @@ if command -v postgrey >/dev/null 2>&1; then
 	pids="$pids $!"
 	wait_port "$pg_port"
 	"$build/contrib/bench/policy_load" --port "$pg_port" --connections 1 --seconds 0.5 --prepass 1.2 >/dev/null
-	echo "postgrey c=64 known $(median "$pg_port" 64 known:100)"
+	versus postgrey "$pg_port" known:100
 else
 	echo "postgrey: not installed (apt-get install postgrey), skipped"
 fi
