@@ -25,6 +25,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <utility>
@@ -187,12 +188,15 @@ sfsistat content_step(SMFICTX* ctx, const char* step, F&& f) {
 // A connection that closes after shut_callbacks is not destroyed: its Session's DKIM verifier
 // belongs to the Services, which main may be destroying. It is kept, still reachable (so
 // LeakSanitizer, which checks at exit, does not count it lost), until the process ends a moment
-// later. Never destroyed, like everything here once shut.
-void keep_until_exit(Connection* c) {
+// later. Never destroyed, like everything here once shut; out of memory, simply dropped.
+void keep_until_exit(Connection* c) noexcept {
     static std::mutex lock;
-    static auto* const kept = new std::vector<Connection*>;
+    static auto* const kept = new (std::nothrow) std::vector<Connection*>;
     std::lock_guard hold(lock);
-    kept->push_back(c);
+    try {
+        if (kept) kept->push_back(c);
+    } catch (...) {
+    }
 }
 
 // True once: a quiet header or body step failed since the last answered step.
