@@ -14,18 +14,24 @@ TEST_CASE("commands are encoded as binary-safe RESP arrays", "[redis][protocol]"
     CHECK(out == std::string("prefix*3\r\n$3\r\nSET\r\n$3\r\na\0b\r\n$0\r\n\r\n", 34));
 }
 
+// Every reply in wire, fed to one reader step bytes at a time.
+static std::vector<Value> decode_in_steps(const std::string& wire, std::size_t step) {
+    ReplyReader reader;
+    std::vector<Value> values;
+    for (std::size_t i = 0; i < wire.size(); i += step) {
+        REQUIRE(reader.feed(wire.data() + i, std::min(step, wire.size() - i)));
+        Value v;
+        while (reader.next(v) == ReplyReader::Status::reply)
+            values.push_back(std::move(v));
+    }
+    return values;
+}
+
 TEST_CASE("replies decode the same whatever the read boundaries", "[redis][protocol]") {
     const std::string wire =
         "+OK\r\n-ERR bad\r\n:-42\r\n$-1\r\n$5\r\na\r\nb\0\r\n*3\r\n*2\r\n:1\r\n*0\r\n$1\r\nx\r\n$-1\r\n*-1\r\n"s;
     for (std::size_t step : {std::size_t{1}, std::size_t{2}, std::size_t{7}, wire.size()}) {
-        ReplyReader reader;
-        std::vector<Value> values;
-        for (std::size_t i = 0; i < wire.size(); i += step) {
-            REQUIRE(reader.feed(wire.data() + i, std::min(step, wire.size() - i)));
-            Value v;
-            while (reader.next(v) == ReplyReader::Status::reply)
-                values.push_back(std::move(v));
-        }
+        auto values = decode_in_steps(wire, step);
         REQUIRE(values.size() == 7);
         CHECK(values[0].type == Type::status);
         CHECK(values[1].type == Type::error);
@@ -53,14 +59,7 @@ TEST_CASE("a transaction's status replies decode the same whatever the read boun
                                                "",   "OKAY",   "QUEUEDX", "O",      "QUEUED"};
     for (std::size_t step = 1; step <= wire.size(); ++step) {
         INFO("read " << step << " bytes at a time");
-        ReplyReader reader;
-        std::vector<Value> values;
-        for (std::size_t i = 0; i < wire.size(); i += step) {
-            REQUIRE(reader.feed(wire.data() + i, std::min(step, wire.size() - i)));
-            Value v;
-            while (reader.next(v) == ReplyReader::Status::reply)
-                values.push_back(std::move(v));
-        }
+        auto values = decode_in_steps(wire, step);
         REQUIRE(values.size() == expected.size());
         for (std::size_t i = 0; i < values.size(); ++i) {
             if (i == 5) continue;
