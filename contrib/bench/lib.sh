@@ -118,3 +118,14 @@ start_postfix() {
 	(in_ns postfix -c "$postfix_dir" start) >"$work/postfix.start" 2>&1 || { cat "$work/postfix.start" "$work/maillog" >&2; exit 1; }
 	wait_port "$smtp_port"
 }
+
+# postfix_drained: until start_postfix's queue is empty (120 s at most), so that delivering one
+# measurement's messages does not fall into the next one's time.
+postfix_drained() {
+	i=0
+	while [ -n "$(cd "$work/postfix-queue" && find maildrop incoming active deferred hold -type f 2>/dev/null | head -1)" ]; do
+		i=$((i + 1))
+		[ $i -gt 2400 ] && { echo "the Postfix queue did not drain" >&2; return 1; }
+		sleep 0.05
+	done
+}

@@ -306,6 +306,7 @@ use_milters() { # then warm up: a reload restarts smtpd and cleanup
 }
 # messages/s of smtp-source: SESSIONS MESSAGES
 smtp_rate() {
+	postfix_drained
 	t0=$(date +%s.%N)
 	smtp-source -s "$1" -m "$2" -f "$sender" -t "$rcpt" -F "$msg" "127.0.0.1:$smtp_port" 2>>"$work/smtp-source.log"
 	t1=$(date +%s.%N)
