@@ -1,7 +1,8 @@
 // redis.hpp — the asynchronous Redis client both daemons use for their state (SPEC §3, §4).
 //
-// hiredis is only the RESP codec (redisFormatCommandArgv, redisReader); Boost.Asio owns the TCP
-// or unix socket, so the client has its own per-command timeouts, pipelining and reconnects.
+// hiredis is only the reply decoder (redisReader; commands are encoded here, redis_protocol.cpp);
+// Boost.Asio owns the TCP or unix socket, so the client has its own per-command timeouts,
+// pipelining and reconnects.
 //
 // Entry points: Client (start, stop, command, eval, transaction), Batch, Script, Value, Reply.
 //

@@ -190,14 +190,15 @@ redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWind
     add_keys(keys, base, "used", limits);
     add_keys(keys, base, "tried", blocks);
     const std::string held = base + "held";
-    base += "throttle";
+    std::string throttle = std::move(base);
+    throttle += "throttle";
     std::string member = instance_of(facts);  // "<instance> <recipient>"
     member += ' ';
     member += facts.recipient;
     const long long reserve_ms = config.quota.reserve_ttl * 1000LL;
     long long keep = reserve_ms;
     redis::Batch out;
-    out.reserve(512 + member.size() + 3 * n * base.size());
+    out.reserve(512 + member.size() + 3 * n * held.size());
     out.add({"ZADD", held, "NX", Digits(now_ms), member});
     for (std::size_t i = 0; i < n; ++i) {
         const auto& w = i < limits.size() ? limits[i] : blocks[i - limits.size()];
@@ -209,7 +210,7 @@ redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWind
     out.add({"PEXPIRE", held, Digits(keep)});
     for (const auto& key : keys)
         out.add({"HGETALL", key});
-    out.add({"HGET", base, "until"});
+    out.add({"HGET", throttle, "until"});
     out.add({"ZCOUNT", held, "-inf", Digits(now_ms - reserve_ms)});
     return out;
 }
