@@ -48,6 +48,7 @@ struct Job : std::enable_shared_from_this<Job> {
     ListCache& lists;
     ListKeys& list_keys;
     Greylisting& greylisting;
+    QuotaTtlMemo& quota_ttls;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
@@ -59,13 +60,14 @@ struct Job : std::enable_shared_from_this<Job> {
     GreylistKeys greylist_keys;
     std::optional<long> client_count;  // the client's auto-allow count, read before first_sight
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g,
+    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaTtlMemo& q,
         std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
           list_keys(k),
           greylisting(g),
+          quota_ttls(q),
           config(std::move(c)),
           facts(std::move(f)),
           reply(std::move(cb)) {}
@@ -249,24 +251,34 @@ void Job::start_quota() {
 
 // The usual reservation is one transaction (reserve_transaction); whatever else it finds, the
 // script decides, one round trip later, after taking back what the transaction wrote. Without
-// limits only auto_block counts, and the script does it all.
+// limits only auto_block counts, and the script does it all. A key the transaction made anew
+// without its TTL gets it from a PEXPIRE sent at once; the decision does not wait for it.
 void Job::run_reserve(std::vector<QuotaWindow> limits) {
     auto now = unix_now_ms();
     if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing);
-    redis.transaction(
-        reserve_transaction(facts, limits, now, *config),
-        [self = shared_from_this(), limits, now](redis::Reply r) mutable {
-            if (!r.ok) return self->quota_failed();
-            auto read = read_reserve_transaction(r.value, limits, now, *self->config);
-            if (!read) {
-                log::warning("quota transaction: unexpected reply " +
-                             (r.value.is_error() ? r.value.str : "shape"));
-                return self->quota_failed();
-            }
-            if (read->reserved)
-                return self->finish(quota_decision(*read->reserved, limits, *self->config));
-            self->run_reserve_script(std::move(limits), now, read->undo);
-        });
+    auto transaction = reserve_transaction(facts, limits, now, *config, &quota_ttls);
+    const auto commands = std::move(transaction.commands);
+    redis.transaction(commands, [self = shared_from_this(), limits, now,
+                                 t = std::move(transaction)](redis::Reply r) mutable {
+        if (!r.ok) return self->quota_failed();
+        auto read = read_reserve_transaction(r.value, t, limits, now, *self->config);
+        if (!read) {
+            log::warning("quota transaction: unexpected reply " +
+                         (r.value.is_error() ? r.value.str : "shape"));
+            return self->quota_failed();
+        }
+        for (auto& argv : note_ttls(self->quota_ttls, t, *read)) {
+            auto key = argv[1];
+            self->redis.command(std::move(argv), [key](redis::Reply e) {
+                if (!e.ok || e.value.is_error())
+                    log::warning(key + ": TTL not set (" + (e.ok ? e.value.str : e.error) +
+                                 "); the user's next recipient sets it");
+            });
+        }
+        if (read->reserved)
+            return self->finish(quota_decision(*read->reserved, limits, *self->config));
+        self->run_reserve_script(std::move(limits), now, read->undo);
+    });
 }
 
 void Job::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo) {
@@ -346,13 +358,14 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_,
-                                         std::move(config), std::move(facts), std::move(reply));
+        auto job =
+            std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_ttls_,
+                                  std::move(config), std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_,
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_ttls_,
                                      std::move(config), std::move(facts), std::move(reply));
     job->start_lists();
 }

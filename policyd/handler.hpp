@@ -17,6 +17,7 @@
 #include "common/redis.hpp"
 #include "policyd/greylist_memo.hpp"
 #include "policyd/protocol.hpp"
+#include "policyd/quota.hpp"
 
 namespace postwarden::policy {
 
@@ -46,6 +47,7 @@ class Handler {
     ListCache& lists_;
     ListKeys list_keys_;
     Greylisting greylisting_;
+    QuotaTtlMemo quota_ttls_;
 };
 
 }  // namespace postwarden::policy

@@ -176,12 +176,23 @@ ScriptCall reserve_call(const Facts& facts, const std::vector<QuotaWindow>& limi
     return call;
 }
 
-// Replies, in order: ZADD; HINCRBY and PEXPIRE per window; PEXPIRE held; HGETALL per window;
-// HGET; ZCOUNT (the cheapest of the ways to ask for reservations due for release: 6.7k
-// instructions in Redis, ZRANGEBYSCORE ... LIMIT 0 1 11k). Windows are the limits, then the
+bool QuotaTtlMemo::fresh(const std::string& key, long long bucket) const {
+    auto it = buckets_.find(key);
+    return it != buckets_.end() && it->second == bucket;
+}
+
+void QuotaTtlMemo::set(const std::string& key, long long bucket) {
+    if (buckets_.size() >= max_entries_ && !buckets_.count(key)) buckets_.clear();
+    buckets_[key] = bucket;
+}
+
+// Replies, in order: ZADD; per window HINCRBY, and PEXPIRE when sets_ttl; PEXPIRE held; HGETALL
+// per window; HGET; ZCOUNT (the cheapest of the ways to ask for reservations due for release:
+// 6.7k instructions in Redis, ZRANGEBYSCORE ... LIMIT 0 1 11k). Windows are the limits, then the
 // auto_block windows, as KEYS orders them.
-redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
-                                 long long now_ms, const Config& config) {
+ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
+                                       long long now_ms, const Config& config,
+                                       const QuotaTtlMemo* memo) {
     auto blocks = block_windows(config);
     const std::size_t n = limits.size() + blocks.size();
     auto base = key_base(facts, config);
@@ -197,34 +208,46 @@ redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWind
     member += facts.recipient;
     const long long reserve_ms = config.quota.reserve_ttl * 1000LL;
     long long keep = reserve_ms;
-    redis::Batch out;
+    ReserveTransaction t;
+    t.windows.reserve(n);
+    auto& out = t.commands;
     out.reserve(512 + member.size() + 3 * n * held.size());
     out.add({"ZADD", held, "NX", Digits(now_ms), member});
     for (std::size_t i = 0; i < n; ++i) {
         const auto& w = i < limits.size() ? limits[i] : blocks[i - limits.size()];
         const long long bucket = bucket_ms(w), lives = w.seconds * 1000LL + bucket;
-        out.add({"HINCRBY", keys[i], Digits(now_ms / bucket), "1"});
-        out.add({"PEXPIRE", keys[i], Digits(lives)});
+        auto& tw = t.windows.emplace_back();
+        tw.key = std::move(keys[i]);
+        tw.ttl_ms = lives;
+        tw.bucket = now_ms / bucket;
+        tw.sets_ttl = !memo || !memo->fresh(tw.key, tw.bucket);
+        out.add({"HINCRBY", tw.key, Digits(tw.bucket), "1"});
+        if (tw.sets_ttl) out.add({"PEXPIRE", tw.key, Digits(lives)});
         if (i < limits.size()) keep = std::max(keep, lives);
     }
     out.add({"PEXPIRE", held, Digits(keep)});
-    for (const auto& key : keys)
-        out.add({"HGETALL", key});
+    for (const auto& tw : t.windows)
+        out.add({"HGETALL", tw.key});
     out.add({"HGET", throttle, "until"});
     out.add({"ZCOUNT", held, "-inf", Digits(now_ms - reserve_ms)});
-    return out;
+    return t;
 }
 
 std::optional<TransactionResult> read_reserve_transaction(const redis::Value& v,
+                                                          const ReserveTransaction& t,
                                                           const std::vector<QuotaWindow>& limits,
                                                           long long now_ms, const Config& config) {
     using Type = redis::Value::Type;
     auto blocks = block_windows(config);
     const std::size_t n = limits.size() + blocks.size();
-    if (v.type != Type::array || v.elements.size() != 4 + 3 * n) return std::nullopt;
+    if (t.windows.size() != n) return std::nullopt;
+    std::size_t reads = 2 + n;  // where the first HGETALL's reply is: after every PEXPIRE
+    for (const auto& tw : t.windows)
+        reads += tw.sets_ttl;
+    if (v.type != Type::array || v.elements.size() != reads + n + 2) return std::nullopt;
     const auto& added = v.elements[0];
-    const auto& until = v.elements[2 + 3 * n];
-    const auto& old = v.elements[3 + 3 * n];
+    const auto& until = v.elements[reads + n];
+    const auto& old = v.elements[reads + n + 1];
     if (added.type != Type::integer || (until.type != Type::nil && until.type != Type::string) ||
         old.type != Type::integer)
         return std::nullopt;
@@ -238,10 +261,14 @@ std::optional<TransactionResult> read_reserve_transaction(const redis::Value& v,
     }
     QuotaOutcome outcome;
     double fullest = -1;
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = 0, at = 1; i < n; ++i) {
+        const auto& counted = v.elements[at];
+        if (counted.type != Type::integer) return std::nullopt;
+        if (!t.windows[i].sets_ttl && counted.integer == 1) result.untimed.push_back(i);
+        at += t.windows[i].sets_ttl ? 2 : 1;
         const auto& w = i < limits.size() ? limits[i] : blocks[i - limits.size()];
         bool stale = false;
-        auto total = live_total(v.elements[2 + 2 * n + i], w, now_ms, stale);
+        auto total = live_total(v.elements[reads + i], w, now_ms, stale);
         if (!total) return std::nullopt;
         usual = usual && !stale && *total <= w.count;
         double ratio = static_cast<double>(*total) / static_cast<double>(w.count);
@@ -253,6 +280,19 @@ std::optional<TransactionResult> read_reserve_transaction(const redis::Value& v,
     }
     if (usual && !limits.empty()) result.reserved = outcome;
     return result;
+}
+
+std::vector<std::vector<std::string>> note_ttls(QuotaTtlMemo& memo, const ReserveTransaction& t,
+                                                const TransactionResult& result) {
+    for (const auto& tw : t.windows)
+        if (tw.sets_ttl) memo.set(tw.key, tw.bucket);
+    std::vector<std::vector<std::string>> pexpire;
+    for (auto i : result.untimed) {
+        const auto& tw = t.windows.at(i);
+        memo.forget(tw.key);
+        pexpire.push_back({"PEXPIRE", tw.key, std::to_string(tw.ttl_ms)});
+    }
+    return pexpire;
 }
 
 ScriptCall commit_call(const Facts& facts, long recipient_count,

@@ -5,15 +5,16 @@
 // its header. No Redis I/O, no clock: time is an argument.
 //
 // Entry points: quota_applies, quota_override_key, effective_limits, reserve_transaction,
-// read_reserve_transaction, reserve_call, commit_call, parse_reserve_reply, parse_commit_reply,
-// quota_decision, block_reason, rfc3339.
-// Threading: pure functions, callable from any thread.
+// read_reserve_transaction, note_ttls (with a QuotaTtlMemo), reserve_call, commit_call,
+// parse_reserve_reply, parse_commit_reply, quota_decision, block_reason, rfc3339.
+// Threading: pure functions, callable from any thread; a QuotaTtlMemo belongs to one thread.
 #pragma once
 
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/config.hpp"
@@ -82,14 +83,51 @@ struct QuotaOutcome {
 // The reply of "reserve": {verdict, until_ms, window, figure}; nullopt when malformed.
 std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 
+// The buckets in which this process last set the TTL of each window key (used:<s>, tried:<s>),
+// so that the reservation transaction sets it once per bucket instead of with every count, as
+// quota.lua does (a PEXPIRE is a fifth of the transaction's work in Redis; BENCHMARKS.md, item
+// 33). That is enough: a TTL set at any moment of bucket b (window + bucket) outlives b's counts.
+// A key that disappears meanwhile (DEL by hand, or emptied by a release) comes back without a
+// TTL when a transaction that skipped it counts there; read_reserve_transaction reports that
+// (its count is then 1), and the caller forgets the key and sets the TTL at once.
+// Pure (the caller gives the bucket) and single-threaded: policyd's io thread owns it.
+class QuotaTtlMemo {
+  public:
+    // Bounded: past max_entries everything is forgotten (the next counts set their TTLs again).
+    explicit QuotaTtlMemo(std::size_t max_entries = 32768) : max_entries_(max_entries) {}
+
+    bool fresh(const std::string& key, long long bucket) const;
+    void set(const std::string& key, long long bucket);
+    void forget(const std::string& key) { buckets_.erase(key); }
+    std::size_t size() const { return buckets_.size(); }
+
+  private:
+    std::size_t max_entries_;
+    std::unordered_map<std::string, long long> buckets_;  // window key → bucket index
+};
+
 // The usual reservation without the script (limits not empty): the commands of one MULTI ...
-// EXEC that takes the reservation (ZADD NX), counts the recipient in every window, refreshes
-// the TTLs, then reads what decides: every window, the throttle's until, and whether a
-// reservation is old enough to be given back. Counting first keeps it exact under concurrency:
-// what the reads show includes every other request's count. About a third of quota.lua's
-// instructions in Redis (BENCHMARKS.md, item 28).
-redis::Batch reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
-                                 long long now_ms, const Config& config);
+// EXEC that takes the reservation (ZADD NX), counts the recipient in every window, sets the
+// TTLs, then reads what decides: every window, the throttle's until, and whether a reservation
+// is old enough to be given back. Counting first keeps it exact under concurrency: what the
+// reads show includes every other request's count. About a third of quota.lua's instructions
+// in Redis (BENCHMARKS.md, item 28). A window's TTL is set unless memo has it fresh in the
+// current bucket (no memo: always); held's is set every time, since a commit that takes its
+// last member deletes it.
+struct ReserveTransaction {
+    redis::Batch commands;
+    // Per window, limits then auto_block as the script's KEYS order them.
+    struct Window {
+        std::string key;
+        long long ttl_ms = 0;   // window + bucket
+        long long bucket = 0;   // the current bucket's index
+        bool sets_ttl = false;  // the commands set the key's TTL
+    };
+    std::vector<Window> windows;
+};
+ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
+                                       long long now_ms, const Config& config,
+                                       const QuotaTtlMemo* memo = nullptr);
 
 struct TransactionResult {
     // Set when the transaction made the usual reservation, quota.lua's answer for it: not a
@@ -97,13 +135,24 @@ struct TransactionResult {
     std::optional<QuotaOutcome> reserved;
     // Otherwise the script decides, after taking back what the transaction wrote.
     Undo undo = Undo::nothing;
+    // Windows (indexes into ReserveTransaction::windows) that the transaction counted in without
+    // setting their TTL while the key had no count in its bucket: it may have made the key
+    // anew, without a TTL.
+    std::vector<std::size_t> untimed;
 };
 
 // Reads EXEC's answer to reserve_transaction's commands; nullopt when it has another shape (an
 // error, a wrong type in a key).
 std::optional<TransactionResult> read_reserve_transaction(const redis::Value& exec,
+                                                          const ReserveTransaction& transaction,
                                                           const std::vector<QuotaWindow>& limits,
                                                           long long now_ms, const Config& config);
+
+// After a transaction Redis executed: marks the TTLs it set as fresh and forgets the untimed
+// windows' keys; returns the PEXPIRE commands those need.
+std::vector<std::vector<std::string>> note_ttls(QuotaTtlMemo& memo,
+                                                const ReserveTransaction& transaction,
+                                                const TransactionResult& result);
 
 // The reply of "commit": {committed, released}.
 struct CommitOutcome {

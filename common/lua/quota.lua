@@ -30,7 +30,8 @@
 -- Writes, each with a TTL:
 --   used:<s>, tried:<s>  HINCRBY of the current bucket    PX window + bucket (set when a
 --                                                         bucket is first written; policyd's
---                                                         transaction sets it on every count)
+--                                                         transaction once per bucket and
+--                                                         process, QuotaTtlMemo)
 --   held                 ZADD NX member now               PX max(reserve_ttl, longest window +
 --                        bucket), so an expired reservation can still be given back while it
 --                        counts

@@ -13,7 +13,9 @@
 # (greylist.lua, as the new mix): unique members from redis-benchmark's __rand_int__. The
 # transaction is the one policyd sends for the same reservation (MULTI, its seven commands,
 # EXEC), fed by redis-cli --pipe; sending EVALSHA that way instead costs within 1 % of what
-# redis-benchmark's calls cost.
+# redis-benchmark's calls cost. "later in the bucket" is the same transaction without the
+# window's PEXPIRE, as policyd sends it once the window's TTL is set in the current bucket
+# (policyd/quota.hpp, QuotaTtlMemo).
 set -eu
 cd "$(dirname "$0")/../.."
 calls=${1:-1000}
@@ -36,8 +38,8 @@ instructions() {
 	pid=$!
 	pids="$pids $pid"
 	wait_port "$port"
-	if [ "$script" = transaction ]; then
-		transactions "$n" | redis-cli -p "$port" --pipe >/dev/null
+	if [ "$script" = transaction ] || [ "$script" = transaction-fresh ]; then
+		transactions "$n" "$script" | redis-cli -p "$port" --pipe >/dev/null
 	else
 		sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$script")")
 		redis-benchmark -p "$port" -c 1 -n "$n" -r 100000000 EVALSHA "$sha" "$@" >/dev/null
@@ -48,9 +50,10 @@ instructions() {
 	rm -f "$work/cg.out"
 }
 
-# transactions N: N reservations as policyd's transaction, in RESP, each for a new member.
+# transactions N KIND: N reservations as policyd's transaction, in RESP, each for a new member;
+# KIND transaction-fresh leaves out the window's PEXPIRE.
 transactions() {
-	awk -v n="$1" -v now="$now" -v cutoff=$((now - 600000)) -v bucket=$((now / 1440000)) 'function cmd(s,   a, i, k, out) {
+	awk -v n="$1" -v kind="$2" -v now="$now" -v cutoff=$((now - 600000)) -v bucket=$((now / 1440000)) 'function cmd(s,   a, i, k, out) {
 		k = split(s, a, " ")
 		out = "*" k "\r\n"
 		for (i = 1; i <= k; i++) out = out "$" length(a[i]) "\r\n" a[i] "\r\n"
@@ -60,7 +63,8 @@ transactions() {
 		h = "pw:quota:{u}:held"; u = "pw:quota:{u}:used:86400"
 		for (i = 0; i < n; i++)
 			printf "%s", cmd("MULTI") cmd("ZADD " h " NX " now " bench." i "@r") \
-				cmd("HINCRBY " u " " bucket " 1") cmd("PEXPIRE " u " 87840000") \
+				cmd("HINCRBY " u " " bucket " 1") \
+				(kind == "transaction" ? cmd("PEXPIRE " u " 87840000") : "") \
 				cmd("PEXPIRE " h " 87840000") cmd("HGETALL " u) \
 				cmd("HGET pw:quota:{u}:throttle until") \
 				cmd("ZCOUNT " h " -inf " cutoff) cmd("EXEC")
@@ -83,5 +87,7 @@ echo "greylist.lua new instructions/call=$(per_call common/lua/greylist.lua "$ca
 	'pw:grey:{198.51.100.0/24}:s__rand_int__@x.example:r@y.example' 'pw:awl:{198.51.100.0/24}' \
 	$now 300 86400 3024000 0)"
 echo "quota transaction reserve instructions/call=$(per_call transaction "$calls")"
+echo "quota transaction reserve, later in the bucket instructions/call=$(per_call \
+	transaction-fresh "$calls")"
 echo 'return 1' >"$work/empty.lua"
 echo "empty script (return 1) instructions/call=$(per_call "$work/empty.lua" "$calls" 0)"

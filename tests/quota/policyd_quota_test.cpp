@@ -152,6 +152,34 @@ TEST_CASE("quota: a reservation with room is one transaction; the script decides
     CHECK(used(redis, "jo@example.com", 60) == 3);
 }
 
+// A window's TTL is set once per bucket (QuotaTtlMemo), held's with every reservation; a window
+// key deleted meanwhile comes back with its TTL all the same (SPEC §3: every key expires).
+TEST_CASE("quota: a window's TTL is set once per bucket, and a key deleted meanwhile gets one",
+          "[quota][policyd]") {
+    RedisServer redis;
+    PolicydProcess policyd(config_for(redis, "limits = 1000/3600\nauto_block = 0\n"));
+    PolicyClient client(policyd.port());
+    auto calls = [&](const std::string& command) {
+        auto field = redis.info_field("commandstats", "cmdstat_" + command);
+        return field.empty() ? 0 : std::stoi(field.substr(6));
+    };
+    const std::string key = "pw:quota:{kim@example.com}:used:3600";
+    for (int i = 1; i <= 6; ++i)
+        REQUIRE(client.ask(rcpt("kim@example.com", "k1", to(i))) == "DUNNO");
+    CHECK(calls("exec") == 6);
+    // held's six, and the window's once per 60 s bucket: once, or twice if one ended meanwhile
+    CHECK(calls("pexpire") >= 7);
+    CHECK(calls("pexpire") <= 8);
+    CHECK(redis.run({"PTTL", key}).integer > 3600000);
+
+    redis.run({"DEL", key});
+    REQUIRE(client.ask(rcpt("kim@example.com", "k1", to(7))) == "DUNNO");
+    CHECK(used(redis, "kim@example.com", 3600) == 1);
+    // the PEXPIRE follows the transaction's answer on the same connection
+    CHECK(wait_until([&] { return redis.run({"PTTL", key}).integer > 3600000; }, 5s));
+    CHECK(redis.run({"PTTL", key}).integer <= 3660000);
+}
+
 // The override is cached like the lists (list_cache.hpp): no GET per request, and an edit still
 // counts on the next request.
 TEST_CASE("quota: the override is read from memory, and every edit counts on the next request",

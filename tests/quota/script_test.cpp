@@ -18,15 +18,19 @@ namespace {
 
 constexpr long long t0 = 1714564800000;  // 2024-05-01T12:00:00Z, on a whole minute
 
-// One user's quota as policyd drives it, with EVAL and a chosen time. Every test runs twice:
-// reserving with the script alone, and as policyd does, with reserve_transaction first and the
-// script (told to undo the transaction) only for what the transaction does not decide. Both
-// must give the same answers and leave the same counts.
+// One user's quota as policyd drives it, with EVAL and a chosen time. Every test runs three
+// times: reserving with the script alone; with reserve_transaction first and the script (told to
+// undo the transaction) only for what the transaction does not decide; and that, with a
+// QuotaTtlMemo as policyd keeps one, so that a window's TTL is set once per bucket (and a key
+// made anew gets its PEXPIRE after the transaction, as policyd sends it). All must give the same
+// answers and leave the same counts, and every key a TTL.
 struct Quota {
     RedisServer& redis;
     Config config;
     std::string login = "alice@example.com";
-    const bool transaction_first = GENERATE(false, true);
+    const int mode = GENERATE(0, 1, 2);
+    const bool transaction_first = mode > 0;
+    QuotaTtlMemo memo;
     int script_calls = 0;
 
     Quota(RedisServer& r, const std::string& quota_section) : redis(r) {
@@ -59,8 +63,11 @@ struct Quota {
         auto f = facts(instance, rcpt);
         Undo undo = Undo::nothing;
         if (transaction_first && !limits.empty()) {
-            auto read = read_reserve_transaction(transaction(f, limits, now), limits, now, config);
+            auto t = reserve_transaction(f, limits, now, config, mode == 2 ? &memo : nullptr);
+            auto read = read_reserve_transaction(transaction(t.commands), t, limits, now, config);
             REQUIRE(read);
+            for (const auto& argv : note_ttls(memo, t, *read))
+                REQUIRE(redis.run(argv).type == redis::Value::Type::integer);
             if (read->reserved) return *read->reserved;
             undo = read->undo;
         }
@@ -73,11 +80,10 @@ struct Quota {
     }
 
     // reserve_transaction's commands in MULTI ... EXEC; EXEC's answer.
-    redis::Value transaction(const Facts& f, const std::vector<QuotaWindow>& limits,
-                             long long now) {
+    redis::Value transaction(const redis::Batch& commands) {
         redis::Batch all;
         all.add({"MULTI"});
-        all.append(reserve_transaction(f, limits, now, config));
+        all.append(commands);
         all.add({"EXEC"});
         auto replies = redis.run(all);
         REQUIRE(replies.front().str == "OK");
@@ -156,8 +162,8 @@ TEST_CASE("script: a member a lost call left in held is not trusted as a replay"
     CHECK(reserved(q.reserve(t0, "m1", "a")));
     CHECK(reserved(q.reserve(t0, "m1", "b")));
     auto limits = merge_windows(q.config.quota.limits);
-    auto read = read_reserve_transaction(q.transaction(q.facts("m2", "c"), limits, t0 + 1), limits,
-                                         t0 + 1, q.config);
+    auto t = reserve_transaction(q.facts("m2", "c"), limits, t0 + 1, q.config);
+    auto read = read_reserve_transaction(q.transaction(t.commands), t, limits, t0 + 1, q.config);
     REQUIRE(read);
     CHECK_FALSE(read->reserved);
     CHECK(read->undo == Undo::counted_and_held);

@@ -139,8 +139,13 @@ TEST_CASE("the transaction counts first, then reads; the undo argument follows t
     expected.add({"HGET", base + "throttle", "until"});
     expected.add({"ZCOUNT", base + "held", "-inf", "1699999100123"});
     auto t = reserve_transaction(f, limits, now, c);
-    CHECK(t.size() == 13);
-    CHECK(t.encoded() == expected.encoded());
+    CHECK(t.commands.size() == 13);
+    CHECK(t.commands.encoded() == expected.encoded());
+    REQUIRE(t.windows.size() == 3);
+    CHECK(t.windows[1].key == base + "used:86400");
+    CHECK(t.windows[1].ttl_ms == 87840000);
+    CHECK(t.windows[1].bucket == 1180555);
+    CHECK(t.windows[1].sets_ttl);
     CHECK(reserve_call(f, limits, now, c, Undo::counted).args.back() == "1");
     CHECK(reserve_call(f, limits, now, c, Undo::counted_and_held).args.back() == "2");
     CHECK(reserve_call(f, limits, now, c).args.back() == "60000");  // no undo argument
@@ -164,13 +169,15 @@ redis::Value array(std::vector<redis::Value> elements) {
 
 // EXEC's answer for the default config's three windows: ZADD's answer, each window's
 // {bucket, count} pairs, the throttle's until (nil when absent), whether reservations are due
-// for release.
+// for release. counted: HINCRBY's answers (1 when not given); sets_ttl: which windows have a
+// PEXPIRE's answer (all when not given).
 redis::Value exec(long long added, std::vector<std::vector<std::string>> windows,
-                  std::optional<std::string> until = std::nullopt, bool expired = false) {
+                  std::optional<std::string> until = std::nullopt, bool expired = false,
+                  std::vector<long long> counted = {}, std::vector<bool> sets_ttl = {}) {
     std::vector<redis::Value> e{integer(added)};
     for (std::size_t i = 0; i < windows.size(); ++i) {
-        e.push_back(integer(1));  // HINCRBY
-        e.push_back(integer(1));  // PEXPIRE
+        e.push_back(integer(i < counted.size() ? counted[i] : 1));         // HINCRBY
+        if (i >= sets_ttl.size() || sets_ttl[i]) e.push_back(integer(1));  // PEXPIRE
     }
     e.push_back(integer(1));  // PEXPIRE held
     for (const auto& w : windows) {
@@ -192,8 +199,9 @@ TEST_CASE("the transaction's answer is the reservation only when quota.lua would
     auto limits = effective_limits(std::nullopt, c).windows;
     const long long now = 1700000000123;
     const std::string hour = "28333333", day = "1180555", old_hour = "28333271";  // 62 min ago
+    const auto t = reserve_transaction(sasl_facts("alice"), limits, now, c);
     auto read = [&](const redis::Value& v) {
-        auto r = read_reserve_transaction(v, limits, now, c);
+        auto r = read_reserve_transaction(v, t, limits, now, c);
         REQUIRE(r);
         return *r;
     };
@@ -221,15 +229,102 @@ TEST_CASE("the transaction's answer is the reservation only when quota.lua would
     CHECK_FALSE(read(exec(1, {{hour, "5"}, {day, "5"}, {hour, "5"}}, std::nullopt, true)).reserved);
 
     // another shape is not read at all
-    CHECK_FALSE(read_reserve_transaction(exec(1, {{hour, "5"}, {day, "5"}}), limits, now, c));
+    CHECK_FALSE(read_reserve_transaction(exec(1, {{hour, "5"}, {day, "5"}}), t, limits, now, c));
+    CHECK_FALSE(read_reserve_transaction(exec(1, {{hour, "x"}, {day, "5"}, {hour, "5"}}), t, limits,
+                                         now, c));
     CHECK_FALSE(
-        read_reserve_transaction(exec(1, {{hour, "x"}, {day, "5"}, {hour, "5"}}), limits, now, c));
-    CHECK_FALSE(
-        read_reserve_transaction(exec(1, {{hour}, {day, "5"}, {hour, "5"}}), limits, now, c));
+        read_reserve_transaction(exec(1, {{hour}, {day, "5"}, {hour, "5"}}), t, limits, now, c));
     redis::Value aborted;
     aborted.type = redis::Value::Type::error;
     aborted.str = "EXECABORT Transaction discarded because of previous errors.";
-    CHECK_FALSE(read_reserve_transaction(aborted, limits, now, c));
+    CHECK_FALSE(read_reserve_transaction(aborted, t, limits, now, c));
+}
+
+TEST_CASE("a window's TTL is set once per bucket, and a key made anew gets it after", "[quota]") {
+    auto c = default_config();  // limits 100/3600, 1000/86400; auto_block 3000/3600
+    auto f = sasl_facts("alice");
+    auto limits = effective_limits(std::nullopt, c).windows;
+    const long long now = 1700000000123;  // hour buckets of 60 s, day buckets of 24 min
+    const std::string base = "pw:quota:{alice}:";
+    const std::string hour = "28333333", day = "1180555";
+    QuotaTtlMemo memo;
+    auto sets = [](const ReserveTransaction& t) {
+        std::vector<bool> out;
+        for (const auto& w : t.windows)
+            out.push_back(w.sets_ttl);
+        return out;
+    };
+
+    // nothing remembered: every TTL is set, as without a memo
+    auto first = reserve_transaction(f, limits, now, c, &memo);
+    CHECK(first.commands.encoded() == reserve_transaction(f, limits, now, c).commands.encoded());
+    auto read = read_reserve_transaction(exec(1, {{hour, "1"}, {day, "1"}, {hour, "1"}}), first,
+                                         limits, now, c);
+    REQUIRE(read);
+    CHECK(read->untimed.empty());  // counts of 1, but the TTLs were set with them
+    CHECK(note_ttls(memo, first, *read).empty());
+    CHECK(memo.size() == 3);
+
+    // later in the same buckets: no window PEXPIRE; held's is still set (a commit may delete it)
+    auto same = reserve_transaction(f, limits, now + 1000, c, &memo);
+    CHECK(sets(same) == std::vector<bool>{false, false, false});
+    redis::Batch expected;
+    expected.add({"ZADD", base + "held", "NX", "1700000001123",
+                  "4c1f.6632a1b0.7d3e2.0 friend@elsewhere.example"});
+    expected.add({"HINCRBY", base + "used:3600", hour, "1"});
+    expected.add({"HINCRBY", base + "used:86400", day, "1"});
+    expected.add({"HINCRBY", base + "tried:3600", hour, "1"});
+    expected.add({"PEXPIRE", base + "held", "87840000"});
+    expected.add({"HGETALL", base + "used:3600"});
+    expected.add({"HGETALL", base + "used:86400"});
+    expected.add({"HGETALL", base + "tried:3600"});
+    expected.add({"HGET", base + "throttle", "until"});
+    expected.add({"ZCOUNT", base + "held", "-inf", "1699999101123"});
+    CHECK(same.commands.encoded() == expected.encoded());
+
+    // the day's key had been deleted: its count is 1 again, so it may lack a TTL
+    auto gone = read_reserve_transaction(
+        exec(1, {{hour, "2"}, {day, "1"}, {hour, "2"}}, std::nullopt, false, {2, 1, 2}, sets(same)),
+        same, limits, now + 1000, c);
+    REQUIRE(gone);
+    CHECK(gone->reserved);  // the decision is the same
+    CHECK(gone->untimed == std::vector<std::size_t>{1});
+    auto pexpire = note_ttls(memo, same, *gone);
+    CHECK(pexpire ==
+          std::vector<std::vector<std::string>>{{"PEXPIRE", base + "used:86400", "87840000"}});
+    CHECK(sets(reserve_transaction(f, limits, now + 2000, c, &memo)) ==
+          std::vector<bool>{false, true, false});  // and the next count sets it too
+    // a reply of the shape with every PEXPIRE is not this transaction's
+    CHECK_FALSE(read_reserve_transaction(exec(1, {{hour, "2"}, {day, "1"}, {hour, "2"}}), same,
+                                         limits, now + 1000, c));
+
+    // the next hour bucket: those windows set their TTL again; the day's bucket is the same
+    auto next = reserve_transaction(f, limits, now + 60000, c, &memo);
+    CHECK(sets(next) == std::vector<bool>{true, true, true});  // the day's was forgotten
+    note_ttls(memo, next, *read);
+    CHECK(sets(reserve_transaction(f, limits, now + 61000, c, &memo)) ==
+          std::vector<bool>{false, false, false});
+    CHECK(sets(reserve_transaction(f, limits, now + 120000, c, &memo)) ==
+          std::vector<bool>{true, false, true});
+    // a clock that went back is another bucket too
+    CHECK(sets(reserve_transaction(f, limits, now, c, &memo)) ==
+          std::vector<bool>{true, false, true});
+}
+
+TEST_CASE("the TTL memo is bounded", "[quota]") {
+    QuotaTtlMemo memo(2);
+    memo.set("a", 1);
+    memo.set("b", 1);
+    memo.set("a", 2);  // a key it has is updated in place
+    CHECK(memo.size() == 2);
+    CHECK(memo.fresh("a", 2));
+    CHECK_FALSE(memo.fresh("a", 1));
+    memo.set("c", 1);  // full: everything is forgotten first
+    CHECK(memo.size() == 1);
+    CHECK_FALSE(memo.fresh("a", 2));
+    CHECK(memo.fresh("c", 1));
+    memo.forget("c");
+    CHECK_FALSE(memo.fresh("c", 1));
 }
 
 TEST_CASE("script replies are parsed strictly", "[quota]") {
