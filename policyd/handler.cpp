@@ -48,7 +48,7 @@ struct Job : std::enable_shared_from_this<Job> {
     ListCache& lists;
     ListKeys& list_keys;
     Greylisting& greylisting;
-    QuotaTtlMemo& quota_ttls;
+    QuotaMemo& quota_memo;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
@@ -60,14 +60,14 @@ struct Job : std::enable_shared_from_this<Job> {
     GreylistKeys greylist_keys;
     std::optional<long> client_count;  // the client's auto-allow count, read before first_sight
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaTtlMemo& q,
+    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaMemo& q,
         std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
           list_keys(k),
           greylisting(g),
-          quota_ttls(q),
+          quota_memo(q),
           config(std::move(c)),
           facts(std::move(f)),
           reply(std::move(cb)) {}
@@ -256,7 +256,7 @@ void Job::start_quota() {
 void Job::run_reserve(std::vector<QuotaWindow> limits) {
     auto now = unix_now_ms();
     if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing);
-    auto transaction = reserve_transaction(facts, limits, now, *config, &quota_ttls);
+    auto transaction = reserve_transaction(facts, limits, now, *config, &quota_memo);
     const auto commands = std::move(transaction.commands);
     redis.transaction(commands, [self = shared_from_this(), limits, now,
                                  t = std::move(transaction)](redis::Reply r) mutable {
@@ -267,7 +267,7 @@ void Job::run_reserve(std::vector<QuotaWindow> limits) {
                          (r.value.is_error() ? r.value.str : "shape"));
             return self->quota_failed();
         }
-        for (auto& argv : note_ttls(self->quota_ttls, t, *read)) {
+        for (auto& argv : note_transaction(self->quota_memo, t, *read)) {
             auto key = argv[1];
             self->redis.command(std::move(argv), [key](redis::Reply e) {
                 if (!e.ok || e.value.is_error())
@@ -359,13 +359,13 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
         auto job =
-            std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_ttls_,
+            std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_memo_,
                                   std::move(config), std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_ttls_,
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_memo_,
                                      std::move(config), std::move(facts), std::move(reply));
     job->start_lists();
 }

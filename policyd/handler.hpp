@@ -47,7 +47,7 @@ class Handler {
     ListCache& lists_;
     ListKeys list_keys_;
     Greylisting greylisting_;
-    QuotaTtlMemo quota_ttls_;
+    QuotaMemo quota_memo_;
 };
 
 }  // namespace postwarden::policy

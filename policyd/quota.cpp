@@ -176,23 +176,23 @@ ScriptCall reserve_call(const Facts& facts, const std::vector<QuotaWindow>& limi
     return call;
 }
 
-bool QuotaTtlMemo::fresh(const std::string& key, long long bucket) const {
-    auto it = buckets_.find(key);
-    return it != buckets_.end() && it->second == bucket;
+bool QuotaMemo::fresh(const std::string& key, long long period) const {
+    auto it = periods_.find(key);
+    return it != periods_.end() && it->second == period;
 }
 
-void QuotaTtlMemo::set(const std::string& key, long long bucket) {
-    if (buckets_.size() >= max_entries_ && !buckets_.count(key)) buckets_.clear();
-    buckets_[key] = bucket;
+void QuotaMemo::set(const std::string& key, long long period) {
+    if (periods_.size() >= max_entries_ && !periods_.count(key)) periods_.clear();
+    periods_[key] = period;
 }
 
 // Replies, in order: ZADD; per window HINCRBY, and PEXPIRE when sets_ttl; PEXPIRE held; HGETALL
-// per window; HGET; ZCOUNT (the cheapest of the ways to ask for reservations due for release:
-// 6.7k instructions in Redis, ZRANGEBYSCORE ... LIMIT 0 1 11k). Windows are the limits, then the
-// auto_block windows, as KEYS orders them.
+// per window; HGET; ZCOUNT when asks_due (the cheapest of the ways to ask for reservations due for
+// release: 6.7k instructions in Redis, ZRANGEBYSCORE ... LIMIT 0 1 11k). Windows are the limits,
+// then the auto_block windows, as KEYS orders them.
 ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
                                        long long now_ms, const Config& config,
-                                       const QuotaTtlMemo* memo) {
+                                       const QuotaMemo* memo) {
     auto blocks = block_windows(config);
     const std::size_t n = limits.size() + blocks.size();
     auto base = key_base(facts, config);
@@ -200,7 +200,11 @@ ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<Quo
     keys.reserve(n);
     add_keys(keys, base, "used", limits);
     add_keys(keys, base, "tried", blocks);
-    const std::string held = base + "held";
+    ReserveTransaction t;
+    t.held = base + "held";
+    t.second = now_ms / 1000;
+    t.asks_due = !memo || !memo->fresh(t.held, t.second);
+    const std::string& held = t.held;
     std::string throttle = std::move(base);
     throttle += "throttle";
     std::string member = instance_of(facts);  // "<instance> <recipient>"
@@ -208,7 +212,6 @@ ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<Quo
     member += facts.recipient;
     const long long reserve_ms = config.quota.reserve_ttl * 1000LL;
     long long keep = reserve_ms;
-    ReserveTransaction t;
     t.windows.reserve(n);
     auto& out = t.commands;
     out.reserve(512 + member.size() + 3 * n * held.size());
@@ -229,7 +232,7 @@ ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<Quo
     for (const auto& tw : t.windows)
         out.add({"HGETALL", tw.key});
     out.add({"HGET", throttle, "until"});
-    out.add({"ZCOUNT", held, "-inf", Digits(now_ms - reserve_ms)});
+    if (t.asks_due) out.add({"ZCOUNT", held, "-inf", Digits(now_ms - reserve_ms)});
     return t;
 }
 
@@ -244,16 +247,21 @@ std::optional<TransactionResult> read_reserve_transaction(const redis::Value& v,
     std::size_t reads = 2 + n;  // where the first HGETALL's reply is: after every PEXPIRE
     for (const auto& tw : t.windows)
         reads += tw.sets_ttl;
-    if (v.type != Type::array || v.elements.size() != reads + n + 2) return std::nullopt;
+    if (v.type != Type::array || v.elements.size() != reads + n + 1 + t.asks_due)
+        return std::nullopt;
     const auto& added = v.elements[0];
     const auto& until = v.elements[reads + n];
-    const auto& old = v.elements[reads + n + 1];
-    if (added.type != Type::integer || (until.type != Type::nil && until.type != Type::string) ||
-        old.type != Type::integer)
+    if (added.type != Type::integer || (until.type != Type::nil && until.type != Type::string))
         return std::nullopt;
+    long long due = 0;  // reservations due for release; not asked: none looked for
+    if (t.asks_due) {
+        const auto& old = v.elements[reads + n + 1];
+        if (old.type != Type::integer) return std::nullopt;
+        due = old.integer;
+    }
     TransactionResult result;
     result.undo = added.integer == 1 ? Undo::counted_and_held : Undo::counted;
-    bool usual = added.integer == 1 && old.integer == 0;
+    bool usual = added.integer == 1 && due == 0;
     if (until.type == Type::string) {
         auto t = whole_number(until.str);
         if (!t) return std::nullopt;
@@ -282,10 +290,11 @@ std::optional<TransactionResult> read_reserve_transaction(const redis::Value& v,
     return result;
 }
 
-std::vector<std::vector<std::string>> note_ttls(QuotaTtlMemo& memo, const ReserveTransaction& t,
-                                                const TransactionResult& result) {
+std::vector<std::vector<std::string>> note_transaction(QuotaMemo& memo, const ReserveTransaction& t,
+                                                       const TransactionResult& result) {
     for (const auto& tw : t.windows)
         if (tw.sets_ttl) memo.set(tw.key, tw.bucket);
+    if (t.asks_due) memo.set(t.held, t.second);
     std::vector<std::vector<std::string>> pexpire;
     for (auto i : result.untimed) {
         const auto& tw = t.windows.at(i);

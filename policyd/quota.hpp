@@ -5,9 +5,9 @@
 // its header. No Redis I/O, no clock: time is an argument.
 //
 // Entry points: quota_applies, quota_override_key, effective_limits, reserve_transaction,
-// read_reserve_transaction, note_ttls (with a QuotaTtlMemo), reserve_call, commit_call,
+// read_reserve_transaction, note_transaction (with a QuotaMemo), reserve_call, commit_call,
 // parse_reserve_reply, parse_commit_reply, quota_decision, block_reason, rfc3339.
-// Threading: pure functions, callable from any thread; a QuotaTtlMemo belongs to one thread.
+// Threading: pure functions, callable from any thread; a QuotaMemo belongs to one thread.
 #pragma once
 
 #include <cstddef>
@@ -83,27 +83,35 @@ struct QuotaOutcome {
 // The reply of "reserve": {verdict, until_ms, window, figure}; nullopt when malformed.
 std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 
-// The buckets in which this process last set the TTL of each window key (used:<s>, tried:<s>),
-// so that the reservation transaction sets it once per bucket instead of with every count, as
-// quota.lua does (a PEXPIRE is a fifth of the transaction's work in Redis; BENCHMARKS.md, item
-// 33). That is enough: a TTL set at any moment of bucket b (window + bucket) outlives b's counts.
-// A key that disappears meanwhile (DEL by hand, or emptied by a release) comes back without a
-// TTL when a transaction that skipped it counts there; read_reserve_transaction reports that
-// (its count is then 1), and the caller forgets the key and sets the TTL at once.
-// Pure (the caller gives the bucket) and single-threaded: policyd's io thread owns it.
-class QuotaTtlMemo {
+// What this process did lately for each key of a user, so that the reservation transaction
+// leaves out what was done already (each command costs Redis 5-8k instructions whatever it
+// does; BENCHMARKS.md, item 33):
+// - a window key (used:<s>, tried:<s>) → the bucket in which its TTL was last set. Once per
+//   bucket is enough, as quota.lua does it: a TTL set at any moment of bucket b (window +
+//   bucket) outlives b's counts. A key that disappears meanwhile (DEL by hand, or emptied by a
+//   release) comes back without a TTL when a transaction that skipped it counts there;
+//   read_reserve_transaction reports that (its count is then 1), and the caller forgets the key
+//   and sets the TTL at once.
+// - held → the second in which it was last asked for reservations due for release (ZCOUNT).
+//   Once a second is enough: a due reservation only makes the windows look fuller than they
+//   are, and a window that looks full sends the request to quota.lua, which gives back what is
+//   due before it decides. So the decisions are the same; a release waits at most a second
+//   longer.
+// Pure (the caller gives the periods) and single-threaded: policyd's io thread owns it.
+class QuotaMemo {
   public:
-    // Bounded: past max_entries everything is forgotten (the next counts set their TTLs again).
-    explicit QuotaTtlMemo(std::size_t max_entries = 32768) : max_entries_(max_entries) {}
+    // Bounded: past max_entries everything is forgotten (the next requests do it all again).
+    explicit QuotaMemo(std::size_t max_entries = 32768) : max_entries_(max_entries) {}
 
-    bool fresh(const std::string& key, long long bucket) const;
-    void set(const std::string& key, long long bucket);
-    void forget(const std::string& key) { buckets_.erase(key); }
-    std::size_t size() const { return buckets_.size(); }
+    // Whether key was last handled in this period (a bucket's or a second's index).
+    bool fresh(const std::string& key, long long period) const;
+    void set(const std::string& key, long long period);
+    void forget(const std::string& key) { periods_.erase(key); }
+    std::size_t size() const { return periods_.size(); }
 
   private:
     std::size_t max_entries_;
-    std::unordered_map<std::string, long long> buckets_;  // window key → bucket index
+    std::unordered_map<std::string, long long> periods_;
 };
 
 // The usual reservation without the script (limits not empty): the commands of one MULTI ...
@@ -111,9 +119,9 @@ class QuotaTtlMemo {
 // TTLs, then reads what decides: every window, the throttle's until, and whether a reservation
 // is old enough to be given back. Counting first keeps it exact under concurrency: what the
 // reads show includes every other request's count. About a third of quota.lua's instructions
-// in Redis (BENCHMARKS.md, item 28). A window's TTL is set unless memo has it fresh in the
-// current bucket (no memo: always); held's is set every time, since a commit that takes its
-// last member deletes it.
+// in Redis (BENCHMARKS.md, item 28). With a memo, a window's TTL and the question about due
+// reservations are left out while fresh (QuotaMemo); held's TTL is set every time, since a
+// commit that takes its last member deletes it.
 struct ReserveTransaction {
     redis::Batch commands;
     // Per window, limits then auto_block as the script's KEYS order them.
@@ -124,10 +132,13 @@ struct ReserveTransaction {
         bool sets_ttl = false;  // the commands set the key's TTL
     };
     std::vector<Window> windows;
+    std::string held;
+    long long second = 0;   // now's, in unix seconds
+    bool asks_due = false;  // the commands ask held for reservations due for release
 };
 ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
                                        long long now_ms, const Config& config,
-                                       const QuotaTtlMemo* memo = nullptr);
+                                       const QuotaMemo* memo = nullptr);
 
 struct TransactionResult {
     // Set when the transaction made the usual reservation, quota.lua's answer for it: not a
@@ -148,11 +159,11 @@ std::optional<TransactionResult> read_reserve_transaction(const redis::Value& ex
                                                           const std::vector<QuotaWindow>& limits,
                                                           long long now_ms, const Config& config);
 
-// After a transaction Redis executed: marks the TTLs it set as fresh and forgets the untimed
-// windows' keys; returns the PEXPIRE commands those need.
-std::vector<std::vector<std::string>> note_ttls(QuotaTtlMemo& memo,
-                                                const ReserveTransaction& transaction,
-                                                const TransactionResult& result);
+// After a transaction Redis executed: marks in memo what it did, forgets the untimed windows'
+// keys, and returns the PEXPIRE commands those need.
+std::vector<std::vector<std::string>> note_transaction(QuotaMemo& memo,
+                                                       const ReserveTransaction& transaction,
+                                                       const TransactionResult& result);
 
 // The reply of "commit": {committed, released}.
 struct CommitOutcome {

@@ -31,7 +31,7 @@
 --   used:<s>, tried:<s>  HINCRBY of the current bucket    PX window + bucket (set when a
 --                                                         bucket is first written; policyd's
 --                                                         transaction once per bucket and
---                                                         process, QuotaTtlMemo)
+--                                                         process, QuotaMemo)
 --   held                 ZADD NX member now               PX max(reserve_ttl, longest window +
 --                        bucket), so an expired reservation can still be given back while it
 --                        counts

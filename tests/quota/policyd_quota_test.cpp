@@ -152,8 +152,9 @@ TEST_CASE("quota: a reservation with room is one transaction; the script decides
     CHECK(used(redis, "jo@example.com", 60) == 3);
 }
 
-// A window's TTL is set once per bucket (QuotaTtlMemo), held's with every reservation; a window
-// key deleted meanwhile comes back with its TTL all the same (SPEC §3: every key expires).
+// A window's TTL is set once per bucket (QuotaMemo), held's with every reservation, and held is
+// asked for reservations due for release once a second; a window key deleted meanwhile comes
+// back with its TTL all the same (SPEC §3: every key expires).
 TEST_CASE("quota: a window's TTL is set once per bucket, and a key deleted meanwhile gets one",
           "[quota][policyd]") {
     RedisServer redis;
@@ -170,6 +171,9 @@ TEST_CASE("quota: a window's TTL is set once per bucket, and a key deleted meanw
     // held's six, and the window's once per 60 s bucket: once, or twice if one ended meanwhile
     CHECK(calls("pexpire") >= 7);
     CHECK(calls("pexpire") <= 8);
+    // held is asked for reservations due for release once a second (twice if one ended)
+    CHECK(calls("zcount") >= 1);
+    CHECK(calls("zcount") <= 2);
     CHECK(redis.run({"PTTL", key}).integer > 3600000);
 
     redis.run({"DEL", key});

@@ -21,7 +21,7 @@ constexpr long long t0 = 1714564800000;  // 2024-05-01T12:00:00Z, on a whole min
 // One user's quota as policyd drives it, with EVAL and a chosen time. Every test runs three
 // times: reserving with the script alone; with reserve_transaction first and the script (told to
 // undo the transaction) only for what the transaction does not decide; and that, with a
-// QuotaTtlMemo as policyd keeps one, so that a window's TTL is set once per bucket (and a key
+// QuotaMemo as policyd keeps one, so that a window's TTL is set once per bucket (and a key
 // made anew gets its PEXPIRE after the transaction, as policyd sends it). All must give the same
 // answers and leave the same counts, and every key a TTL.
 struct Quota {
@@ -30,7 +30,7 @@ struct Quota {
     std::string login = "alice@example.com";
     const int mode = GENERATE(0, 1, 2);
     const bool transaction_first = mode > 0;
-    QuotaTtlMemo memo;
+    QuotaMemo memo;
     int script_calls = 0;
 
     Quota(RedisServer& r, const std::string& quota_section) : redis(r) {
@@ -66,7 +66,7 @@ struct Quota {
             auto t = reserve_transaction(f, limits, now, config, mode == 2 ? &memo : nullptr);
             auto read = read_reserve_transaction(transaction(t.commands), t, limits, now, config);
             REQUIRE(read);
-            for (const auto& argv : note_ttls(memo, t, *read))
+            for (const auto& argv : note_transaction(memo, t, *read))
                 REQUIRE(redis.run(argv).type == redis::Value::Type::integer);
             if (read->reserved) return *read->reserved;
             undo = read->undo;

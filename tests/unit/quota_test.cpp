@@ -170,10 +170,11 @@ redis::Value array(std::vector<redis::Value> elements) {
 // EXEC's answer for the default config's three windows: ZADD's answer, each window's
 // {bucket, count} pairs, the throttle's until (nil when absent), whether reservations are due
 // for release. counted: HINCRBY's answers (1 when not given); sets_ttl: which windows have a
-// PEXPIRE's answer (all when not given).
+// PEXPIRE's answer (all when not given); asks_due: whether ZCOUNT's answer is there.
 redis::Value exec(long long added, std::vector<std::vector<std::string>> windows,
                   std::optional<std::string> until = std::nullopt, bool expired = false,
-                  std::vector<long long> counted = {}, std::vector<bool> sets_ttl = {}) {
+                  std::vector<long long> counted = {}, std::vector<bool> sets_ttl = {},
+                  bool asks_due = true) {
     std::vector<redis::Value> e{integer(added)};
     for (std::size_t i = 0; i < windows.size(); ++i) {
         e.push_back(integer(i < counted.size() ? counted[i] : 1));         // HINCRBY
@@ -187,7 +188,7 @@ redis::Value exec(long long added, std::vector<std::vector<std::string>> windows
         e.push_back(array(std::move(flat)));
     }
     e.push_back(until ? text(*until) : redis::Value{});
-    e.push_back(integer(expired ? 2 : 0));
+    if (asks_due) e.push_back(integer(expired ? 2 : 0));
     return array(std::move(e));
 }
 
@@ -240,14 +241,15 @@ TEST_CASE("the transaction's answer is the reservation only when quota.lua would
     CHECK_FALSE(read_reserve_transaction(aborted, t, limits, now, c));
 }
 
-TEST_CASE("a window's TTL is set once per bucket, and a key made anew gets it after", "[quota]") {
+TEST_CASE("a window's TTL is set once per bucket and due reservations asked once a second",
+          "[quota]") {
     auto c = default_config();  // limits 100/3600, 1000/86400; auto_block 3000/3600
     auto f = sasl_facts("alice");
     auto limits = effective_limits(std::nullopt, c).windows;
     const long long now = 1700000000123;  // hour buckets of 60 s, day buckets of 24 min
     const std::string base = "pw:quota:{alice}:";
     const std::string hour = "28333333", day = "1180555";
-    QuotaTtlMemo memo;
+    QuotaMemo memo;
     auto sets = [](const ReserveTransaction& t) {
         std::vector<bool> out;
         for (const auto& w : t.windows)
@@ -262,7 +264,7 @@ TEST_CASE("a window's TTL is set once per bucket, and a key made anew gets it af
                                          limits, now, c);
     REQUIRE(read);
     CHECK(read->untimed.empty());  // counts of 1, but the TTLs were set with them
-    CHECK(note_ttls(memo, first, *read).empty());
+    CHECK(note_transaction(memo, first, *read).empty());
     CHECK(memo.size() == 3);
 
     // later in the same buckets: no window PEXPIRE; held's is still set (a commit may delete it)
@@ -289,11 +291,33 @@ TEST_CASE("a window's TTL is set once per bucket, and a key made anew gets it af
     REQUIRE(gone);
     CHECK(gone->reserved);  // the decision is the same
     CHECK(gone->untimed == std::vector<std::size_t>{1});
-    auto pexpire = note_ttls(memo, same, *gone);
+    auto pexpire = note_transaction(memo, same, *gone);
     CHECK(pexpire ==
           std::vector<std::vector<std::string>>{{"PEXPIRE", base + "used:86400", "87840000"}});
     CHECK(sets(reserve_transaction(f, limits, now + 2000, c, &memo)) ==
           std::vector<bool>{false, true, false});  // and the next count sets it too
+    // within the same second, held is not asked again for reservations due for release: they
+    // only make the windows look fuller, and quota.lua gives them back when one looks full
+    auto soon = reserve_transaction(f, limits, now + 1500, c, &memo);
+    CHECK(sets(soon) == std::vector<bool>{false, true, false});
+    CHECK_FALSE(soon.asks_due);
+    CHECK(soon.commands.size() == 9);  // ZADD, 3 HINCRBY, 2 PEXPIRE, 3 HGETALL, HGET: no ZCOUNT
+    auto read_soon = [&](std::vector<std::string> hour_counts, bool asks_due) {
+        return read_reserve_transaction(exec(1, {hour_counts, {day, "2"}, {hour, "3"}},
+                                             std::nullopt, false, {3, 2, 3}, sets(soon), asks_due),
+                                        soon, limits, now + 1500, c);
+    };
+    auto fits = read_soon({hour, "3"}, false);
+    REQUIRE(fits);
+    CHECK(fits->reserved);
+    CHECK(fits->untimed.empty());
+    auto full = read_soon({hour, "101"}, false);
+    REQUIRE(full);
+    CHECK_FALSE(full->reserved);
+    CHECK_FALSE(read_soon({hour, "3"}, true));  // one answer too many
+    note_transaction(memo, soon, *fits);
+    CHECK_FALSE(reserve_transaction(f, limits, now + 1876, c, &memo).asks_due);  // ...001.999
+    CHECK(reserve_transaction(f, limits, now + 1877, c, &memo).asks_due);        // the next second
     // a reply of the shape with every PEXPIRE is not this transaction's
     CHECK_FALSE(read_reserve_transaction(exec(1, {{hour, "2"}, {day, "1"}, {hour, "2"}}), same,
                                          limits, now + 1000, c));
@@ -301,7 +325,7 @@ TEST_CASE("a window's TTL is set once per bucket, and a key made anew gets it af
     // the next hour bucket: those windows set their TTL again; the day's bucket is the same
     auto next = reserve_transaction(f, limits, now + 60000, c, &memo);
     CHECK(sets(next) == std::vector<bool>{true, true, true});  // the day's was forgotten
-    note_ttls(memo, next, *read);
+    note_transaction(memo, next, *read);
     CHECK(sets(reserve_transaction(f, limits, now + 61000, c, &memo)) ==
           std::vector<bool>{false, false, false});
     CHECK(sets(reserve_transaction(f, limits, now + 120000, c, &memo)) ==
@@ -312,7 +336,7 @@ TEST_CASE("a window's TTL is set once per bucket, and a key made anew gets it af
 }
 
 TEST_CASE("the TTL memo is bounded", "[quota]") {
-    QuotaTtlMemo memo(2);
+    QuotaMemo memo(2);
     memo.set("a", 1);
     memo.set("b", 1);
     memo.set("a", 2);  // a key it has is updated in place
