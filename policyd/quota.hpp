@@ -85,7 +85,7 @@ std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 
 // What this process did lately for each key of a user, so that the reservation transaction
 // leaves out what was done already (each command costs Redis 5-8k instructions whatever it
-// does; BENCHMARKS.md, item 33):
+// does; BENCHMARKS.md, items 33 and 34):
 // - a window key (used:<s>, tried:<s>) → the bucket in which its TTL was last set. Once per
 //   bucket is enough, as quota.lua does it: a TTL set at any moment of bucket b (window +
 //   bucket) outlives b's counts. A key that disappears meanwhile (DEL by hand, or emptied by a
