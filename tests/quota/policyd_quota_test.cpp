@@ -73,6 +73,12 @@ long long used(RedisServer& redis, const std::string& login, long seconds) {
     return sum;
 }
 
+// How many times Redis ran a command (INFO commandstats; 0 before the first).
+int calls(RedisServer& redis, const std::string& command) {
+    auto field = redis.info_field("commandstats", "cmdstat_" + command);
+    return field.empty() ? 0 : std::stoi(field.substr(6));
+}
+
 }  // namespace
 
 TEST_CASE("quota: the boundary, several windows, replays, per-user override", "[quota][policyd]") {
@@ -135,20 +141,16 @@ TEST_CASE("quota: a reservation with room is one transaction; the script decides
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "limits = 3/60\nauto_block = 0\n"));
     PolicyClient client(policyd.port());
-    auto calls = [&](const std::string& command) {
-        auto field = redis.info_field("commandstats", "cmdstat_" + command);
-        return field.empty() ? 0 : std::stoi(field.substr(6));
-    };
     for (int i = 1; i <= 3; ++i)
         CHECK(client.ask(rcpt("jo@example.com", "m1", to(i))) == "DUNNO");
-    CHECK(calls("exec") == 3);
-    CHECK(calls("evalsha") + calls("eval") == 0);
+    CHECK(calls(redis, "exec") == 3);
+    CHECK(calls(redis, "evalsha") + calls(redis, "eval") == 0);
     CHECK(logged(policyd, "reason=quota-ok"));
     CHECK(logged(policyd, "window=3/60 used=3"));
 
     CHECK(client.ask(rcpt("jo@example.com", "m1", to(4))).rfind(throttled_prefix, 0) == 0);
-    CHECK(calls("exec") == 4);
-    CHECK(calls("evalsha") + calls("eval") > 0);
+    CHECK(calls(redis, "exec") == 4);
+    CHECK(calls(redis, "evalsha") + calls(redis, "eval") > 0);
     CHECK(used(redis, "jo@example.com", 60) == 3);
 }
 
@@ -160,20 +162,16 @@ TEST_CASE("quota: a window's TTL is set once per bucket, and a key deleted meanw
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "limits = 1000/3600\nauto_block = 0\n"));
     PolicyClient client(policyd.port());
-    auto calls = [&](const std::string& command) {
-        auto field = redis.info_field("commandstats", "cmdstat_" + command);
-        return field.empty() ? 0 : std::stoi(field.substr(6));
-    };
     const std::string key = "pw:quota:{kim@example.com}:used:3600";
     for (int i = 1; i <= 6; ++i)
         REQUIRE(client.ask(rcpt("kim@example.com", "k1", to(i))) == "DUNNO");
-    CHECK(calls("exec") == 6);
+    CHECK(calls(redis, "exec") == 6);
     // held's six, and the window's once per 60 s bucket: once, or twice if one ended meanwhile
-    CHECK(calls("pexpire") >= 7);
-    CHECK(calls("pexpire") <= 8);
+    CHECK(calls(redis, "pexpire") >= 7);
+    CHECK(calls(redis, "pexpire") <= 8);
     // held is asked for reservations due for release once a second (twice if one ended)
-    CHECK(calls("zcount") >= 1);
-    CHECK(calls("zcount") <= 2);
+    CHECK(calls(redis, "zcount") >= 1);
+    CHECK(calls(redis, "zcount") <= 2);
     CHECK(redis.run({"PTTL", key}).integer > 3600000);
 
     redis.run({"DEL", key});
