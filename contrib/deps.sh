@@ -16,7 +16,7 @@ libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
 redis-server redis-tools python3 python3-yaml prometheus
 libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl
 postfix dovecot-core
-mandoc man-db docker-compose
+mandoc man-db docker-compose valgrind
 $*"
 case "${1:-}" in
 --build)

@@ -2,10 +2,12 @@
 # test.sh — install what is missing, build, and run every test with ctest; then build again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and run the tests once more (all but e2e, whose
 # daemons are the same code as the integration tests'), and with ThreadSanitizer for the milter
-# and Redis client tests. Any sanitizer report fails the run.
+# and Redis client tests. Any sanitizer report fails the run. A whole run also counts policyd's
+# instructions per request (callgrind) against contrib/bench/instructions.baseline.
 #
 #   contrib/test.sh            everything
 #   contrib/test.sh -L unit    only one label (unit, integration, spf, fuzz, e2e); any ctest option
+#                              (and no instruction count)
 #   POSTWARDEN_NO_SANITIZE=1 contrib/test.sh    skip the sanitizer pass (quicker, local use)
 #
 # Every service a test needs (redis-server, a DNS server, the daemons, Postfix, Dovecot) is
@@ -16,9 +18,18 @@ cd "$(dirname "$0")/.."
 contrib/deps.sh
 
 build=${POSTWARDEN_BUILD_DIR:-build}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_WERROR=ON >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_WERROR=ON \
+	-DPOSTWARDEN_BENCH=ON >/dev/null
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "$@"
+
+# The performance regression check: instructions policyd executes per request of each mix,
+# counted by callgrind (not timed, so the machine's load does not move them: 0.2 % between two
+# runs here), fail the run when one is 10 % above contrib/bench/instructions.baseline. About
+# 90 s. Only on a whole run; the bench tools it needs were built above (-DPOSTWARDEN_BENCH=ON).
+if [ $# -eq 0 ]; then
+	POSTWARDEN_BENCH_BUILD=$build contrib/bench/instructions.sh --check
+fi
 
 [ "${POSTWARDEN_NO_SANITIZE:-0}" = 1 ] && exit 0
 # Without -Werror: under ASan, GCC 12 warns (maybe-uninitialized) inside libstdc++'s <regex> as

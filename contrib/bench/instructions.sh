@@ -65,9 +65,12 @@ CONF
 	echo "$mix instructions/request=$per (requests=$total)"
 	rm -f "$work"/cg.out*
 	base=$(sed -n "s/^$mix //p" contrib/bench/instructions.baseline 2>/dev/null || true)
-	if [ "$check" = yes ] && [ -n "$base" ] && [ "$per" -gt $((base * 110 / 100)) ]; then
-		echo "  regression: baseline $base" >&2
+	[ "$check" = yes ] && [ -n "$base" ] || continue
+	if [ "$per" -gt $((base * 110 / 100)) ]; then
+		echo "  regression: more than 10 % above the baseline, $base" >&2
 		status=1
+	elif [ "$per" -lt $((base * 90 / 100)) ]; then
+		echo "  more than 10 % below the baseline, $base: lower it in instructions.baseline" >&2
 	fi
 done
 exit $status
