@@ -25,10 +25,11 @@ wait_file() {
 	done
 }
 
-# start_redis: a redis-server without persistence on a free port; sets redis_port, redis_pid.
+# start_redis [WRAPPER...]: a redis-server without persistence on a free port, run by WRAPPER if
+# given (valgrind and its options); sets redis_port, redis_pid.
 start_redis() {
 	redis_port=$(free_port)
-	redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
+	"$@" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
 		>"$work/redis.log" 2>&1 &
 	redis_pid=$!
 	pids="$pids $!"
