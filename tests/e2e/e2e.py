@@ -34,6 +34,7 @@ machine cannot run it (not root, Postfix or Dovecot not installed).
 import argparse
 import email.utils
 import glob
+import grp
 import importlib.util
 import os
 import random
@@ -42,6 +43,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -123,8 +125,9 @@ def set_ini(text, section, key, value):
     return "\n".join(out) + "\n"
 
 
-def main_cf_example(source, policy_port, milter_port, with_milter, resolver_ns):
-    """conf/main.cf.example with loopback ports substituted. Returns (text, notes)."""
+def main_cf_example(source, policy_port, milter_port, with_milter, resolver_ns, milter_unix=False):
+    """conf/main.cf.example with loopback ports substituted (or the milter on the README's unix
+    socket, relative to the queue directory). Returns (text, notes)."""
     text = open(os.path.join(source, "conf/main.cf.example")).read()
     notes = []
     n = text.count("inet:127.0.0.1:10040")
@@ -133,7 +136,10 @@ def main_cf_example(source, policy_port, milter_port, with_milter, resolver_ns):
     notes.append("check_policy_service inet:127.0.0.1:10040 -> port %d (%d places)" % (policy_port, n))
     check("smtpd_milters = inet:127.0.0.1:8891" in text,
           "conf/main.cf.example no longer has smtpd_milters = inet:127.0.0.1:8891")
-    if with_milter:
+    if with_milter and milter_unix:
+        text = text.replace("inet:127.0.0.1:8891", "unix:postwarden/milter.sock")
+        notes.append("smtpd_milters inet:127.0.0.1:8891 -> unix:postwarden/milter.sock")
+    elif with_milter:
         text = text.replace("inet:127.0.0.1:8891", "inet:127.0.0.1:%d" % milter_port)
         notes.append("smtpd_milters inet:127.0.0.1:8891 -> port %d" % milter_port)
     else:
@@ -405,7 +411,8 @@ service auth {{
 
 
 class World:
-    def __init__(self, args, zone, need_milter=False, quota_limits=None, quota_auto_block=None):
+    def __init__(self, args, zone, need_milter=False, quota_limits=None, quota_auto_block=None,
+                 milter_unix=False):
         self.args = args
         self.source, self.build = args.source, args.build
         self.tmp = tempfile.mkdtemp(prefix="postwarden-e2e-")
@@ -417,6 +424,11 @@ class World:
         self.quota_limits, self.quota_auto_block = quota_limits, quota_auto_block
         self.postfix_dir = os.path.join(self.tmp, "postfix")
         self.sink_dir = os.path.join(self.tmp, "sink")
+        # The milter on a unix socket in Postfix's queue directory, as the README's milter
+        # section shows for a chrooted smtpd: [milter] listen = unix:QUEUE/postwarden/milter.sock,
+        # socket_group = postfix, and smtpd_milters = unix:postwarden/milter.sock (relative).
+        self.milter_socket = (os.path.join(self.tmp, "postfix-queue/postwarden/milter.sock")
+                              if milter_unix else None)
 
     # -- start ---------------------------------------------------------------------------------
     def start(self):
@@ -434,7 +446,15 @@ class World:
         conf = set_ini(conf, "redis", "address", "127.0.0.1:%d" % self.redis.port)
         conf = set_ini(conf, "policyd", "listen", "127.0.0.1:%d" % self.policy_port)
         conf = set_ini(conf, "greylist", "delay", str(GREYLIST_DELAY))
-        conf = set_ini(conf, "milter", "listen", "inet:%d@127.0.0.1" % self.milter_port)
+        if self.milter_socket:
+            directory = os.path.dirname(self.milter_socket)
+            os.makedirs(directory)
+            os.chown(directory, 0, grp.getgrnam("postfix").gr_gid)
+            os.chmod(directory, 0o750)
+            conf = set_ini(conf, "milter", "listen", "unix:" + self.milter_socket)
+            conf = set_ini(conf, "milter", "socket_group", "postfix")
+        else:
+            conf = set_ini(conf, "milter", "listen", "inet:%d@127.0.0.1" % self.milter_port)
         conf = set_ini(conf, "milter", "authserv_id", AUTHSERV_ID)
         conf = set_ini(conf, "dns", "nameservers", "%s:53" % self.dns.address)
         if self.quota_limits:
@@ -457,10 +477,13 @@ class World:
             self.milter = Child("milter", [self.milter_binary, "-c", self.conf_path, "-f"],
                                 os.path.join(self.tmp, "milter.log"))
             self.stack.append(("milter", self.milter.stop))
-            if not wait_until(lambda: port_open(self.milter_port) or not self.milter.running(), 10) \
+            listening = ((lambda: os.path.exists(self.milter_socket)) if self.milter_socket
+                         else (lambda: port_open(self.milter_port)))
+            if not wait_until(lambda: listening() or not self.milter.running(), 10) \
                     or not self.milter.running():
                 raise RuntimeError("postwarden-milter did not start:\n" + self.milter.output())
-            log("postwarden-milter pid %d on 127.0.0.1:%d" % (self.milter.pid, self.milter_port))
+            log("postwarden-milter pid %d on %s" % (
+                self.milter.pid, self.milter_socket or "127.0.0.1:%d" % self.milter_port))
 
         # smtp-sink: one file per message (-d), as nobody (it refuses to run as root without -u).
         os.makedirs(self.sink_dir)
@@ -481,7 +504,7 @@ class World:
 
     def start_postfix(self):
         os.makedirs(self.postfix_dir)
-        os.makedirs(os.path.join(self.tmp, "postfix-queue"), mode=0o755)
+        os.makedirs(os.path.join(self.tmp, "postfix-queue"), mode=0o755, exist_ok=True)
         self.smtp_port = free_port()
         # A private resolv.conf in a private mount namespace for Postfix only.
         resolv = os.path.join(self.tmp, "resolv.conf")
@@ -493,7 +516,8 @@ class World:
                                capture_output=True, text=True)
         self.private_resolver = probe.returncode == 0
         example, notes = main_cf_example(self.source, self.policy_port, self.milter_port,
-                                         self.with_milter, self.private_resolver)
+                                         self.with_milter, self.private_resolver,
+                                         self.milter_socket is not None)
         self.cf_notes = notes
         if not self.private_resolver:
             log("cannot make a private mount namespace (%s); DNS-based Postfix restrictions "
@@ -1005,6 +1029,23 @@ def scenario_s2_spf_only(world):
     check(ar and "spf=pass" in ar[0], "no spf=pass in Authentication-Results")
 
 
+def scenario_milter_unix(world):
+    """The milter on a unix socket in Postfix's queue directory, as the README's milter section
+    wires it (socket_group = postfix, smtpd_milters = unix:postwarden/milter.sock): the socket is
+    mode 0660, group postfix, and Postfix's smtpd reaches it: a signed message gets our
+    Authentication-Results, a spoofed p=reject From is refused."""
+    need_milter(world)
+    st = os.stat(world.milter_socket)
+    log("milter socket %s: mode %o, group %s" % (world.milter_socket, stat.S_IMODE(st.st_mode),
+                                                 grp.getgrgid(st.st_gid).gr_name))
+    check(stat.S_ISSOCK(st.st_mode), "%s is not a socket" % world.milter_socket)
+    check(stat.S_IMODE(st.st_mode) == 0o660, "milter socket mode %o, not 0660"
+          % stat.S_IMODE(st.st_mode))
+    check(st.st_gid == grp.getgrnam("postfix").gr_gid, "milter socket group is not postfix")
+    scenario_s2_trusted(world)
+    scenario_dmarc_reject(world)
+
+
 def scenario_dmarc_reject(world):
     """S9: From a domain with p=reject that fails DMARC: refused 550 5.7.1, not delivered."""
     need_milter(world)
@@ -1167,6 +1208,7 @@ SCENARIOS = {
     "dmarc-reject": (scenario_dmarc_reject, {"milter": True}),
     "dmarc-quarantine": (scenario_dmarc_quarantine, {"milter": True}),
     "s8-from": (scenario_s8_from, {"milter": True}),
+    "milter-unix": (scenario_milter_unix, {"milter": True, "milter_unix": True}),
     "quota": (scenario_quota, {"quota": True}),
 }
 
@@ -1212,7 +1254,8 @@ def run(args, name):
         return SKIP
     zone = BASE_ZONE
     world = World(args, None, quota_limits="3/3600" if needs.get("quota") else None,
-                  quota_auto_block="6/3600" if needs.get("quota") else None)
+                  quota_auto_block="6/3600" if needs.get("quota") else None,
+                  milter_unix=needs.get("milter_unix", False))
     world.dkim_key = None
     status = 1
     try:
