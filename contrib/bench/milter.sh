@@ -7,7 +7,8 @@
 #   2. one session inet vs unix (the Nagle question);
 #   3. postwarden-milter's RSS per concurrent session;
 #   4. a private Postfix driven by smtp-source: alone, with postwarden-milter, with OpenDKIM +
-#      OpenDMARC, with rspamd; one session inet vs unix.
+#      OpenDMARC, with rspamd; one session inet vs unix, also in alternating rounds (the ratio
+#      within each round).
 # Every server is started here (redis-server, the zone server on 127.x.y.z:53, the milters,
 # smtp-sink, Postfix in a private mount namespace) and stopped by its PID or its own stop command.
 #
@@ -331,6 +332,27 @@ for setting in "none|" "null milter unix|unix:$work/null.sock" \
 	smtp_row "postfix + $name  -s 1  8 KB msg" "$(smtp_median 1 "$few")"
 	smtp_row "postfix + $name  -s 20 8 KB msg" "$(smtp_median 20 "$many")"
 done
+# The target for inet: within 20 % of unix for one Postfix session. The settings above are
+# measured minutes apart, and this machine's speed moves by more than that difference; here
+# postwarden on unix and on inet alternate (which goes first alternates too), 2 × RUNS rounds
+# per message size, 4 × as many messages as the rows above (one measurement of those moves by a
+# quarter), and the ratio is taken within each round: the median, then every round's.
+inet_unix_rounds() { # largest|smallest
+	for r in $(seq $((2 * runs))); do
+		for where in $([ $((r % 2)) = 1 ] && echo unix inet || echo inet unix); do
+			if [ "$where" = unix ]; then use_milters "unix:$work/pw.sock"; else use_milters "inet:127.0.0.1:$pw_port"; fi
+			pick "$1"
+			rate=$(smtp_rate 1 $((4 * few)))
+			if [ "$where" = unix ]; then unix_rate=$rate; else inet_rate=$rate; fi
+		done
+		awk -v i="$inet_rate" -v u="$unix_rate" 'BEGIN { printf "%.2f\n", i / u }'
+	done | sort -n | awk '{ l[NR] = $0 } END {
+		printf "%.2f  (", (l[int((NR + 1) / 2)] + l[int(NR / 2) + 1]) / 2
+		for (k = 1; k <= NR; k++) printf "%s%s", l[k], (k < NR ? " " : ")")
+	}'
+}
+smtp_row "postwarden inet / unix  -s 1  3 KB, paired" "$(inet_unix_rounds smallest)"
+smtp_row "postwarden inet / unix  -s 1  8 KB, paired" "$(inet_unix_rounds largest)"
 if [ -n "${MILTER_BEFORE:-}" ]; then
 	use_milters "inet:127.0.0.1:$before_port"
 	pick smallest
