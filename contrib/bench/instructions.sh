@@ -39,11 +39,6 @@ start_redis valgrind --tool=callgrind --toggle-collect=processCommand \
 	--callgrind-out-file="$work/redis.cg"
 start_dns_fixture
 
-# summary FILE...: the total of the newest callgrind dump among FILEs.
-summary() {
-	# shellcheck disable=SC2012
-	sed -n 's/^summary: //p' "$(ls -t "$@" | head -1)"
-}
 # baseline MIX FIELD: that field of the mix's line in instructions.baseline (empty if none).
 baseline() { awk -v mix="$1" -v f="$2" '$1 == mix { print $f }' contrib/bench/instructions.baseline; }
 # compare MIX WHO COUNT BASE DIVISOR SLACK: a regression when COUNT is above BASE by more than
@@ -93,8 +88,8 @@ CONF
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
-	per=$(($(summary "$work"/cg.out.*) / total))
-	redis=$(($(summary "$work"/redis.cg.*) / total))
+	per=$(($(total_of "$(newest_dump "$work"/cg.out.*)") / total))
+	redis=$(($(total_of "$(newest_dump "$work"/redis.cg.*)") / total))
 	echo "$mix instructions/request=$per redis=$redis (requests=$total)"
 	rm -f "$work"/cg.out* "$work"/redis.cg.*
 	[ "$check" = yes ] || continue

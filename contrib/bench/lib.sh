@@ -130,3 +130,11 @@ postfix_drained() {
 		sleep 0.05
 	done
 }
+
+# newest_dump FILE...: the newest of callgrind's dumps FILE... (callgrind_control -d writes one
+# per call); total_of DUMP: the instructions it counted.
+newest_dump() {
+	# shellcheck disable=SC2012
+	ls -t "$@" | head -1
+}
+total_of() { sed -n 's/^summary: //p' "$1"; }

@@ -57,8 +57,8 @@ line=$($load --seconds "$seconds")
 callgrind_control -d "$pid" >/dev/null 2>&1
 messages=$(echo "$line" | sed 's/.* accepted=\([0-9]*\).*/\1/')
 case "$line" in *" errors=0 "*) ;; *) echo "milter_load: $line" >&2; exit 1 ;; esac
-dump=$(ls -t "$work"/cg.out.* | head -1)
-ir=$(sed -n 's/^summary: //p' "$dump")
+dump=$(newest_dump "$work"/cg.out.*)
+ir=$(total_of "$dump")
 echo "instructions/message=$((ir / messages)) (messages=$messages)"
 # Where they go: inclusive counts of the calls that make up a message, per message.
 callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | awk -v n="$messages" '

@@ -47,7 +47,7 @@ instructions() {
 	fi
 	redis-cli -p "$port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 	wait "$pid" 2>/dev/null || true
-	sed -n 's/^summary: //p' "$work/cg.out"
+	total_of "$work/cg.out"
 	rm -f "$work/cg.out"
 }
 
