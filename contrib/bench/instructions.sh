@@ -15,7 +15,7 @@
 # requests; two runs differ by 0.5 % at most. Redis: what its commands cost
 # (--toggle-collect=processCommand: lookup, MULTI queueing, execution, replies into buffers;
 # not reading, parsing or writing the socket, nor its timers), per request. That one moves
-# between runs (auth: 52k-60k, new: 9.9k-10.4k): the auth mix never commits, so each user's
+# between runs (auth: 52k-62k, new: 9.9k-10.4k): the auth mix never commits, so each user's
 # held set grows through the run and with it what ZADD and ZCOUNT cost, and what QuotaMemo
 # leaves out (a window's PEXPIRE within a bucket, the ZCOUNT within a second) depends on the
 # rate. So it is checked only for a gross regression, such as a script call more per request.
