@@ -75,7 +75,7 @@ TEST_CASE("S8: Redis down is a temporary failure, never a reject", "[milter]") {
               .accepted());
 }
 
-TEST_CASE("S2: SPF pass with aligned DKIM is trusted; SPF-only mail is greylisted", "[milter]") {
+TEST_CASE("S2: SPF pass with aligned DKIM is trusted, SPF-only mail is greylisted", "[milter]") {
     World w("[greylist]\ndelay = 1\n");
     Transaction t;
     t.sender = "news@sender.test";

@@ -46,7 +46,7 @@ TEST_CASE("SPF and rsa-sha256 DKIM pass: DMARC passes, one Authentication-Result
     CHECK(w.milter.log().find("4BXq1k2Yz: action=accept reason=verified") != std::string::npos);
 }
 
-TEST_CASE("ed25519-sha256 signatures verify; several signatures are each reported", "[milter]") {
+TEST_CASE("ed25519-sha256 signatures verify, several signatures are each reported", "[milter]") {
     World w;
     auto t = signed_mail("ed25519", "ed");
     auto second = sign(t.headers, t.body, "rsa", "rsa", "sender.test");

@@ -234,7 +234,7 @@ TEST_CASE("greylisting with no delay: a new triplet passes at once", "[policyd][
     CHECK(client.ask(mail) == "DUNNO");
 }
 
-TEST_CASE("allow lists skip greylisting; outbound is never greylisted", "[policyd][greylist]") {
+TEST_CASE("allow lists skip greylisting, outbound is never greylisted", "[policyd][greylist]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis));
     PolicyClient client(policyd.port());

@@ -17,7 +17,7 @@
 using namespace postwarden;
 using namespace std::chrono_literals;
 
-TEST_CASE("SPF checks past max_pending answer temperror at once; shutdown does not wait",
+TEST_CASE("SPF checks past max_pending answer temperror at once, shutdown does not wait",
           "[policyd][spf]") {
     test::DnsServer dns("slow.example TIMEOUT\n");
     boost::asio::io_context io;

@@ -136,7 +136,7 @@ TEST_CASE("quota: the boundary, several windows, replays, per-user override", "[
 
 // A reservation with room is one MULTI ... EXEC and no script (policyd/quota.hpp,
 // reserve_transaction); the script decides the rest, here a refusal.
-TEST_CASE("quota: a reservation with room is one transaction; the script decides the rest",
+TEST_CASE("quota: a reservation with room is one transaction, the script decides the rest",
           "[quota][policyd]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "limits = 3/60\nauto_block = 0\n"));
@@ -354,7 +354,7 @@ TEST_CASE(
     CHECK(logged(policyd, "window=7/60 used=5"));
 }
 
-TEST_CASE("quota: Redis down answers per the quota fail_mode in time; nothing double-counted",
+TEST_CASE("quota: Redis down answers per the quota fail_mode in time, nothing double-counted",
           "[quota][policyd][redis-down]") {
     RedisServer redis;
     PolicydProcess closed(config_for(redis, "limits = 5/60\nauto_block = 0\n"));

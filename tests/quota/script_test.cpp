@@ -117,7 +117,7 @@ bool reserved(const QuotaOutcome& o) {
 
 }  // namespace
 
-TEST_CASE("script: the limit is reached exactly; the refused recipient is not counted",
+TEST_CASE("script: the limit is reached exactly, the refused recipient is not counted",
           "[quota][script]") {
     RedisServer redis;
     Quota q(redis, "limits = 3/60\nauto_block = 0\n");
@@ -202,7 +202,7 @@ TEST_CASE("script: several windows, the one that is full decides", "[quota][scri
 }
 
 TEST_CASE(
-    "script: penalty doubles the time left, at most penalty_max; same message and "
+    "script: penalty doubles the time left, at most penalty_max, same message and "
     "replays do not move it",
     "[quota][script]") {
     RedisServer redis;

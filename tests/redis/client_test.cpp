@@ -198,7 +198,7 @@ TEST_CASE("a transaction is sent in one piece and answered with EXEC's array", "
     CHECK(reply->value.integer == 11);  // answered at once, not QUEUED
 }
 
-TEST_CASE("AUTH with the right password connects; a wrong one never does", "[redis]") {
+TEST_CASE("AUTH with the right password connects, a wrong one never does", "[redis]") {
     RedisServer server({"p@ss word\x01", false});
     SECTION("right password") {
         auto options = options_for(server.endpoint());
@@ -255,7 +255,7 @@ TEST_CASE("a slow command times out and later replies stay matched", "[redis]") 
     CHECK(c.client.stats().disconnects == 0);
 }
 
-TEST_CASE("Redis going away fails commands at once; its return is noticed", "[redis]") {
+TEST_CASE("Redis going away fails commands at once, its return is noticed", "[redis]") {
     RedisServer server;
     Connected c(options_for(server.endpoint()));
     server.stop();

@@ -93,7 +93,7 @@ TEST_CASE("TLD blocks and their exemptions", "[decision]") {
           ListVerdict::allow);
 }
 
-TEST_CASE("outbound: login first; block:tld whatever the allow lists say", "[decision]") {
+TEST_CASE("outbound: login first, block:tld whatever the allow lists say", "[decision]") {
     auto c = default_config();
     auto f = facts_of(rcpt("user@example.icu", "x@gmail.example", "198.51.100.1", "user"), c);
     REQUIRE(f.outbound);

@@ -52,7 +52,7 @@ TEST_CASE("quota applies to SASL users while limits or auto_block is set", "[quo
     CHECK_FALSE(quota_applies(f, c));
 }
 
-TEST_CASE("the override replaces the default limits; invalid text keeps the default", "[quota]") {
+TEST_CASE("the override replaces the default limits, invalid text keeps the default", "[quota]") {
     auto c = default_config();
     CHECK(quota_override_key("alice@example.com", c) == "pw:quota:limits:alice@example.com");
 
@@ -92,7 +92,7 @@ TEST_CASE("buckets are 1/60 of the window, rounded up to the millisecond", "[quo
     CHECK(bucket_ms({1000, 86400}) == 1440000);
 }
 
-TEST_CASE("script keys share the login's hash tag; arguments follow the script header", "[quota]") {
+TEST_CASE("script keys share the login's hash tag, arguments follow the script header", "[quota]") {
     auto c = default_config();
     auto f = sasl_facts("Odd{login}%");
     auto limits = effective_limits(std::nullopt, c).windows;
@@ -116,7 +116,7 @@ TEST_CASE("script keys share the login's hash tag; arguments follow the script h
     CHECK(commit_call(f, -7, limits, 5, c).args[4] == "-1");
 }
 
-TEST_CASE("the transaction counts first, then reads; the undo argument follows the windows",
+TEST_CASE("the transaction counts first, then reads, the undo argument follows the windows",
           "[quota]") {
     auto c = default_config();  // limits 100/3600, 1000/86400; auto_block 3000/3600
     auto f = sasl_facts("alice");
