@@ -233,6 +233,12 @@ void Batch::add(std::initializer_list<std::string_view> argv) {
     ++count_;
 }
 
+void Batch::add(const std::vector<std::string>& argv) {
+    if (argv.empty()) return;
+    append_command(encoded_, argv);
+    ++count_;
+}
+
 void Batch::append(const Batch& other) {
     encoded_ += other.encoded_;
     count_ += other.count_;

@@ -109,6 +109,7 @@ class Script {
 class Batch {
   public:
     void add(std::initializer_list<std::string_view> argv);
+    void add(const std::vector<std::string>& argv);  // for a command of variable length
     void append(const Batch& other);
     void reserve(std::size_t bytes) { encoded_.reserve(bytes); }  // of RESP, to grow once
     std::size_t size() const { return count_; }                   // commands, so replies to expect

@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log.hpp"
@@ -48,7 +49,7 @@ struct Job : std::enable_shared_from_this<Job> {
     ListCache& lists;
     ListKeys& list_keys;
     Greylisting& greylisting;
-    QuotaMemo& quota_memo;
+    QuotaState& quota;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
@@ -60,14 +61,14 @@ struct Job : std::enable_shared_from_this<Job> {
     GreylistKeys greylist_keys;
     std::optional<long> client_count;  // the client's auto-allow count, read before first_sight
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaMemo& q,
+    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaState& q,
         std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
           list_keys(k),
           greylisting(g),
-          quota_memo(q),
+          quota(q),
           config(std::move(c)),
           facts(std::move(f)),
           reply(std::move(cb)) {}
@@ -89,8 +90,11 @@ struct Job : std::enable_shared_from_this<Job> {
     void finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail);
     void start_quota();
     void run_reserve(std::vector<QuotaWindow> limits);
-    void run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo);
+    void run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
+                            ReserveTransaction t);
     void run_commit(std::vector<QuotaWindow> limits);
+    void run_commit_script(std::vector<QuotaWindow> limits, long long done);
+    void finish_commit(const CommitOutcome& outcome);
     void write_block(std::string reason, Decision decision);
     void quota_failed();
 };
@@ -255,8 +259,8 @@ void Job::start_quota() {
 // without its TTL gets it from a PEXPIRE sent at once; the decision does not wait for it.
 void Job::run_reserve(std::vector<QuotaWindow> limits) {
     auto now = unix_now_ms();
-    if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing);
-    auto transaction = reserve_transaction(facts, limits, now, *config, &quota_memo);
+    if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing, {});
+    auto transaction = reserve_transaction(facts, limits, now, *config, &quota.memo);
     const auto commands = std::move(transaction.commands);
     redis.transaction(commands, [self = shared_from_this(), limits, now,
                                  t = std::move(transaction)](redis::Reply r) mutable {
@@ -267,7 +271,7 @@ void Job::run_reserve(std::vector<QuotaWindow> limits) {
                          (r.value.is_error() ? r.value.str : "shape"));
             return self->quota_failed();
         }
-        for (auto& argv : note_transaction(self->quota_memo, t, *read)) {
+        for (auto& argv : note_transaction(self->quota.memo, t, *read)) {
             auto key = argv[1];
             self->redis.command(std::move(argv), [key](redis::Reply e) {
                 if (!e.ok || e.value.is_error())
@@ -275,21 +279,29 @@ void Job::run_reserve(std::vector<QuotaWindow> limits) {
                                  "); the user's next recipient sets it");
             });
         }
-        if (read->reserved)
+        if (read->reserved) {
+            self->quota.reservations.add(t.held, t.member, now);
             return self->finish(quota_decision(*read->reserved, limits, *self->config));
-        self->run_reserve_script(std::move(limits), now, read->undo);
+        }
+        self->run_reserve_script(std::move(limits), now, read->undo, std::move(t));
     });
 }
 
-void Job::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo) {
+// t: the transaction that came first, whose reservation is remembered for the commit when the
+// script makes it (none without limits: then nothing is reserved, only auto_block counts).
+void Job::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
+                             ReserveTransaction t) {
     auto call = reserve_call(facts, limits, now, *config, undo);
     redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
-               [self = shared_from_this(), limits, now](redis::Reply r) {
+               [self = shared_from_this(), limits, now, held = std::move(t.held),
+                member = std::move(t.member)](redis::Reply r) {
                    auto outcome = r.ok ? parse_reserve_reply(r.value) : std::nullopt;
                    if (!outcome) {
                        if (r.ok) log::warning("quota script: unexpected reply " + r.value.str);
                        return self->quota_failed();
                    }
+                   if (outcome->verdict == QuotaVerdict::reserved && !member.empty())
+                       self->quota.reservations.add(held, member, now);
                    auto d = quota_decision(*outcome, limits, *self->config);
                    if (outcome->verdict != QuotaVerdict::blocked) return self->finish(d);
                    self->write_block(block_reason(*outcome, *self->config, now), d);
@@ -317,19 +329,48 @@ void Job::write_block(std::string reason, Decision decision) {
                   });
 }
 
+// The usual commit is one transaction (commit_transaction) that takes the reservations this
+// process made; the script commits whatever else the message holds, and every commit it cannot
+// take. done: what the transaction committed before the script, for the log.
 void Job::run_commit(std::vector<QuotaWindow> limits) {
-    auto call = commit_call(facts, recipient_count, limits, unix_now_ms(), *config);
+    auto now = unix_now_ms();
+    auto transaction = commit_transaction(facts, recipient_count,
+                                          quota.reservations.take(facts, *config), now, *config);
+    if (!transaction) return run_commit_script(std::move(limits), 0);
+    const auto commands = std::move(transaction->commands);
+    redis.transaction(commands, [self = shared_from_this(), limits = std::move(limits),
+                                 t = std::move(*transaction)](redis::Reply r) mutable {
+        auto read = r.ok ? read_commit_transaction(r.value, t) : std::nullopt;
+        if (!read) {
+            if (r.ok)
+                log::warning("quota commit transaction: unexpected reply " +
+                             (r.value.is_error() ? r.value.str : "shape"));
+            return self->quota_failed();
+        }
+        if (read->others) return self->run_commit_script(std::move(limits), read->committed);
+        self->finish_commit({read->committed, 0});
+    });
+}
+
+void Job::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
+    // Postfix accepted recipient_count; done of them are committed already.
+    long left = recipient_count < 0 ? -1 : std::max(0L, recipient_count - static_cast<long>(done));
+    auto call = commit_call(facts, left, limits, unix_now_ms(), *config);
     redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
-               [self = shared_from_this()](redis::Reply r) {
+               [self = shared_from_this(), done](redis::Reply r) {
                    auto outcome = r.ok ? parse_commit_reply(r.value) : std::nullopt;
                    if (!outcome) {
                        if (r.ok) log::warning("quota commit: unexpected reply " + r.value.str);
                        return self->quota_failed();
                    }
-                   self->finish(
-                       dunno("quota-commit", "committed=" + std::to_string(outcome->committed) +
-                                                 " released=" + std::to_string(outcome->released)));
+                   outcome->committed += done;
+                   self->finish_commit(*outcome);
                });
+}
+
+void Job::finish_commit(const CommitOutcome& outcome) {
+    finish(dunno("quota-commit", "committed=" + std::to_string(outcome.committed) +
+                                     " released=" + std::to_string(outcome.released)));
 }
 
 // At RCPT per [quota] fail_mode. END-OF-MESSAGE is always DUNNO (SPEC §4): the reservations keep
@@ -358,14 +399,13 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job =
-            std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_memo_,
-                                  std::move(config), std::move(facts), std::move(reply));
+        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_,
+                                         std::move(config), std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_memo_,
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_,
                                      std::move(config), std::move(facts), std::move(reply));
     job->start_lists();
 }

@@ -33,6 +33,13 @@ struct Greylisting {
     std::chrono::steady_clock::time_point first_sight_off_until{};
 };
 
+// Quotas as the requests of one policyd share them: what a reservation transaction may leave out,
+// and the reservations the usual commit takes out of held (quota.hpp).
+struct QuotaState {
+    QuotaMemo memo;
+    Reservations reservations;
+};
+
 class Handler {
   public:
     Handler(redis::Client& redis, SpfService& spf, ListCache& lists);
@@ -47,7 +54,7 @@ class Handler {
     ListCache& lists_;
     ListKeys list_keys_;
     Greylisting greylisting_;
-    QuotaMemo quota_memo_;
+    QuotaState quota_;
 };
 
 }  // namespace postwarden::policy

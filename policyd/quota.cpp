@@ -207,9 +207,10 @@ ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<Quo
     const std::string& held = t.held;
     std::string throttle = std::move(base);
     throttle += "throttle";
-    std::string member = instance_of(facts);  // "<instance> <recipient>"
-    member += ' ';
-    member += facts.recipient;
+    t.member = instance_of(facts);
+    t.member += ' ';
+    t.member += facts.recipient;
+    const std::string& member = t.member;
     const long long reserve_ms = config.quota.reserve_ttl * 1000LL;
     long long keep = reserve_ms;
     t.windows.reserve(n);
@@ -302,6 +303,62 @@ std::vector<std::vector<std::string>> note_transaction(QuotaMemo& memo, const Re
         pexpire.push_back({"PEXPIRE", tw.key, std::to_string(tw.ttl_ms)});
     }
     return pexpire;
+}
+
+// A message's entry: held's key, then the instance (held's key ends in "}:held", and a login's
+// braces are percent-encoded, so two users' messages never share one).
+void Reservations::add(const std::string& held, const std::string& member, long long ms) {
+    std::string message = held;
+    message.append(member, 0, member.find(' '));
+    if (messages_.size() >= max_messages_) messages_.clear();
+    auto& known = messages_.try_emplace(std::move(message)).first->second;
+    for (const auto& r : known)
+        if (r.member == member) return;
+    known.push_back({member, ms});
+}
+
+std::vector<Reservations::Reserved> Reservations::take(const Facts& facts, const Config& config) {
+    auto it = messages_.find(key_base(facts, config) + "held" + instance_of(facts));
+    if (it == messages_.end()) return {};
+    auto known = std::move(it->second);
+    messages_.erase(it);
+    return known;
+}
+
+std::optional<CommitTransaction> commit_transaction(
+    const Facts& facts, long recipient_count, const std::vector<Reservations::Reserved>& known,
+    long long now_ms, const Config& config) {
+    if (known.empty()) return std::nullopt;
+    if (recipient_count >= 0 && static_cast<std::size_t>(recipient_count) < known.size())
+        return std::nullopt;
+    const long long cutoff = now_ms - config.quota.reserve_ttl * 1000LL;  // quota.lua's
+    for (const auto& r : known)
+        if (r.ms <= cutoff) return std::nullopt;
+    const auto held = key_base(facts, config) + "held";
+    std::vector<std::string> zrem{"ZREM", held};
+    zrem.reserve(2 + known.size());
+    for (const auto& r : known)
+        zrem.push_back(r.member);
+    CommitTransaction t;
+    t.commands.add(zrem);
+    t.commands.add({"ZRANGE", held, "0", "-1"});
+    t.message = instance_of(facts) + ' ';
+    return t;
+}
+
+std::optional<CommitRead> read_commit_transaction(const redis::Value& v,
+                                                  const CommitTransaction& t) {
+    using Type = redis::Value::Type;
+    if (v.type != Type::array || v.elements.size() != 2) return std::nullopt;
+    const auto &removed = v.elements[0], &members = v.elements[1];
+    if (removed.type != Type::integer || members.type != Type::array) return std::nullopt;
+    CommitRead read;
+    read.committed = removed.integer;
+    for (const auto& m : members.elements) {
+        if (m.type != Type::string) return std::nullopt;
+        read.others = read.others || m.str.compare(0, t.message.size(), t.message) == 0;
+    }
+    return read;
 }
 
 ScriptCall commit_call(const Facts& facts, long recipient_count,

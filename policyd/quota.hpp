@@ -133,6 +133,7 @@ struct ReserveTransaction {
     };
     std::vector<Window> windows;
     std::string held;
+    std::string member;     // held's member for this recipient: "<instance> <recipient>"
     long long second = 0;   // now's, in unix seconds
     bool asks_due = false;  // the commands ask held for reservations due for release
 };
@@ -164,6 +165,56 @@ std::optional<TransactionResult> read_reserve_transaction(const redis::Value& ex
 std::vector<std::vector<std::string>> note_transaction(QuotaMemo& memo,
                                                        const ReserveTransaction& transaction,
                                                        const TransactionResult& result);
+
+// The recipients this process reserved, per message, and when: what the usual commit takes out
+// of held at END-OF-MESSAGE without the script (commit_transaction). A hint, not the truth:
+// another policyd, or this one before a restart or after forgetting, may have reserved some of
+// a message's recipients, so the commit also reads what held still keeps of the message.
+// Bounded: past max_messages everything is forgotten (those messages' commits run the script).
+// Single-threaded, like QuotaMemo.
+class Reservations {
+  public:
+    struct Reserved {
+        std::string member;  // held's member: "<instance> <recipient>"
+        long long ms = 0;    // its score, the RCPT's time
+    };
+    explicit Reservations(std::size_t max_messages = 4096) : max_messages_(max_messages) {}
+
+    // member ("<instance> <recipient>") reserved in held at ms; a replay keeps the first time.
+    void add(const std::string& held, const std::string& member, long long ms);
+    // The reservations of facts' message, forgotten here; empty when none are known.
+    std::vector<Reserved> take(const Facts& facts, const Config& config);
+    std::size_t size() const { return messages_.size(); }
+
+  private:
+    std::size_t max_messages_;
+    std::unordered_map<std::string, std::vector<Reserved>> messages_;
+};
+
+// The usual commit without the script: one MULTI ... EXEC that takes the message's known
+// reservations out of held (ZREM) and then lists held's members (ZRANGE), so that
+// read_commit_transaction can tell whether the message holds reservations this process did not
+// know of. About a fifth of what the script costs Redis (BENCHMARKS.md, item 35). nullopt when
+// the script must commit: no reservation known, Postfix accepted fewer recipients than were
+// reserved (the rest are given back), or one is due for release (older than reserve_ttl: the
+// script gives it back first, and a commit never charges it).
+struct CommitTransaction {
+    redis::Batch commands;
+    std::string message;  // "<instance> ", how held's members of this message begin
+};
+std::optional<CommitTransaction> commit_transaction(
+    const Facts& facts, long recipient_count, const std::vector<Reservations::Reserved>& known,
+    long long now_ms, const Config& config);
+
+// EXEC's answer: committed, the reservations the ZREM took; others, whether held still keeps
+// members of the message (the script commits them, with recipient_count less committed).
+// nullopt when it has another shape.
+struct CommitRead {
+    long long committed = 0;
+    bool others = false;
+};
+std::optional<CommitRead> read_commit_transaction(const redis::Value& exec,
+                                                  const CommitTransaction& transaction);
 
 // The reply of "commit": {committed, released}.
 struct CommitOutcome {

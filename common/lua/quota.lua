@@ -55,7 +55,10 @@
 -- replayed commit finds no members left and returns {0, 0}.
 --
 -- policyd makes the usual reservation without this script (a MULTI that counts first and reads
--- after; policyd/quota.hpp) and calls it, with the undo argument, for everything else. If that
+-- after; policyd/quota.hpp) and calls it, with the undo argument, for everything else. Likewise
+-- the usual commit: a MULTI takes out of held the members policyd itself reserved for the message
+-- (ZREM, which is all a commit does to them) and lists held; the script commits what that finds
+-- left of the message, with recipient_count less what the MULTI committed. If that
 -- call is lost (a timeout, a dropped connection), a member stays in held that was never
 -- reserved. So a member found while a window is past its count is not trusted as a replay: it
 -- is given back and decided again, and a user never gets more than the limit.

@@ -354,6 +354,56 @@ TEST_CASE(
     CHECK(logged(policyd, "window=7/60 used=5"));
 }
 
+// The usual commit takes the reservations this daemon made in one MULTI ... EXEC, no script
+// (policyd/quota.hpp, commit_transaction). A message whose recipients were reserved partly by
+// another daemon sharing Redis is committed whole all the same: the transaction sees what it left
+// in held, and the script commits or gives back the rest.
+TEST_CASE("quota: the usual commit is one transaction, another daemon's reservations count too",
+          "[quota][policyd][reserve]") {
+    RedisServer redis;
+    auto config = config_for(redis, "limits = 10/60\nauto_block = 0\n");
+    PolicydProcess first(config), second(config);
+    PolicyClient one(first.port()), two(second.port());
+    const std::string hal = "hal@example.com";
+    const std::string held = "pw:quota:{hal@example.com}:held";
+    auto scripts = [&] { return calls(redis, "evalsha") + calls(redis, "eval"); };
+
+    CHECK(one.ask(rcpt(hal, "m1", to(1))) == "DUNNO");
+    CHECK(one.ask(rcpt(hal, "m1", to(2))) == "DUNNO");
+    CHECK(one.ask(end_of_message(hal, "m1", 2)) == "DUNNO");
+    CHECK(logged(first, "committed=2 released=0"));
+    CHECK(calls(redis, "exec") == 3);
+    CHECK(scripts() == 0);
+    CHECK(redis.run({"ZCARD", held}).integer == 0);
+
+    // one recipient reserved by each daemon, the message ends at the first
+    CHECK(two.ask(rcpt(hal, "m2", to(3))) == "DUNNO");
+    CHECK(one.ask(rcpt(hal, "m2", to(4))) == "DUNNO");
+    CHECK(one.ask(end_of_message(hal, "m2", 2)) == "DUNNO");
+    CHECK(scripts() > 0);
+    CHECK(redis.run({"ZCARD", held}).integer == 0);
+    CHECK(used(redis, hal, 60) == 4);
+
+    // likewise, and a later restriction refused one of them: one is given back
+    CHECK(two.ask(rcpt(hal, "m3", to(5))) == "DUNNO");
+    CHECK(one.ask(rcpt(hal, "m3", to(6))) == "DUNNO");
+    CHECK(one.ask(end_of_message(hal, "m3", 1)) == "DUNNO");
+    CHECK(logged(first, "committed=1 released=1"));
+    CHECK(redis.run({"ZCARD", held}).integer == 0);
+    CHECK(used(redis, hal, 60) == 5);
+
+    // a message the first daemon knows nothing of: the script commits it
+    CHECK(two.ask(rcpt(hal, "m4", to(7))) == "DUNNO");
+    CHECK(one.ask(end_of_message(hal, "m4", 1)) == "DUNNO");
+    CHECK(logged(first, "committed=1 released=0"));
+    CHECK(redis.run({"ZCARD", held}).integer == 0);
+    CHECK(used(redis, hal, 60) == 6);
+    // m2's log line: the transaction's one and the script's one, together
+    auto log = first.log();
+    auto m2 = log.find("committed=2 released=0", log.find("committed=2 released=0") + 1);
+    CHECK(m2 != std::string::npos);
+}
+
 TEST_CASE("quota: Redis down answers per the quota fail_mode in time, nothing double-counted",
           "[quota][policyd][redis-down]") {
     RedisServer redis;

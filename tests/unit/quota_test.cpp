@@ -351,6 +351,96 @@ TEST_CASE("the quota memo is bounded", "[quota]") {
     CHECK_FALSE(memo.fresh("c", 1));
 }
 
+TEST_CASE("the reservations of a message are remembered per user and message, and bounded",
+          "[quota]") {
+    auto c = default_config();
+    auto f = sasl_facts("alice");
+    const std::string held = "pw:quota:{alice}:held", instance = "4c1f.6632a1b0.7d3e2.0 ";
+    Reservations known(2);
+    known.add(held, instance + "friend@elsewhere.example", 100);
+    known.add(held, instance + "friend@elsewhere.example", 150);  // a replay keeps the first time
+    known.add(held, instance + "other@elsewhere.example", 200);
+    // the same instance of another user is another message
+    known.add("pw:quota:{bob}:held", instance + "friend@elsewhere.example", 300);
+    CHECK(known.size() == 2);
+
+    // as the reservation transaction names them
+    auto t = reserve_transaction(f, effective_limits(std::nullopt, c).windows, 100, c);
+    CHECK(t.held == held);
+    CHECK(t.member == instance + "friend@elsewhere.example");
+
+    f.state = "END-OF-MESSAGE";
+    auto taken = known.take(f, c);
+    REQUIRE(taken.size() == 2);
+    CHECK(taken[0].member == instance + "friend@elsewhere.example");
+    CHECK(taken[0].ms == 100);
+    CHECK(taken[1].member == instance + "other@elsewhere.example");
+    CHECK(known.take(f, c).empty());  // taken once
+    CHECK(known.size() == 1);
+
+    known.add(held, "next friend@elsewhere.example", 400);
+    known.add(held, "third friend@elsewhere.example", 500);  // full: everything is forgotten first
+    CHECK(known.size() == 1);
+    CHECK(known.take(sasl_facts("bob"), c).empty());
+    f.instance = "third";
+    CHECK(known.take(f, c).size() == 1);
+}
+
+TEST_CASE("the usual commit is a transaction, the script commits what it cannot", "[quota]") {
+    auto c = default_config();
+    c.quota.reserve_ttl = 600;
+    auto f = sasl_facts("alice");
+    f.state = "END-OF-MESSAGE";
+    f.instance = "4c1f 1";  // a space would end the instance early: it is replaced
+    const long long now = 1700000000000;
+    const std::vector<Reservations::Reserved> two = {{"4c1f_1 a@x.example", now - 2000},
+                                                     {"4c1f_1 b@x.example", now - 1000}};
+
+    auto t = commit_transaction(f, 2, two, now, c);
+    REQUIRE(t);
+    redis::Batch expected;
+    expected.add({"ZREM", "pw:quota:{alice}:held", "4c1f_1 a@x.example", "4c1f_1 b@x.example"});
+    expected.add({"ZRANGE", "pw:quota:{alice}:held", "0", "-1"});
+    CHECK(t->commands.encoded() == expected.encoded());
+    CHECK(t->message == "4c1f_1 ");
+    CHECK(commit_transaction(f, -1, two, now, c));  // recipient_count unknown: all commit
+    CHECK(commit_transaction(f, 3, two, now, c));   // more accepted than known: the read tells
+
+    CHECK_FALSE(commit_transaction(f, 2, {}, now, c));                   // none known
+    CHECK_FALSE(commit_transaction(f, 1, two, now, c));                  // one of two to give back
+    CHECK_FALSE(commit_transaction(f, 2, two, now - 2000 + 600000, c));  // the first is due
+    CHECK(commit_transaction(f, 2, two, now - 2001 + 600000, c));
+
+    auto exec = [](long long removed, std::vector<std::string> members) {
+        redis::Value v, list;
+        list.type = redis::Value::Type::array;
+        for (auto& m : members) {
+            redis::Value s;
+            s.type = redis::Value::Type::string;
+            s.str = std::move(m);
+            list.elements.push_back(std::move(s));
+        }
+        v.type = redis::Value::Type::array;
+        v.elements = {integer(removed), list};
+        return v;
+    };
+    auto alone =
+        read_commit_transaction(exec(2, {"other_1 a@x.example", "4c1f_10 a@x.example"}), *t);
+    REQUIRE(alone);
+    CHECK(alone->committed == 2);
+    CHECK_FALSE(alone->others);  // another message's, even one whose instance starts alike
+    auto more = read_commit_transaction(exec(1, {"4c1f_1 c@x.example"}), *t);
+    REQUIRE(more);
+    CHECK(more->committed == 1);
+    CHECK(more->others);  // reserved elsewhere: the script commits it
+
+    CHECK_FALSE(read_commit_transaction(integer(2), *t));
+    CHECK_FALSE(read_commit_transaction(exec(2, {}).elements[0], *t));
+    auto odd = exec(2, {});
+    odd.elements[1] = integer(0);
+    CHECK_FALSE(read_commit_transaction(odd, *t));
+}
+
 TEST_CASE("script replies are parsed strictly", "[quota]") {
     auto ok = parse_reserve_reply(reply("reserved", 0, 1, 57));
     REQUIRE(ok);
