@@ -337,10 +337,9 @@ void Job::run_commit(std::vector<QuotaWindow> limits) {
     auto transaction = commit_transaction(facts, recipient_count,
                                           quota.reservations.take(facts, *config), now, *config);
     if (!transaction) return run_commit_script(std::move(limits), 0);
-    const auto commands = std::move(transaction->commands);
-    redis.transaction(commands, [self = shared_from_this(), limits = std::move(limits),
-                                 t = std::move(*transaction)](redis::Reply r) mutable {
-        auto read = r.ok ? read_commit_transaction(r.value, t) : std::nullopt;
+    redis.transaction(*transaction, [self = shared_from_this(),
+                                     limits = std::move(limits)](redis::Reply r) mutable {
+        auto read = r.ok ? read_commit_transaction(r.value) : std::nullopt;
         if (!read) {
             if (r.ok)
                 log::warning("quota commit transaction: unexpected reply " +

@@ -325,9 +325,9 @@ std::vector<Reservations::Reserved> Reservations::take(const Facts& facts, const
     return known;
 }
 
-std::optional<CommitTransaction> commit_transaction(
-    const Facts& facts, long recipient_count, const std::vector<Reservations::Reserved>& known,
-    long long now_ms, const Config& config) {
+std::optional<redis::Batch> commit_transaction(const Facts& facts, long recipient_count,
+                                               const std::vector<Reservations::Reserved>& known,
+                                               long long now_ms, const Config& config) {
     if (known.empty()) return std::nullopt;
     if (recipient_count >= 0 && static_cast<std::size_t>(recipient_count) < known.size())
         return std::nullopt;
@@ -339,25 +339,32 @@ std::optional<CommitTransaction> commit_transaction(
     zrem.reserve(2 + known.size());
     for (const auto& r : known)
         zrem.push_back(r.member);
-    CommitTransaction t;
-    t.commands.add(zrem);
-    t.commands.add({"ZRANGE", held, "0", "-1"});
-    t.message = instance_of(facts) + ' ';
+    redis::Batch t;
+    t.add(zrem);
+    // Redis picks the message's members out (one glob, the instance's own * ? [ ] \ escaped)
+    std::string match;
+    for (char c : instance_of(facts)) {
+        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') match += '\\';
+        match += c;
+    }
+    match += " *";
+    t.add({"ZSCAN", held, "0", "MATCH", match, "COUNT", Digits(commit_scan_count)});
     return t;
 }
 
-std::optional<CommitRead> read_commit_transaction(const redis::Value& v,
-                                                  const CommitTransaction& t) {
+std::optional<CommitRead> read_commit_transaction(const redis::Value& v) {
     using Type = redis::Value::Type;
     if (v.type != Type::array || v.elements.size() != 2) return std::nullopt;
-    const auto &removed = v.elements[0], &members = v.elements[1];
-    if (removed.type != Type::integer || members.type != Type::array) return std::nullopt;
+    const auto &removed = v.elements[0], &scan = v.elements[1];
+    if (removed.type != Type::integer || scan.type != Type::array || scan.elements.size() != 2)
+        return std::nullopt;
+    const auto &cursor = scan.elements[0], &found = scan.elements[1];
+    if (cursor.type != Type::string || found.type != Type::array) return std::nullopt;
     CommitRead read;
     read.committed = removed.integer;
-    for (const auto& m : members.elements) {
-        if (m.type != Type::string) return std::nullopt;
-        read.others = read.others || m.str.compare(0, t.message.size(), t.message) == 0;
-    }
+    // A cursor other than 0: held is too large to have been scanned whole (past
+    // commit_scan_count): the script looks.
+    read.others = cursor.str != "0" || !found.elements.empty();
     return read;
 }
 

@@ -192,29 +192,29 @@ class Reservations {
 };
 
 // The usual commit without the script: one MULTI ... EXEC that takes the message's known
-// reservations out of held (ZREM) and then lists held's members (ZRANGE), so that
-// read_commit_transaction can tell whether the message holds reservations this process did not
-// know of. About a fifth of what the script costs Redis (BENCHMARKS.md, item 35). nullopt when
-// the script must commit: no reservation known, Postfix accepted fewer recipients than were
-// reserved (the rest are given back), or one is due for release (older than reserve_ttl: the
-// script gives it back first, and a commit never charges it).
-struct CommitTransaction {
-    redis::Batch commands;
-    std::string message;  // "<instance> ", how held's members of this message begin
-};
-std::optional<CommitTransaction> commit_transaction(
-    const Facts& facts, long recipient_count, const std::vector<Reservations::Reserved>& known,
-    long long now_ms, const Config& config);
+// reservations out of held (ZREM) and then asks held for any other member of the message (ZSCAN
+// with the instance as MATCH pattern: Redis filters, so the answer stays small however many
+// reservations the user has pending), so that read_commit_transaction can tell whether the
+// message holds reservations this process did not make. About a fifth of what the script
+// costs Redis (BENCHMARKS.md, item 35). nullopt when the script must commit: no reservation
+// known, Postfix accepted fewer recipients than were reserved (the rest are given back), or one
+// is due for release (older than reserve_ttl: the script gives it back first, and a commit
+// never charges it).
+std::optional<redis::Batch> commit_transaction(const Facts& facts, long recipient_count,
+                                               const std::vector<Reservations::Reserved>& known,
+                                               long long now_ms, const Config& config);
+
+// ZSCAN's COUNT: a held of up to this many members is scanned in the one call.
+constexpr long long commit_scan_count = 10000;
 
 // EXEC's answer: committed, the reservations the ZREM took; others, whether held still keeps
-// members of the message (the script commits them, with recipient_count less committed).
-// nullopt when it has another shape.
+// members of the message, or may (too large to scan in one call): the script commits them, with
+// recipient_count less committed. nullopt when it has another shape.
 struct CommitRead {
     long long committed = 0;
     bool others = false;
 };
-std::optional<CommitRead> read_commit_transaction(const redis::Value& exec,
-                                                  const CommitTransaction& transaction);
+std::optional<CommitRead> read_commit_transaction(const redis::Value& exec);
 
 // The reply of "commit": {committed, released}.
 struct CommitOutcome {

@@ -391,54 +391,64 @@ TEST_CASE("the usual commit is a transaction, the script commits what it cannot"
     c.quota.reserve_ttl = 600;
     auto f = sasl_facts("alice");
     f.state = "END-OF-MESSAGE";
-    f.instance = "4c1f 1";  // a space would end the instance early: it is replaced
+    f.instance = "4c1f 1*";  // a space would end the instance early: it is replaced
     const long long now = 1700000000000;
-    const std::vector<Reservations::Reserved> two = {{"4c1f_1 a@x.example", now - 2000},
-                                                     {"4c1f_1 b@x.example", now - 1000}};
+    const std::vector<Reservations::Reserved> two = {{"4c1f_1* a@x.example", now - 2000},
+                                                     {"4c1f_1* b@x.example", now - 1000}};
 
     auto t = commit_transaction(f, 2, two, now, c);
     REQUIRE(t);
     redis::Batch expected;
-    expected.add({"ZREM", "pw:quota:{alice}:held", "4c1f_1 a@x.example", "4c1f_1 b@x.example"});
-    expected.add({"ZRANGE", "pw:quota:{alice}:held", "0", "-1"});
-    CHECK(t->commands.encoded() == expected.encoded());
-    CHECK(t->message == "4c1f_1 ");
+    expected.add({"ZREM", "pw:quota:{alice}:held", "4c1f_1* a@x.example", "4c1f_1* b@x.example"});
+    // the message's other members, picked out by Redis; the instance's * is no wildcard
+    expected.add({"ZSCAN", "pw:quota:{alice}:held", "0", "MATCH", "4c1f_1\\* *", "COUNT", "10000"});
+    CHECK(t->encoded() == expected.encoded());
     CHECK(commit_transaction(f, -1, two, now, c));  // recipient_count unknown: all commit
-    CHECK(commit_transaction(f, 3, two, now, c));   // more accepted than known: the read tells
+    CHECK(commit_transaction(f, 3, two, now, c));   // more accepted than known: ZSCAN tells
 
     CHECK_FALSE(commit_transaction(f, 2, {}, now, c));                   // none known
     CHECK_FALSE(commit_transaction(f, 1, two, now, c));                  // one of two to give back
     CHECK_FALSE(commit_transaction(f, 2, two, now - 2000 + 600000, c));  // the first is due
     CHECK(commit_transaction(f, 2, two, now - 2001 + 600000, c));
 
-    auto exec = [](long long removed, std::vector<std::string> members) {
-        redis::Value v, list;
-        list.type = redis::Value::Type::array;
-        for (auto& m : members) {
-            redis::Value s;
-            s.type = redis::Value::Type::string;
-            s.str = std::move(m);
-            list.elements.push_back(std::move(s));
-        }
-        v.type = redis::Value::Type::array;
-        v.elements = {integer(removed), list};
+    auto text = [](std::string s) {
+        redis::Value v;
+        v.type = redis::Value::Type::string;
+        v.str = std::move(s);
         return v;
     };
-    auto alone =
-        read_commit_transaction(exec(2, {"other_1 a@x.example", "4c1f_10 a@x.example"}), *t);
+    auto exec = [&](long long removed, std::string cursor, std::vector<std::string> found) {
+        redis::Value v, scan, list;
+        list.type = scan.type = v.type = redis::Value::Type::array;
+        for (auto& m : found)
+            list.elements.push_back(text(std::move(m)));
+        scan.elements = {text(std::move(cursor)), list};
+        v.elements = {integer(removed), scan};
+        return v;
+    };
+    auto alone = read_commit_transaction(exec(2, "0", {}));
     REQUIRE(alone);
     CHECK(alone->committed == 2);
-    CHECK_FALSE(alone->others);  // another message's, even one whose instance starts alike
-    auto more = read_commit_transaction(exec(1, {"4c1f_1 c@x.example"}), *t);
+    CHECK_FALSE(alone->others);
+    auto more = read_commit_transaction(exec(1, "0", {"4c1f_1* c@x.example", "1700000000000"}));
     REQUIRE(more);
     CHECK(more->committed == 1);
     CHECK(more->others);  // reserved elsewhere: the script commits it
+    auto large = read_commit_transaction(exec(2, "8192", {}));
+    REQUIRE(large);
+    CHECK(large->others);  // not scanned whole: the script looks
 
-    CHECK_FALSE(read_commit_transaction(integer(2), *t));
-    CHECK_FALSE(read_commit_transaction(exec(2, {}).elements[0], *t));
-    auto odd = exec(2, {});
-    odd.elements[1] = integer(0);
-    CHECK_FALSE(read_commit_transaction(odd, *t));
+    CHECK_FALSE(read_commit_transaction(integer(2)));
+    CHECK_FALSE(read_commit_transaction(exec(2, "0", {}).elements[1]));
+    auto odd = exec(2, "0", {});
+    odd.elements[1].elements[1] = integer(0);
+    CHECK_FALSE(read_commit_transaction(odd));
+    redis::Value wrong_type;  // held is not a sorted set: EXEC carries the commands' errors
+    wrong_type.type = redis::Value::Type::error;
+    wrong_type.str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    odd = exec(2, "0", {});
+    odd.elements[0] = wrong_type;
+    CHECK_FALSE(read_commit_transaction(odd));
 }
 
 TEST_CASE("script replies are parsed strictly", "[quota]") {
