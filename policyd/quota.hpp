@@ -204,8 +204,11 @@ std::optional<redis::Batch> commit_transaction(const Facts& facts, long recipien
                                                const std::vector<Reservations::Reserved>& known,
                                                long long now_ms, const Config& config);
 
-// ZSCAN's COUNT: a held of up to this many members is scanned in the one call.
-constexpr long long commit_scan_count = 10000;
+// ZSCAN's COUNT: a held of up to about this many members is scanned in the one call. A larger one
+// sends the commit to the script, which reads all of held (O(pending), as commits always were):
+// a user has that many reservations pending only with a limit that high and that many messages
+// refused after RCPT within reserve_ttl.
+constexpr long long commit_scan_count = 1000;
 
 // EXEC's answer: committed, the reservations the ZREM took; others, whether held still keeps
 // members of the message, or may (too large to scan in one call): the script commits them, with
