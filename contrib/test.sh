@@ -26,7 +26,7 @@ ctest --test-dir "$build" --output-on-failure -j "$(nproc)" "$@"
 # The performance regression check: instructions policyd executes per request of each mix, and
 # what its commands cost Redis, counted by callgrind (not timed, so the machine's load does not
 # move them), fail the run when one is well above contrib/bench/instructions.baseline (the
-# script says how far). About 90 s. Only on a whole run; the bench tools it needs were built
+# script says how far). About 110 s. Only on a whole run; the bench tools it needs were built
 # above (-DPOSTWARDEN_BENCH=ON).
 if [ $# -eq 0 ]; then
 	POSTWARDEN_BENCH_BUILD=$build contrib/bench/instructions.sh --check

@@ -5,6 +5,7 @@
 # instructions.baseline (per mix: policyd's, then Redis's).
 #
 #   contrib/bench/instructions.sh [MIX...]        default: known auth blocked new new-client
+#                                                 submission
 #   contrib/bench/instructions.sh --check         fail when policyd's count for a mix is 10 %
 #                                                 above the baseline, or Redis's half again
 #                                                 (and 5,000 more)
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/../.."
 top=$PWD
 check=no
 [ "${1:-}" = --check ] && check=yes && shift
-mixes=${*:-known auth blocked new new-client}
+mixes=${*:-known auth blocked new new-client submission}
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed" >&2; exit 1; }
 build=${POSTWARDEN_BENCH_BUILD:-$top/build-bench}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTWARDEN_BENCH=ON >/dev/null

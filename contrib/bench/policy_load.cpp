@@ -4,7 +4,7 @@
 // warm-up), and total= every reply received including the warm-up. Loopback only.
 //
 //   policy_load --port P [--connections C] [--seconds S]
-//               [--mix new:0,known:100,auth:0,blocked:0,new-client:0]
+//               [--mix new:0,known:100,auth:0,blocked:0,new-client:0,submission:0]
 //               [--prepass SECONDS]
 //
 // Request kinds (the bench script prepares Redis to match):
@@ -15,6 +15,9 @@
 //   new-client  a new triplet from a client address never seen (10.x.y.z): as new, but no SPF
 //            result can be reused (new's 250 clients share one per client, as a mailing
 //            list's VERP senders do), so every request evaluates the sender's SPF record
+//   submission  an authenticated message as Postfix sends it: auth's RCPT, then, on the same
+//            connection, END-OF-MESSAGE with recipient_count=1, which commits the reservation;
+//            two requests, each counted as one
 // --prepass D sends every known triplet, waits D seconds (the greylist delay), sends them again,
 // so they are "known" when the measurement starts.
 #include <boost/asio/io_context.hpp>
@@ -34,6 +37,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -48,20 +52,21 @@ struct Options {
     unsigned short port = 10040;
     int connections = 64;
     double seconds = 10;
-    static constexpr int kinds = 5;
-    int weights[kinds] = {0, 100, 0, 0, 0};  // new, known, auth, blocked, new-client
+    static constexpr int kinds = 6;
+    int weights[kinds] = {0, 100, 0, 0, 0, 0};  // new, known, auth, blocked, new-client, submission
     double prepass = -1;
 };
 
 std::string request(const std::string& client, const std::string& sender, const std::string& rcpt,
-                    const std::string& login, const std::string& instance = "bench.1") {
-    std::string r =
-        "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-        "client_address=" +
-        client +
-        "\nclient_name=mx.bench.example\nhelo_name=mx.bench.example\n"
-        "queue_id=BENCH\ninstance=" +
-        instance + "\nsender=" + sender + "\nrecipient=" + rcpt + "\n";
+                    const std::string& login, const std::string& instance = "bench.1",
+                    const std::string& state = "RCPT") {
+    std::string r = "request=smtpd_access_policy\nprotocol_state=" + state +
+                    "\nprotocol_name=ESMTP\n"
+                    "client_address=" +
+                    client +
+                    "\nclient_name=mx.bench.example\nhelo_name=mx.bench.example\n"
+                    "queue_id=BENCH\ninstance=" +
+                    instance + "\nsender=" + sender + "\nrecipient=" + rcpt + "\n";
     if (!login.empty()) r += "sasl_username=" + login + "\n";
     return r + "\n";
 }
@@ -85,23 +90,35 @@ std::string new_sender(unsigned long counter) {
     return "new" + std::to_string(counter) + "." + run_tag() + "@bench-new.example";
 }
 
-std::string make_request(int kind, unsigned long counter, std::mt19937& rng) {
+// An authenticated user's RCPT: each a new message (instance) of one of 100 users, so a new
+// reservation, never a replay of an earlier one (quota.lua answers a replay in fewer steps).
+// With follow set, that message's END-OF-MESSAGE too (recipient_count=1).
+// A submission's users are not auth's: auth never commits, so its users' held sets grow by
+// thousands a second, far past anything a real user with a limit has pending.
+std::string auth_request(unsigned long counter, std::mt19937& rng, std::string* follow = nullptr) {
+    const auto user = (follow ? "sub" : "user") + std::to_string(rng() % 100) + "@bench.example";
+    const auto instance = "bench." + run_tag() + "." + std::to_string(counter);
+    if (follow) {
+        *follow = request("127.0.0.1", user, "", user, instance, "END-OF-MESSAGE");
+        follow->insert(follow->size() - 1, "recipient_count=1\n");
+    }
+    return request("127.0.0.1", user, "friend@elsewhere.example", user, instance);
+}
+
+// The request of a kind; a submission leaves its second request in follow.
+std::string make_request(int kind, unsigned long counter, std::mt19937& rng, std::string& follow) {
     switch (kind) {
         case 0:
             return request("198.51.100." + std::to_string(counter % 250 + 1), new_sender(counter),
                            "rcpt@bench.example", "");
         case 1:
             return known_request(static_cast<int>(rng() % known_pool));
-        case 2: {
-            // Each request is a new message (instance) of one of 100 users: a new reservation,
-            // never a replay of an earlier one (quota.lua answers a replay in fewer steps).
-            auto u = std::to_string(rng() % 100);
-            return request("127.0.0.1", "user" + u + "@bench.example", "friend@elsewhere.example",
-                           "user" + u + "@bench.example",
-                           "bench." + run_tag() + "." + std::to_string(counter));
-        }
+        case 2:
+            return auth_request(counter, rng);
         case 3:
             return request("203.0.113.9", "x@bench-blocked.example", "rcpt@bench.example", "");
+        case 5:
+            return auth_request(counter, rng, &follow);
         default: {
             // Where this run starts in 10/8 moves with the tag too, so policyd has no SPF result
             // kept for the client from an earlier run.
@@ -127,6 +144,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     tcp::socket socket_;
     Runner& runner_;
     std::string out_;
+    std::string follow_;  // the request to send after this reply (a submission's second)
     std::string in_;
     std::array<char, 4096> buf_;
     Clock::time_point sent_;
@@ -135,14 +153,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
 class Runner {
   public:
     Runner(asio::io_context& io, const Options& o) : io_(io), o_(o), rng_(42) {}
-    std::string next() {
+    std::string next(std::string& follow) {
         int total = 0;
         for (int w : o_.weights)
             total += w;
         int pick = static_cast<int>(rng_() % static_cast<unsigned>(total)), kind = 0;
         while (pick >= o_.weights[kind])
             pick -= o_.weights[kind++];
-        return make_request(kind, counter_++, rng_);
+        return make_request(kind, counter_++, rng_, follow);
     }
     // Called with each reply; returns false when the connection should stop.
     bool done(Clock::duration latency, const std::string& reply) {
@@ -201,7 +219,7 @@ void Connection::start(const tcp::endpoint& ep) {
             return;
         }
         self->socket_.set_option(tcp::no_delay(true));
-        self->send(self->runner_.next());
+        self->send(self->runner_.next(self->follow_));
     });
 }
 
@@ -221,7 +239,10 @@ void Connection::read() {
         if (end == std::string::npos) return self->read();
         std::string reply = self->in_.substr(0, end);
         self->in_.erase(0, end + 2);
-        if (self->runner_.done(Clock::now() - self->sent_, reply)) self->send(self->runner_.next());
+        if (!self->runner_.done(Clock::now() - self->sent_, reply) && self->follow_.empty()) return;
+        std::string text = self->follow_.empty() ? self->runner_.next(self->follow_)
+                                                 : std::exchange(self->follow_, {});
+        self->send(std::move(text));
     });
 }
 
@@ -251,7 +272,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--prepass")
             o.prepass = std::stod(v);
         else if (a == "--mix") {
-            const char* names[] = {"new", "known", "auth", "blocked", "new-client"};
+            const char* names[] = {"new", "known", "auth", "blocked", "new-client", "submission"};
             for (int k = 0; k < Options::kinds; ++k) {
                 auto at = v.find(std::string(names[k]) + ":");
                 o.weights[k] = at == std::string::npos

@@ -112,6 +112,14 @@ redis-cli -p "$redis_port" INFO commandstats | grep -E 'cmdstat_(evalsha|smismem
 versus new "$policyd_port" new:100
 versus new-client "$policyd_port" new-client:100
 versus auth "$policyd_port" auth:100
+versus submission "$policyd_port" submission:100
+# A submission's requests (RCPT, then END-OF-MESSAGE): transactions and script calls policyd
+# sends Redis per request (MULTI ... EXEC is one write, one reply).
+stat() { redis-cli -p "$redis_port" INFO commandstats | awk -F'[=,:]' -v c="cmdstat_$1" '$1 == c { print $3 }' | grep . || echo 0; }
+e0=$(stat exec) s0=$(($(stat evalsha) + $(stat eval)))
+line=$(load "$policyd_port" 64 submission:100)
+total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
+echo "submission at c=64, per request: transactions $(awk -v a="$(stat exec)" -v b="$e0" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }'), scripts $(awk -v a="$(($(stat evalsha) + $(stat eval)))" -v b="$s0" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }')"
 versus blocked "$policyd_port" blocked:100
 echo "== redis-benchmark (the ceiling of one Redis here)"
 redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -t ping,get,evalsha 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -3
