@@ -98,16 +98,22 @@ paired() {
 	echo "null     c=$1  $(median_of <"$work/null.$1")"
 	echo "known    c=$1  $(median_of <"$work/known.$1")"
 }
+# calls CMD...: how many times Redis ran these commands so far (INFO commandstats)
+calls() {
+	redis-cli -p "$redis_port" INFO commandstats |
+		awk -F'[=,:]' -v want=" $* " '/^cmdstat_/ && index(want, " " substr($1, 9) " ") { s += $3 } END { print s + 0 }'
+}
 # What policyd itself sends: commandstats also counts the GET/EXPIRE a script runs inside.
-commands() { redis-cli -p "$redis_port" INFO commandstats | awk -F'[=,:]' '/^cmdstat_(evalsha|eval|smismember|smembers)[:]/ { s += $3 } END { print s + 0 }'; }
+commands() { calls evalsha eval smismember smembers; }
+# per_request AFTER BEFORE LINE: (AFTER - BEFORE) / the total= of a load line
+per_request() { awk -v a="$1" -v b="$2" -v t="$(echo "$3" | sed 's/.*total=\([0-9]*\).*/\1/')" 'BEGIN { printf "%.3f", (a - b) / t }'; }
 
 "$build/contrib/bench/policy_load" --port "$policyd_port" --connections 1 --seconds 0.5 --prepass 1.2 >/dev/null
 echo "== machine: $(nproc) cores, $(uname -r); seconds=$seconds runs=$runs (median)"
 for c in 8 64; do paired $c; done
 before=$(commands)
 line=$(load "$policyd_port" 64 known:100)
-total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
-echo "redis round trips (commands policyd sends) per known-triplet request at c=64: $(awk -v a="$(commands)" -v b="$before" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }')"
+echo "redis round trips (commands policyd sends) per known-triplet request at c=64: $(per_request "$(commands)" "$before" "$line")"
 redis-cli -p "$redis_port" INFO commandstats | grep -E 'cmdstat_(evalsha|smismember|smembers)'
 versus new "$policyd_port" new:100
 versus new-client "$policyd_port" new-client:100
@@ -115,11 +121,9 @@ versus auth "$policyd_port" auth:100
 versus submission "$policyd_port" submission:100
 # A submission's requests (RCPT, then END-OF-MESSAGE): transactions and script calls policyd
 # sends Redis per request (MULTI ... EXEC is one write, one reply).
-stat() { redis-cli -p "$redis_port" INFO commandstats | awk -F'[=,:]' -v c="cmdstat_$1" '$1 == c { print $3 }' | grep . || echo 0; }
-e0=$(stat exec) s0=$(($(stat evalsha) + $(stat eval)))
+e0=$(calls exec) s0=$(calls evalsha eval)
 line=$(load "$policyd_port" 64 submission:100)
-total=$(echo "$line" | sed 's/.*total=\([0-9]*\).*/\1/')
-echo "submission at c=64, per request: transactions $(awk -v a="$(stat exec)" -v b="$e0" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }'), scripts $(awk -v a="$(($(stat evalsha) + $(stat eval)))" -v b="$s0" -v t="$total" 'BEGIN { printf "%.3f", (a - b) / t }')"
+echo "submission at c=64, per request: transactions $(per_request "$(calls exec)" "$e0" "$line"), scripts $(per_request "$(calls evalsha eval)" "$s0" "$line")"
 versus blocked "$policyd_port" blocked:100
 echo "== redis-benchmark (the ceiling of one Redis here)"
 redis-benchmark -p "$redis_port" -q -n 200000 -c 64 -t ping,get,evalsha 2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -3
