@@ -1,5 +1,5 @@
 #!/bin/sh
-# milter.sh — the milter benchmarks of BENCHMARKS.md (section Milter) in one go, on this machine,
+# milter.sh — the milter benchmarks of docs/benchmarks.md (section Milter) in one go, on this machine,
 # loopback only:
 #   1. milter_load against postwarden-milter, against OpenDKIM (verify) chained with OpenDMARC,
 #      and against rspamd in milter mode (SPF, DKIM, DMARC only: rspamd-milter.conf), all three
@@ -103,7 +103,7 @@ fi
 # and OpenDKIM re-reads that file for every message, in every thread: with two sessions or more
 # it dies ("fatal flex scanner internal error", unbound's parser is not thread-safe). So OpenDKIM
 # reads the keys from TestDNSData, the same records without any DNS round trip: a head start
-# for OpenDKIM, which only makes the comparison stricter for postwarden (BENCHMARKS.md).
+# for OpenDKIM, which only makes the comparison stricter for postwarden (docs/benchmarks.md).
 awk '$2 == "TXT" && $1 ~ /_domainkey/ { name = $1; $1 = ""; $2 = ""; sub(/^ +"/, ""); sub(/"$/, ""); print name " " $0 }' \
 	"$work/corpus/zone" >"$work/dkim-keys"
 start_opendkim() { # NAME SOCKET

@@ -2,7 +2,7 @@
 // is answered "continue" (header fields and body chunks not at all, as postwarden does over a
 // unix socket), end of message "accept", nothing added. Behind Postfix it measures what Postfix
 // and libmilter cost for any milter, so that milter.sh can tell that share apart from
-// postwarden's own work (BENCHMARKS.md, Milter).
+// postwarden's own work (docs/benchmarks.md, Milter).
 //
 //   null_milter unix:/path      (or inet:PORT@127.0.0.1; runs until SIGTERM)
 #include <libmilter/mfapi.h>

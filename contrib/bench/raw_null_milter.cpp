@@ -2,7 +2,7 @@
 // loop, the Sendmail milter protocol (version 6, as Postfix speaks it) parsed here. It answers
 // exactly as null_milter.cpp (libmilter) does, so that behind Postfix the two tell libmilter's
 // share (a thread per connection, its worker pool, its allocations) apart from Postfix's own work
-// for any milter (BENCHMARKS.md, Milter):
+// for any milter (docs/benchmarks.md, Milter):
 //   - option negotiation: version min(MTA's, 6), actions SMFIF_ADDHDRS if offered, protocol
 //     SMFIP_NR_HDR | SMFIP_NR_BODY as far as offered — byte for byte libmilter's reply to
 //     null_milter's negotiate callback;

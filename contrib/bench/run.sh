@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh — the policy benchmarks of BENCHMARKS.md in one go, on this machine, loopback only:
+# run.sh — the policy benchmarks of docs/benchmarks.md in one go, on this machine, loopback only:
 # the null policy server (the ceiling), postwarden-policyd on each request mix, postgrey (when
 # installed: apt-get install postgrey) on the same mix, and redis-benchmark for one Redis here.
 # Every server is started here on a free port and stopped by its PID.
