@@ -30,25 +30,9 @@ bool is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+// RFC 5322 specials, with '[' ']' and '\\' (which cannot stand alone in an atom either).
 bool is_special(char c) {
-    switch (c) {
-        case '(':
-        case ')':
-        case '<':
-        case '>':
-        case '[':
-        case ']':
-        case ':':
-        case ';':
-        case '@':
-        case '\\':
-        case ',':
-        case '.':
-        case '"':
-            return true;
-        default:
-            return false;
-    }
+    return c != '\0' && std::string_view("()<>[]:;@\\,.\"").find(c) != std::string_view::npos;
 }
 
 // Control characters other than blanks are not atext either, but in a display name they are
