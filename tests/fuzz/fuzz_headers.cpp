@@ -1,7 +1,8 @@
 // fuzz_headers.cpp — the header fields the milter reads and writes, on hostile text: From
-// (RFC 5322 address lists, for DMARC and S8), incoming Authentication-Results (whose authserv-id
-// decides whether the milter removes them as forged), and the Authentication-Results header it
-// writes from untrusted values (domains, selectors, reasons), which must stay one header field.
+// (RFC 5322 address lists, for DMARC and S8; every address read must read back the same from its
+// RFC 5321 form), incoming Authentication-Results (whose authserv-id decides whether the milter
+// removes them as forged), and the Authentication-Results header it writes from untrusted values
+// (domains, selectors, reasons), which must stay one header field.
 //
 // Input: values separated by lines "--"; the first is our authserv-id, each other one is read
 // as a From value and as an Authentication-Results value, and goes into our header as a domain,
@@ -31,14 +32,25 @@ void check_one_field(std::string_view value) {
     }
 }
 
+// Every address read has a lower-case host-name domain, and its address() (the form S8
+// compares) reads back as the same local part and domain: quoting loses and adds nothing.
 void check_addresses(std::string_view value) {
+    auto read = read_address_list(value);
     auto list = parse_address_list(value);
+    if (read.ok() != list.has_value() || (!read.ok() && !read.addresses.empty())) __builtin_trap();
     if (!list) return;
+    if (list->size() > max_addresses) __builtin_trap();
     for (const auto& a : *list) {
-        if (a.local.empty() || a.domain.empty() || a.domain.back() == '.') __builtin_trap();
+        if (a.domain.empty() || a.domain.back() == '.') __builtin_trap();
         if (a.domain != to_lower(a.domain)) __builtin_trap();
         for (char c : a.domain)
             if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '@') __builtin_trap();
+        for (char c : a.local)
+            if (c == '\0' || c == '\r' || c == '\n') __builtin_trap();
+        auto again = parse_address_list(a.address());
+        if (!again || again->size() != 1 || (*again)[0].local != a.local ||
+            (*again)[0].domain != a.domain)
+            __builtin_trap();
     }
     auto from = milter::read_from({std::string(value)}, 1, false);
     if (from.kind == milter::FromFields::Kind::usable &&

@@ -59,7 +59,7 @@ TEST_CASE("From address lists", "[unit][from]") {
     CHECK(addresses("Team: a@x.example, b@y.example;") == V{"a@x.example", "b@y.example"});
     CHECK(addresses("undisclosed-recipients:;") == V{});
     CHECK(addresses("<@route.example:user@example.com>") == V{"user@example.com"});
-    CHECK(addresses("\"odd@local\"@example.com") == V{"odd@local@example.com"});
+    CHECK(addresses("\"odd@local\"@example.com") == V{"\"odd@local\"@example.com"});
     CHECK(addresses("=?utf-8?q?J=C3=B6rg?= <j@example.com>") == V{"j@example.com"});
     // a display name that looks like an address: DMARC judges the real one
     CHECK(addresses("a@x.example <b@y.example>") == V{"b@y.example"});
