@@ -368,8 +368,7 @@ void Job::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
 }
 
 void Job::finish_commit(const CommitOutcome& outcome) {
-    finish(dunno("quota-commit", "committed=" + std::to_string(outcome.committed) +
-                                     " released=" + std::to_string(outcome.released)));
+    finish(dunno("quota-commit", commit_detail(outcome)));
 }
 
 // At RCPT per [quota] fail_mode. END-OF-MESSAGE is always DUNNO (SPEC §4): the reservations keep
