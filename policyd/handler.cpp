@@ -391,7 +391,7 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     auto facts = facts_of(request, *config);
     count_request(facts.state);
     if (request.get("request") != "smtpd_access_policy") {
-        log::warning("request type '" + std::string(request.get("request")).substr(0, 64) +
+        log::warning("request type '" + log::printable(request.get("request")) +
                      "' is not smtpd_access_policy: answered DUNNO");
         return reply("DUNNO");
     }
