@@ -145,17 +145,19 @@ std::string printable(std::string_view text, std::size_t max) {
 
 void write(Level level, std::string_view text) {
     if (level < min_level.load(std::memory_order_relaxed)) return;
-    std::string line;
-    if (use_stderr) line.append(stderr_tag).append(prefix(level));
-    if (text.size() <= line_max && plain_ascii(text))
-        line.append(text);
-    else
-        append_printable(line, text, line_max);
+    std::string escaped;
+    if (text.size() > line_max || !plain_ascii(text)) {
+        append_printable(escaped, text, line_max);
+        text = escaped;
+    }
     if (!use_stderr) {
-        syslog(syslog_priority(level), "%s%s", prefix(level), line.c_str());
+        syslog(syslog_priority(level), "%s%.*s", prefix(level), static_cast<int>(text.size()),
+               text.data());
         return;
     }
-    line.push_back('\n');
+    std::string line;
+    line.reserve(stderr_tag.size() + 10 + text.size());  // 10: the longest prefix and '\n'
+    line.append(stderr_tag).append(prefix(level)).append(text).push_back('\n');
     std::lock_guard lock(stderr_mutex);
     fwrite(line.data(), 1, line.size(), stderr);
     fflush(stderr);
