@@ -4,6 +4,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -114,11 +115,20 @@ std::optional<Level> parse_level(std::string_view name) {
 
 void append_printable(std::string& out, std::string_view s, std::size_t max) {
     static const char hex[] = "0123456789abcdef";
+    auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f; };
     std::size_t used = 0;  // bytes appended for s so far, its pending run included
     std::size_t run = 0;   // where the run of bytes that are appended as they are starts
-    for (std::size_t i = 0; i < s.size();) {
+    std::size_t i = 0;
+    while (true) {
+        // plain bytes, as many as fit: the usual case, so the loop does nothing else
+        const std::size_t stop = i + std::min(s.size() - i, max - used);
+        const std::size_t from = i;
+        while (i < stop && plain(static_cast<unsigned char>(s[i])))
+            ++i;
+        used += i - from;
+        if (i == s.size()) break;
         const auto c = static_cast<unsigned char>(s[i]);
-        const std::size_t n = c >= 0x20 && c < 0x7f ? 1 : c >= 0x80 ? utf8_length(s, i) : 0;
+        const std::size_t n = plain(c) ? 1 : c >= 0x80 ? utf8_length(s, i) : 0;
         const std::size_t width = n ? n : 4;  // a byte escaped as \xNN takes four
         if (used + width > max) {
             out.append(s.data() + run, i - run).append("...");
