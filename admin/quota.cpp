@@ -75,6 +75,7 @@ void read_usage(Context& ctx, QuotaState& s) {
     std::vector<long long> expired;
     for (std::size_t i = 1; i < held.size(); i += 2) {
         long long ms = std::stoll(held[i]);
+        if (ms < 0) continue;  // given back already, kept for a late END-OF-MESSAGE (quota.lua)
         if (ms <= ctx.now_ms - ctx.config.quota.reserve_ttl * 1000)
             expired.push_back(ms);
         else

@@ -2,13 +2,35 @@
 // -f, standard error with the same "program[pid]: text" shape. Thread-safe: each call writes
 // one whole line.
 //
-// Decision lines (SPEC §6) are built by the caller in a fixed field order and logged at info.
+// Text in a line may come from clients (addresses, HELO names, header values, request
+// attributes), so write() makes whatever it is given one safe line: control bytes (CR, LF, ESC
+// ...), DEL and bytes that are not UTF-8 become \xNN, and the text is cut at line_max bytes. No
+// caller can forge or overlay another line, or fill the log with one request. Decision lines
+// (SPEC §6) are built by the caller in a fixed field order, each client field through
+// append_printable, so that one long value cannot push the fields after it out of the line.
+//
+// Entry points: open, set_min_level, parse_level, write (and debug ... error), append_printable,
+// printable.
 #pragma once
 
+#include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace postwarden::log {
+
+// Most bytes one client field takes in a line, escapes included, before "..." marks the cut.
+constexpr std::size_t field_max = 200;
+// Most bytes of a line's text (after escaping, before "..."); the program tag comes on top.
+constexpr std::size_t line_max = 4096;
+
+// Appends text to out as write() logs it: control bytes 0x00-0x1f, DEL and bytes that are not
+// part of a valid UTF-8 character become \xNN. At most max bytes are appended, then "..." if
+// text did not fit; the cut never splits an escape or a character. Backslashes are left alone,
+// as Postfix does: "\x0a" in a line may be the client's own text.
+void append_printable(std::string& out, std::string_view text, std::size_t max = field_max);
+std::string printable(std::string_view text, std::size_t max = field_max);
 
 enum class Level { debug, info, notice, warning, error };
 
@@ -18,6 +40,7 @@ void set_min_level(Level level);
 // "debug", "info", "notice", "warning", "error"; nullopt for anything else.
 std::optional<Level> parse_level(std::string_view name);
 
+// Logs text as one line: escaped and cut as append_printable does, at line_max bytes.
 void write(Level level, std::string_view text);
 
 inline void debug(std::string_view text) {

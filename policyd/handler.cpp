@@ -368,8 +368,7 @@ void Job::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
 }
 
 void Job::finish_commit(const CommitOutcome& outcome) {
-    finish(dunno("quota-commit", "committed=" + std::to_string(outcome.committed) +
-                                     " released=" + std::to_string(outcome.released)));
+    finish(dunno("quota-commit", commit_detail(outcome)));
 }
 
 // At RCPT per [quota] fail_mode. END-OF-MESSAGE is always DUNNO (SPEC §4): the reservations keep
@@ -392,7 +391,7 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     auto facts = facts_of(request, *config);
     count_request(facts.state);
     if (request.get("request") != "smtpd_access_policy") {
-        log::warning("request type '" + std::string(request.get("request")).substr(0, 64) +
+        log::warning("request type '" + log::printable(request.get("request")) +
                      "' is not smtpd_access_policy: answered DUNNO");
         return reply("DUNNO");
     }

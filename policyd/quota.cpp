@@ -188,8 +188,10 @@ void QuotaMemo::set(const std::string& key, long long period) {
 
 // Replies, in order: ZADD; per window HINCRBY, and PEXPIRE when sets_ttl; PEXPIRE held; HGETALL
 // per window; HGET; ZCOUNT when asks_due (the cheapest of the ways to ask for reservations due for
-// release: 6.7k instructions in Redis, ZRANGEBYSCORE ... LIMIT 0 1 11k). Windows are the limits,
-// then the auto_block windows, as KEYS orders them.
+// release: 6.7k instructions in Redis, ZRANGEBYSCORE ... LIMIT 0 1 11k). Its range is quota.lua's
+// release_expired's, [keep − now, now − reserve_ttl]: the live reservations older than
+// reserve_ttl (scores: RCPT times) and the released ones older than keep (scores: −RCPT times),
+// to be pruned. Windows are the limits, then the auto_block windows, as KEYS orders them.
 ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<QuotaWindow>& limits,
                                        long long now_ms, const Config& config,
                                        const QuotaMemo* memo) {
@@ -233,7 +235,7 @@ ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<Quo
     for (const auto& tw : t.windows)
         out.add({"HGETALL", tw.key});
     out.add({"HGET", throttle, "until"});
-    if (t.asks_due) out.add({"ZCOUNT", held, "-inf", Digits(now_ms - reserve_ms)});
+    if (t.asks_due) out.add({"ZCOUNT", held, Digits(keep - now_ms), Digits(now_ms - reserve_ms)});
     return t;
 }
 
@@ -406,10 +408,17 @@ std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& v) {
 }
 
 std::optional<CommitOutcome> parse_commit_reply(const redis::Value& v) {
-    if (v.type != redis::Value::Type::array || v.elements.size() != 2) return std::nullopt;
-    auto committed = integer_at(v, 0), released = integer_at(v, 1);
-    if (!committed || !released) return std::nullopt;
-    return CommitOutcome{*committed, *released};
+    if (v.type != redis::Value::Type::array || v.elements.size() != 3) return std::nullopt;
+    auto committed = integer_at(v, 0), released = integer_at(v, 1), late = integer_at(v, 2);
+    if (!committed || !released || !late) return std::nullopt;
+    return CommitOutcome{*committed, *released, *late};
+}
+
+std::string commit_detail(const CommitOutcome& o) {
+    auto out =
+        "committed=" + std::to_string(o.committed) + " released=" + std::to_string(o.released);
+    if (o.late > 0) out += " late=" + std::to_string(o.late);
+    return out;
 }
 
 Decision quota_decision(const QuotaOutcome& o, const std::vector<QuotaWindow>& limits,

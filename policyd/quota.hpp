@@ -92,11 +92,11 @@ std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 //   release) comes back without a TTL when a transaction that skipped it counts there;
 //   read_reserve_transaction reports that (its count is then 1), and the caller forgets the key
 //   and sets the TTL at once.
-// - held → the second in which it was last asked for reservations due for release (ZCOUNT).
-//   Once a second is enough: a due reservation only makes the windows look fuller than they
-//   are, and a window that looks full sends the request to quota.lua, which gives back what is
-//   due before it decides. So the decisions are the same; a release waits at most a second
-//   longer.
+// - held → the second in which it was last asked for reservations due for release, or
+//   released ones due for pruning (ZCOUNT). Once a second is enough: a due reservation only
+//   makes the windows look fuller than they are, and a window that looks full sends the request
+//   to quota.lua, which gives back what is due before it decides. So the decisions are the same;
+//   a release or a prune waits at most a second longer.
 // Pure (the caller gives the periods) and single-threaded: policyd's io thread owns it.
 class QuotaMemo {
   public:
@@ -117,11 +117,11 @@ class QuotaMemo {
 // The usual reservation without the script (limits not empty): the commands of one MULTI ...
 // EXEC that takes the reservation (ZADD NX), counts the recipient in every window, sets the
 // TTLs, then reads what decides: every window, the throttle's until, and whether a reservation
-// is old enough to be given back. Counting first keeps it exact under concurrency: what the
-// reads show includes every other request's count. About a third of quota.lua's instructions
-// in Redis (BENCHMARKS.md, item 28). With a memo, a window's TTL and the question about due
-// reservations are left out while fresh (QuotaMemo); held's TTL is set every time, since a
-// commit that takes its last member deletes it.
+// is old enough to be given back (or a released one old enough to be pruned). Counting first keeps
+// it exact under concurrency: what the reads show includes every other request's count. About a
+// third of quota.lua's instructions in Redis (BENCHMARKS.md, item 28). With a memo, a window's TTL
+// and the question about due reservations are left out while fresh (QuotaMemo); held's TTL is set
+// every time, since a commit that takes its last member deletes it.
 struct ReserveTransaction {
     redis::Batch commands;
     // Per window, limits then auto_block as the script's KEYS order them.
@@ -169,7 +169,8 @@ std::vector<std::vector<std::string>> note_transaction(QuotaMemo& memo,
 // The recipients this process reserved, per message, and when: what the usual commit takes out
 // of held at END-OF-MESSAGE without the script (commit_transaction). A hint, not the truth:
 // another policyd, or this one before a restart or after forgetting, may have reserved some of
-// a message's recipients, so the commit also reads what held still keeps of the message.
+// a message's recipients, and another policyd (its clock ahead) may have given some back; so
+// the commit also reads what held still keeps of the message.
 // Bounded: past max_messages everything is forgotten (those messages' commits run the script).
 // Single-threaded, like QuotaMemo.
 class Reservations {
@@ -195,11 +196,14 @@ class Reservations {
 // reservations out of held (ZREM) and then asks held for any other member of the message (ZSCAN
 // with the instance as MATCH pattern: Redis filters, so the answer stays small however many
 // reservations the user has pending), so that read_commit_transaction can tell whether the
-// message holds reservations this process did not make. About a fifth of what the script
-// costs Redis (BENCHMARKS.md, item 35). nullopt when the script must commit: no reservation
-// known, Postfix accepted fewer recipients than were reserved (the rest are given back), or one
-// is due for release (older than reserve_ttl: the script gives it back first, and a commit
-// never charges it).
+// message holds reservations this process did not make, or that were given back meanwhile:
+// ZREM names live reservations only, and a released one, renamed "<instance> \n<rcpt>"
+// (quota.lua's header), is left for the ZSCAN to find and the script to charge. So the
+// transaction never counts a released reservation as committed. About a fifth of what the
+// script costs Redis (BENCHMARKS.md, item 35). nullopt when the script must commit: no
+// reservation known, Postfix accepted fewer recipients than were reserved (the rest are given
+// back), or one is due for release (older than reserve_ttl: the script gives it back and
+// charges it again, now).
 std::optional<redis::Batch> commit_transaction(const Facts& facts, long recipient_count,
                                                const std::vector<Reservations::Reserved>& known,
                                                long long now_ms, const Config& config);
@@ -219,11 +223,15 @@ struct CommitRead {
 };
 std::optional<CommitRead> read_commit_transaction(const redis::Value& exec);
 
-// The reply of "commit": {committed, released}.
+// The reply of "commit": {committed, released, late}. late: how many of the committed had been
+// given back past reserve_ttl and were charged again at END-OF-MESSAGE.
 struct CommitOutcome {
-    long long committed = 0, released = 0;
+    long long committed = 0, released = 0, late = 0;
 };
 std::optional<CommitOutcome> parse_commit_reply(const redis::Value& reply);
+
+// The log detail of a commit: "committed=3 released=0", and " late=3" when some were charged late.
+std::string commit_detail(const CommitOutcome& outcome);
 
 // The reply and log detail of a reserve outcome (reason quota-ok, quota-throttled or
 // quota-blocked, with "window=100/3600 used=100").

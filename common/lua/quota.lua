@@ -11,7 +11,20 @@
 -- A reserved recipient is counted in used:* at its RCPT time; committing drops its reservation so
 -- that it is never given back; a reservation older than reserve_ttl is released (given back).
 --
+-- Late END-OF-MESSAGE: a session may outlast reserve_ttl (NOOPs, a slow DATA), and its
+-- reservations are then given back like an abandoned message's. Its mail still leaves, so it is
+-- still charged: a released reservation stays in held, renamed "<instance> \n<rcpt>" with the
+-- score −RCPT time (a policy attribute never holds a newline, so no reservation has that name),
+-- and a commit of its message charges it again, in the current bucket of every window, as a
+-- recipient sent now. That happens even when it passes a limit: the mail is gone, the user is
+-- over the limit, and the next RCPT is throttled until the windows have room (frees_at counts
+-- whatever the windows hold). A released reservation is kept as long as held lives, the longest
+-- window and its bucket (or reserve_ttl) after its RCPT; later it is pruned, and a commit after
+-- that charges nothing for it. A limit thus holds for what is reserved at RCPT; what a session
+-- holds open past reserve_ttl is charged when it ends, and delays the user's next mail.
+--
 -- KEYS[1]  held:      <prefix>quota:{<login>}:held      ZSET "<instance> <rcpt>" → RCPT time (ms)
+--                                                       (released: "<instance> \n<rcpt>" → −RCPT)
 -- KEYS[2]  throttle:  <prefix>quota:{<login>}:throttle  HASH until (ms), instance, last
 -- KEYS[3 .. 2+L]      <prefix>quota:{<login>}:used:<seconds>   HASH bucket → recipients
 -- KEYS[3+L .. 2+L+B]  <prefix>quota:{<login>}:tried:<seconds>  HASH bucket → attempts
@@ -34,9 +47,10 @@
 --                                                         process, QuotaMemo)
 --   held                 ZADD NX member now               PX max(reserve_ttl, longest window +
 --                        bucket), so an expired reservation can still be given back while it
---                        counts
+--                        counts, and a released one charged by a late commit
 --   throttle             HSET until, instance, last       PX until − now
---   Releases (HINCRBY −1 / HDEL in used:*) and commits (ZREM in held) create no key.
+--   Releases (HINCRBY −1 / HDEL in used:*, a rename in held), prunes and commits (ZREM in held)
+--   create no key; a late commit's HINCRBY in used:* sets the TTL as a reservation does.
 --
 -- Returns, reserve: {verdict, until_ms, window, figure}
 --   {"reserved", 0, i, used}       fits: reserved; i is the limit window closest to its limit
@@ -46,22 +60,29 @@
 --   {"penalty", T, i, used}        a new message while throttled: T moved later (SPEC §4)
 --   {"blocked", 0, j, attempts}    auto_block window j was passed: policyd writes block:login and
 --                                  block:why; the attempt counters start over
--- Returns, commit: {committed, released}: reservations of the message that became usage, and
---   those given back because Postfix accepted fewer recipients (the earliest ones commit).
+-- Returns, commit: {committed, released, late}: reservations of the message that became usage,
+--   those not sent because Postfix accepted fewer recipients (the earliest ones commit; their
+--   room is given back), and how many of the committed had been released and were charged now.
 --
 -- Replay (Postfix retries a request once when a reply is lost): a replayed reserved recipient
 -- finds its member in held and gets "reserved" again without counting; a replayed refused one
 -- finds itself as "last" in throttle and gets the same T, without penalty or another attempt; a
--- replayed commit finds no members left and returns {0, 0}.
+-- replayed commit finds no members left, live or released, and returns {0, 0, 0}.
 --
 -- policyd makes the usual reservation without this script (a MULTI that counts first and reads
 -- after; policyd/quota.hpp) and calls it, with the undo argument, for everything else. Likewise
 -- the usual commit: a MULTI takes out of held the members policyd itself reserved for the message
 -- (ZREM, which is all a commit does to them) and lists held; the script commits what that finds
--- left of the message, with recipient_count less what the MULTI committed. If that
--- call is lost (a timeout, a dropped connection), a member stays in held that was never
--- reserved. So a member found while a window is past its count is not trusted as a replay: it
--- is given back and decided again, and a user never gets more than the limit.
+-- left of the message, with recipient_count less what the MULTI committed. The MULTI's ZREM names
+-- live reservations only: a released one has another name, so the MULTI never takes it for
+-- committed, and its ZSCAN (MATCH "<instance> *") finds it and hands the message to this script,
+-- which charges it. Likewise policyd's reservation MULTI asks for members due for release or
+-- pruning with one ZCOUNT over [keep − now, now − reserve_ttl]: released scores are negative,
+-- live ones positive, so that range holds exactly the released ones older than keep and the live
+-- ones older than reserve_ttl.
+-- If the script call after a reservation MULTI is lost (a timeout, a dropped connection), a
+-- member stays in held that was never reserved. So a member found while a window is past its
+-- count (that, or a late commit) is not trusted as a replay: it is given back and decided again.
 
 local op = ARGV[1]
 -- Numbers arrive as strings; `s + 0` converts one, as tonumber does, for a fifth of what tonumber
@@ -124,13 +145,47 @@ local function undo(how)
     if how == '2' then redis.call('ZREM', held, member) end
 end
 
--- Releases the reservations older than reserve_ttl: messages that never reached END-OF-MESSAGE.
--- Done lazily here, on the user's next request, which is the only moment the count matters.
+-- How long held keeps a member: reserve_ttl, or the longest window and its bucket (held's TTL).
+local function keep_ms()
+    local keep = reserve_ms
+    for _, w in ipairs(limits) do
+        if w.span + w.bucket > keep then keep = w.span + w.bucket end
+    end
+    return keep
+end
+
+-- Runs a command on held with many arguments, in slices that Lua's unpack can take.
+local function in_slices(command, args)
+    for i = 1, #args, 200 do
+        redis.call(command, held, unpack(args, i, math.min(i + 199, #args)))
+    end
+end
+
+-- Releases the reservations older than reserve_ttl: messages that never reached END-OF-MESSAGE,
+-- or whose session is still open. Each is given back, and kept renamed for a late commit (see the
+-- header); released ones older than keep are dropped. One read finds both: [keep − now, cutoff]
+-- holds the released older than keep (scores −RCPT) and the live older than reserve_ttl. Done
+-- lazily here, on the user's next request, which is the only moment the count matters.
 local function release_expired()
     local cutoff = string.format('%d', now - reserve_ms)
-    local old = redis.call('ZRANGEBYSCORE', held, '-inf', cutoff, 'WITHSCORES')
-    for i = 2, #old, 2 do release_one(old[i] + 0) end
-    if #old > 0 then redis.call('ZREMRANGEBYSCORE', held, '-inf', cutoff) end
+    local old = redis.call('ZRANGEBYSCORE', held, string.format('%d', keep_ms() - now), cutoff,
+                           'WITHSCORES')
+    local gone, renamed = {}, {}
+    for i = 1, #old, 2 do
+        local ms = old[i + 1] + 0
+        gone[#gone + 1] = old[i]
+        if ms > 0 then
+            release_one(ms)
+            local space = string.find(old[i], ' ', 1, true)  -- policyd's members all have one
+            if space then
+                renamed[#renamed + 1] = string.format('%d', -ms)
+                renamed[#renamed + 1] = string.sub(old[i], 1, space) .. '\n' ..
+                                            string.sub(old[i], space + 1)
+            end
+        end
+    end
+    if #gone > 0 then in_slices('ZREM', gone) end
+    if #renamed > 0 then in_slices('ZADD', renamed) end
 end
 
 -- A bucket stops counting at the end of its own span plus the window.
@@ -238,7 +293,7 @@ local function penalty(totals, state)
 end
 
 -- True when a limit window counts more than its count: only what policyd's transaction
--- counted and did not take back can do that.
+-- counted and did not take back, or a late commit, can do that.
 local function past_count(totals)
     for i, w in ipairs(limits) do
         if totals[i] > w.count then return true end
@@ -282,37 +337,49 @@ local function reserve()
     end
 
     if taken then
-        local keep = reserve_ms
         for i, w in ipairs(limits) do
             add_one(w)
             totals[i] = totals[i] + 1
-            if w.span + w.bucket > keep then keep = w.span + w.bucket end
         end
-        redis.call('PEXPIRE', held, string.format('%d', keep))
+        redis.call('PEXPIRE', held, string.format('%d', keep_ms()))
     end
     local i, used = fullest(totals)
     return {'reserved', 0, i, used}
 end
 
--- The message's reservations, oldest first, become usage up to recipient_count; the rest (the
--- recipients a later restriction rejected) are given back. O(reservations pending for the user).
+-- The message's reservations, in RCPT order, become usage up to recipient_count: a live one is
+-- counted already, a released one is charged now. The rest (the recipients a later restriction
+-- rejected) are not sent: a live one is given back, a released one was already. O(reservations
+-- pending or released for the user).
 local function commit()
     local accepted = ARGV[5] + 0
     local prefix = member .. ' '
     local all = redis.call('ZRANGEBYSCORE', held, '-inf', '+inf', 'WITHSCORES')
-    local committed, released = 0, 0
+    local mine = {}
     for i = 1, #all, 2 do
         if string.sub(all[i], 1, #prefix) == prefix then
-            redis.call('ZREM', held, all[i])
-            if accepted < 0 or committed < accepted then
-                committed = committed + 1
-            else
-                release_one(all[i + 1] + 0)
-                released = released + 1
-            end
+            local ms = all[i + 1] + 0
+            mine[#mine + 1] = {name = all[i], ms = ms, rcpt = math.abs(ms)}
         end
     end
-    return {committed, released}
+    table.sort(mine, function(x, y)
+        if x.rcpt ~= y.rcpt then return x.rcpt < y.rcpt end
+        return x.name < y.name
+    end)
+    local committed, released, late, names = 0, 0, 0, {}
+    for _, m in ipairs(mine) do
+        names[#names + 1] = m.name
+        local sent = accepted < 0 or committed < accepted
+        if sent then committed = committed + 1 else released = released + 1 end
+        if sent and m.ms < 0 then
+            late = late + 1
+            for _, w in ipairs(limits) do add_one(w) end
+        elseif not sent and m.ms > 0 then
+            release_one(m.ms)
+        end
+    end
+    if #names > 0 then in_slices('ZREM', names) end
+    return {committed, released, late}
 end
 
 local next_pos, next_key, undo_pos

@@ -9,6 +9,8 @@
 #include <ctime>
 #include <thread>
 
+#include "common/scripts.hpp"
+#include "policyd/quota.hpp"
 #include "tests/fixtures/policyd_process.hpp"
 #include "tests/fixtures/redis_server.hpp"
 
@@ -402,6 +404,80 @@ TEST_CASE("quota: the usual commit is one transaction, another daemon's reservat
     auto log = first.log();
     auto m2 = log.find("committed=2 released=0", log.find("committed=2 released=0") + 1);
     CHECK(m2 != std::string::npos);
+}
+
+// A session kept open past reserve_ttl (NOOPs, a slow DATA) has its reservations given back, as
+// an abandoned message's are. When its END-OF-MESSAGE comes after all, the mail leaves: it is
+// charged then, through every path (the script, and the commit transaction whose reservations
+// another policyd gave back), once however often Postfix repeats the request, and even when that
+// puts the user past the limit.
+TEST_CASE("quota: a message that ends after reserve_ttl is charged when it ends, once",
+          "[quota][policyd][reserve]") {
+    RedisServer redis;
+    const std::string quota = "limits = 5/60, 50/3600\nreserve_ttl = 10\nauto_block = 0\n";
+    PolicydProcess policyd(config_for(redis, quota));
+    PolicyClient client(policyd.port());
+    const std::string ivan = "ivan@example.com", judy = "judy@example.com", kim = "kim@example.com";
+
+    for (int i = 1; i <= 3; ++i)
+        CHECK(client.ask(rcpt(ivan, "slow", to(i))) == "DUNNO");
+    for (int i = 1; i <= 2; ++i)
+        CHECK(client.ask(rcpt(judy, "slow", to(i))) == "DUNNO");
+    auto reserved_at = std::chrono::steady_clock::now();
+    CHECK(used(redis, ivan, 60) == 3);
+
+    // another policyd, its clock 20 s ahead, serves kim's next message and gives the first one's
+    // back; this policyd still takes them for its own when the first message ends
+    for (int i = 1; i <= 4; ++i)
+        CHECK(client.ask(rcpt(kim, "first", to(i))) == "DUNNO");
+    std::string error;
+    auto config = postwarden::parse_config("[quota]\n" + quota, "test", &error);
+    REQUIRE(config);
+    postwarden::policy::Facts other;
+    other.state = "RCPT";
+    other.login = kim;
+    other.instance = "second";
+    other.recipient = to(5);
+    auto ahead = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count() +
+                 20000;
+    auto call = reserve_call(other, postwarden::policy::merge_windows(config->quota.limits), ahead,
+                             *config);
+    std::vector<std::string> eval{"EVAL", std::string(postwarden::script_text("quota")),
+                                  std::to_string(call.keys.size())};
+    eval.insert(eval.end(), call.keys.begin(), call.keys.end());
+    eval.insert(eval.end(), call.args.begin(), call.args.end());
+    CHECK(redis.run(eval).elements.at(0).str == "reserved");
+    CHECK(used(redis, kim, 60) == 1);
+    CHECK(client.ask(end_of_message(kim, "first", 4)) == "DUNNO");
+    CHECK(logged(policyd, "committed=4 released=0 late=4"));
+    CHECK(used(redis, kim, 60) == 5);
+
+    std::this_thread::sleep_until(reserved_at + 10500ms);
+    // ivan's three are given back, and another message takes the room
+    for (int i = 4; i <= 8; ++i)
+        CHECK(client.ask(rcpt(ivan, "fast", to(i))) == "DUNNO");
+    CHECK(used(redis, ivan, 60) == 5);
+    CHECK(client.ask(end_of_message(ivan, "slow", 3)) == "DUNNO");
+    CHECK(logged(policyd, "committed=3 released=0 late=3"));
+    CHECK(used(redis, ivan, 60) == 8);
+    CHECK(used(redis, ivan, 3600) == 8);
+    // past the limit now: the next recipient waits
+    CHECK(client.ask(rcpt(ivan, "next", to(9))).rfind(throttled_prefix, 0) == 0);
+    // a replayed END-OF-MESSAGE charges nothing more
+    CHECK(client.ask(end_of_message(ivan, "slow", 3)) == "DUNNO");
+    CHECK(logged(policyd, "committed=0 released=0"));
+    CHECK(client.ask(end_of_message(ivan, "fast", 5)) == "DUNNO");
+    CHECK(logged(policyd, "committed=5 released=0"));
+    CHECK(used(redis, ivan, 60) == 8);
+
+    // judy sent nothing meanwhile: her END-OF-MESSAGE gives them back and charges them itself
+    CHECK(client.ask(end_of_message(judy, "slow", 2)) == "DUNNO");
+    CHECK(logged(policyd, "committed=2 released=0 late=2"));
+    CHECK(used(redis, judy, 60) == 2);
+    CHECK(client.ask(end_of_message(judy, "slow", 2)) == "DUNNO");
+    CHECK(used(redis, judy, 60) == 2);
 }
 
 TEST_CASE("quota: Redis down answers per the quota fail_mode in time, nothing double-counted",

@@ -31,6 +31,7 @@ struct Quota {
     const int mode = GENERATE(0, 1, 2);
     const bool transaction_first = mode > 0;
     QuotaMemo memo;
+    Reservations reservations;  // what this "policyd" reserved, for its commit transaction
     int script_calls = 0;
 
     Quota(RedisServer& r, const std::string& quota_section) : redis(r) {
@@ -62,20 +63,27 @@ struct Quota {
         auto limits = merge_windows(config.quota.limits);
         auto f = facts(instance, rcpt);
         Undo undo = Undo::nothing;
+        std::pair<std::string, std::string> held_member;  // held and member, when transacted
         if (transaction_first && !limits.empty()) {
             auto t = reserve_transaction(f, limits, now, config, mode == 2 ? &memo : nullptr);
             auto read = read_reserve_transaction(transaction(t.commands), t, limits, now, config);
             REQUIRE(read);
             for (const auto& argv : note_transaction(memo, t, *read))
                 REQUIRE(redis.run(argv).type == redis::Value::Type::integer);
-            if (read->reserved) return *read->reserved;
+            if (read->reserved) {
+                reservations.add(t.held, t.member, now);
+                return *read->reserved;
+            }
             undo = read->undo;
+            held_member = {t.held, t.member};
         }
         ++script_calls;
         auto v = eval(reserve_call(f, limits, now, config, undo));
         INFO(v.str);
         auto o = parse_reserve_reply(v);
         REQUIRE(o);
+        if (o->verdict == QuotaVerdict::reserved && !held_member.first.empty())
+            reservations.add(held_member.first, held_member.second, now);
         return *o;
     }
 
@@ -92,14 +100,32 @@ struct Quota {
         return replies.back();
     }
 
+    // As policyd commits: with the transaction first when it knows the message's reservations
+    // (commit_transaction), the script for whatever that leaves.
     CommitOutcome commit(long long now, const std::string& instance, long count) {
         auto limits = merge_windows(config.quota.limits);
-        auto v = eval(commit_call(facts(instance, ""), count, limits, now, config));
+        auto f = facts(instance, "");
+        f.state = "END-OF-MESSAGE";
+        long long done = 0;
+        if (transaction_first) {
+            auto known = reservations.take(f, config);
+            if (auto t = commit_transaction(f, count, known, now, config)) {
+                auto read = read_commit_transaction(transaction(*t));
+                REQUIRE(read);
+                if (!read->others) return {read->committed, 0, 0};
+                done = read->committed;
+            }
+        }
+        long left = count < 0 ? -1 : std::max(0L, count - static_cast<long>(done));
+        auto v = eval(commit_call(f, left, limits, now, config));
         INFO(v.str);
         auto o = parse_commit_reply(v);
         REQUIRE(o);
+        o->committed += done;
         return *o;
     }
+
+    long long held_size() { return redis.run({"ZCARD", "pw:quota:{" + login + "}:held"}).integer; }
 
     // Recipients counted in the window of that many seconds (reserved and committed).
     long long used(long seconds) {
@@ -277,10 +303,145 @@ TEST_CASE("script: reservations commit, are given back beyond recipient_count, e
     CHECK(q.reserve(t0 + 60999, "next", "a").figure == 7);
     CHECK(q.reserve(t0 + 61000, "next", "b").figure == 6);
     CHECK(q.used(3600) == 6);
-    CHECK(redis.run({"ZCARD", "pw:quota:{alice@example.com}:held"}).integer == 2);
+    const std::string held = "pw:quota:{alice@example.com}:held";
+    CHECK(redis.run({"ZCOUNT", held, "(0", "+inf"}).integer == 2);  // reserved: next's
+    // aborted's two are kept, given back, should its END-OF-MESSAGE still come
+    CHECK(redis.run({"ZCOUNT", held, "-inf", "(0"}).integer == 2);
+    CHECK(redis.run({"ZCARD", held}).integer == 4);
     // committed usage stays
     CHECK(q.commit(t0 + 62000, "next", -1).committed == 2);
     CHECK(q.used(3600) == 6);
+}
+
+// A client that keeps its session open past reserve_ttl (NOOPs, a slow DATA) has its reservations
+// given back like an abandoned message's; when its END-OF-MESSAGE comes after all, the mail has
+// left and is charged then, in the current bucket of every window.
+TEST_CASE("script: a message that ends after reserve_ttl is charged when it ends, once",
+          "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 10/3600, 20/86400\nreserve_ttl = 60\nauto_block = 0\n");
+    for (auto r : {"a", "b", "c"})
+        CHECK(reserved(q.reserve(t0, "slow", r)));
+    CHECK(q.used(3600) == 3);
+    // the user's next request, past reserve_ttl, gives them back
+    CHECK(q.reserve(t0 + 61000, "other", "x").figure == 1);
+    CHECK(q.used(3600) == 1);
+    CHECK(q.used(86400) == 1);
+
+    auto late = q.commit(t0 + 120000, "slow", 3);
+    CHECK(late.committed == 3);
+    CHECK(late.released == 0);
+    CHECK(late.late == 3);
+    CHECK(q.used(3600) == 4);
+    CHECK(q.used(86400) == 4);
+    // counted again where END-OF-MESSAGE falls, so it leaves the window a window after that
+    CHECK(redis
+              .run({"HGET", "pw:quota:{alice@example.com}:used:3600",
+                    std::to_string((t0 + 120000) / 60000)})
+              .str == "3");
+    // a replayed END-OF-MESSAGE charges nothing more
+    auto replay = q.commit(t0 + 120001, "slow", 3);
+    CHECK(replay.committed == 0);
+    CHECK(replay.late == 0);
+    CHECK(q.used(3600) == 4);
+    CHECK(q.commit(t0 + 120000, "other", 1).committed == 1);
+    CHECK(q.used(3600) == 4);
+
+    // nothing in between: the commit itself gives them back and charges them
+    for (auto r : {"d", "e"})
+        CHECK(reserved(q.reserve(t0 + 130000, "slow2", r)));
+    CHECK(q.used(3600) == 6);
+    auto alone = q.commit(t0 + 200000, "slow2", 2);
+    CHECK(alone.committed == 2);
+    CHECK(alone.late == 2);
+    CHECK(q.used(3600) == 6);
+    CHECK(q.used(86400) == 6);
+
+    // recipient_count still bounds the charge: Postfix accepted one of three
+    for (auto r : {"f", "g", "h"})
+        CHECK(reserved(q.reserve(t0 + 210000, "slow3", r)));
+    CHECK(q.reserve(t0 + 280000, "other2", "y").figure == 7);  // slow3's three given back
+    auto partly = q.commit(t0 + 290000, "slow3", 1);
+    CHECK(partly.committed == 1);
+    CHECK(partly.released == 2);
+    CHECK(partly.late == 1);
+    CHECK(q.used(3600) == 8);
+    CHECK(q.used(86400) == 8);
+    CHECK(q.commit(t0 + 290001, "slow3", 1).committed == 0);
+    CHECK(q.used(3600) == 8);
+}
+
+// The mail has left, so a late END-OF-MESSAGE is charged even when that passes a limit; the user
+// is then over it, and the next recipients wait until the window has room again.
+TEST_CASE("script: a late message is charged past the limit, and the next recipient waits",
+          "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 3/3600\nreserve_ttl = 60\nauto_block = 0\n");
+    for (auto r : {"a", "b", "c"})
+        CHECK(reserved(q.reserve(t0, "slow", r)));
+    // past reserve_ttl they are given back, and another message takes the room
+    for (auto r : {"d", "e", "f"})
+        CHECK(reserved(q.reserve(t0 + 61000, "fast", r)));
+    CHECK(q.used(3600) == 3);
+    auto late = q.commit(t0 + 62000, "slow", 3);
+    CHECK(late.committed == 3);
+    CHECK(late.late == 3);
+    CHECK(q.used(3600) == 6);
+    auto next = q.reserve(t0 + 63000, "next", "g");
+    CHECK(next.verdict == QuotaVerdict::throttled);
+    CHECK(next.figure == 6);
+    CHECK(next.until_ms == t0 + 120000 + 3600000);  // when the minute bucket of both leaves
+    CHECK(q.commit(t0 + 64000, "fast", 3).committed == 3);
+    CHECK(q.used(3600) == 6);
+}
+
+// Two policyd whose clocks differ: the one ahead gives back reservations that the other still
+// takes for its own. Its commit transaction must not count them as committed (they were given
+// back): the script charges them.
+TEST_CASE("script: a reservation given back meanwhile is charged by the commit transaction too",
+          "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 10/3600\nreserve_ttl = 60\nauto_block = 0\n");
+    for (auto r : {"a", "b"})
+        CHECK(reserved(q.reserve(t0, "m1", r)));
+    // another policyd, a second ahead, reserves for another message and gives m1's back
+    Reservations mine = std::move(q.reservations);
+    q.reservations = Reservations();
+    CHECK(q.reserve(t0 + 61000, "m2", "x").figure == 1);
+    q.reservations = std::move(mine);
+    // this one, a second behind, commits m1 while its reservations look fresh to it
+    auto commit = q.commit(t0 + 59000, "m1", 2);
+    CHECK(commit.committed == 2);
+    CHECK(commit.late == 2);
+    CHECK(q.used(3600) == 3);
+    CHECK(q.commit(t0 + 59001, "m1", 2).committed == 0);
+    CHECK(q.used(3600) == 3);
+}
+
+// What is given back is remembered for a late END-OF-MESSAGE as long as held lives (the longest
+// window and its bucket, or reserve_ttl), then dropped: held does not grow with abandoned messages.
+TEST_CASE("script: reservations given back are kept for a late commit, then pruned",
+          "[quota][script]") {
+    RedisServer redis;
+    Quota q(redis, "limits = 10/600\nreserve_ttl = 60\nauto_block = 0\n");  // buckets of 10 s
+    for (auto r : {"a", "b"})
+        CHECK(reserved(q.reserve(t0, "gone", r)));
+    CHECK(reserved(q.reserve(t0 + 61000, "m1", "x")));
+    CHECK(q.commit(t0 + 61000, "m1", 1).committed == 1);
+    CHECK(q.used(600) == 1);
+    CHECK(q.held_size() == 2);  // gone's two, given back, kept
+    // 610 s after their RCPT they go, with the user's next request
+    CHECK(reserved(q.reserve(t0 + 609999, "m2", "x")));
+    CHECK(q.held_size() == 3);
+    CHECK(reserved(q.reserve(t0 + 610000, "m3", "x")));
+    CHECK(q.held_size() == 2);  // m2's and m3's
+    CHECK(q.commit(t0 + 620000, "gone", 2).committed == 0);
+    CHECK(q.held_size() == 2);
+    auto keys = redis.run({"KEYS", "pw:*"});
+    for (const auto& k : keys.elements) {
+        INFO(k.str);
+        CHECK(redis.run({"PTTL", k.str}).integer > 0);
+    }
 }
 
 TEST_CASE("script: auto_block counts every attempt, throttled ones included", "[quota][script]") {

@@ -137,7 +137,7 @@ TEST_CASE("the transaction counts first, then reads, the undo argument follows t
     expected.add({"HGETALL", base + "used:86400"});
     expected.add({"HGETALL", base + "tried:3600"});
     expected.add({"HGET", base + "throttle", "until"});
-    expected.add({"ZCOUNT", base + "held", "-inf", "1699999100123"});
+    expected.add({"ZCOUNT", base + "held", "-1699912160123", "1699999100123"});
     auto t = reserve_transaction(f, limits, now, c);
     CHECK(t.commands.size() == 13);
     CHECK(t.commands.encoded() == expected.encoded());
@@ -281,7 +281,7 @@ TEST_CASE("a window's TTL is set once per bucket and due reservations asked once
     expected.add({"HGETALL", base + "used:86400"});
     expected.add({"HGETALL", base + "tried:3600"});
     expected.add({"HGET", base + "throttle", "until"});
-    expected.add({"ZCOUNT", base + "held", "-inf", "1699999101123"});
+    expected.add({"ZCOUNT", base + "held", "-1699912161123", "1699999101123"});
     CHECK(same.commands.encoded() == expected.encoded());
 
     // the day's key had been deleted: its count is 1 again, so it may lack a TTL
@@ -471,11 +471,14 @@ TEST_CASE("script replies are parsed strictly", "[quota]") {
 
     redis::Value commit;
     commit.type = redis::Value::Type::array;
-    commit.elements = {integer(3), integer(1)};
+    commit.elements = {integer(3), integer(1), integer(2)};
     auto c = parse_commit_reply(commit);
     REQUIRE(c);
     CHECK(c->committed == 3);
     CHECK(c->released == 1);
+    CHECK(c->late == 2);
+    CHECK(commit_detail(*c) == "committed=3 released=1 late=2");
+    CHECK(commit_detail({3, 1, 0}) == "committed=3 released=1");
     commit.elements.pop_back();
     CHECK_FALSE(parse_commit_reply(commit));
 }
