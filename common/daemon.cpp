@@ -68,6 +68,15 @@ bool is_exactly(const Account& a) {
            sgid == a.gid;
 }
 
+// The Redis password is a secret: say so once when every local user may read the file holding it.
+void warn_if_secret_readable(const std::string& path, const Config& config) {
+    struct stat st;
+    if (config.redis.password.empty() || stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IROTH))
+        return;
+    log::warning(path + " holds [redis] password and every local user may read it: chmod o-r " +
+                 path + " (e.g. mode 0640, group postwarden)");
+}
+
 }  // namespace
 
 std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, char** argv,
@@ -111,6 +120,7 @@ std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, c
     }
     log::open(name, foreground);
     log::set_min_level(config->log.level);
+    warn_if_secret_readable(path, *config);
     *config_path = path;
     return config;
 }
