@@ -6,6 +6,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 #include "tests/fixtures/policyd_process.hpp"
 #include "tests/fixtures/redis_server.hpp"
@@ -70,6 +72,35 @@ TEST_CASE("unix socket: created with socket_mode, not wider", "[policyd][wire]")
     CHECK(st.st_uid == geteuid());
     PolicyClient client(sock);
     CHECK(client.ask(inbound("192.0.2.1", "a@b.example", "c@example.net")) == "DUNNO");
+}
+
+// Whoever may write the socket's directory could swap a link in for the socket between its bind
+// and a chmod or chown by path, which root would then follow. The socket must be born with its
+// mode, owner and group: the directory sees it created and never changed (no IN_ATTRIB).
+TEST_CASE("unix socket: born with its permissions, never changed by path", "[policyd][wire]") {
+    RedisServer redis;
+    TempDir dir;
+    std::string sock = dir.path() + "/policyd.sock";
+    int watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    REQUIRE(watch >= 0);
+    REQUIRE(inotify_add_watch(watch, dir.path().c_str(), IN_CREATE | IN_ATTRIB) >= 0);
+    PolicydProcess policyd(config_for(redis, sock, "socket_mode = 0640\n"));
+    PolicyClient client(sock);
+    CHECK(client.ask(inbound("192.0.2.1", "a@b.example", "c@example.net")) == "DUNNO");
+    std::vector<std::string> events;
+    alignas(inotify_event) char buf[4096];
+    for (ssize_t n; (n = read(watch, buf, sizeof buf)) > 0;)
+        for (char* p = buf; p < buf + n;) {
+            auto* e = reinterpret_cast<inotify_event*>(p);
+            if (e->len > 0 && std::string(e->name) == "policyd.sock")
+                events.push_back(e->mask & IN_CREATE ? "create" : "attrib");
+            p += sizeof(inotify_event) + e->len;
+        }
+    close(watch);
+    CHECK(events == std::vector<std::string>{"create"});
+    struct stat st {};
+    REQUIRE(lstat(sock.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0640);
 }
 
 TEST_CASE("unix socket: another local user is refused, the socket's group is served",
