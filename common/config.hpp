@@ -46,6 +46,8 @@ struct Config {
         int max_connections = 0;
         int idle_timeout = 0;
         std::string user;  // switch to it after binding; empty: stay as started (daemon.hpp)
+        unsigned socket_mode = 0;  // of unix: listen sockets
+        std::string socket_group;  // of unix: listen sockets; empty: the daemon's group
     } policyd;
     struct Lists {
         FailMode fail_mode = FailMode::open;  // resolved: inherits [policyd] fail_mode when unset

@@ -229,6 +229,11 @@ const std::vector<Key>& key_table() {
         {{"policyd", "user", "",
           "after binding, switch to this user and its groups; empty: stay as started"},
          SET(return parse_user(v, &c.policyd.user, e);)},
+        {{"policyd", "socket_mode", "0660", "permissions of unix: listen sockets (octal)"},
+         SET(return parse_mode(v, &c.policyd.socket_mode, e);)},
+        {{"policyd", "socket_group", "",
+          "group of unix: listen sockets, e.g. postfix; empty: the daemon's group"},
+         SET(return parse_group(v, &c.policyd.socket_group, e);)},
 
         {{"lists", "fail_mode", "", "block/allow lists when Redis fails; empty: inherit [policyd]"},
          SET(return parse_fail_mode(v, &b.lists_fail_mode, true, e);)},

@@ -3,6 +3,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +68,15 @@ bool is_exactly(const Account& a) {
            sgid == a.gid;
 }
 
+// The Redis password is a secret: say so once when every local user may read the file holding it.
+void warn_if_secret_readable(const std::string& path, const Config& config) {
+    struct stat st;
+    if (config.redis.password.empty() || stat(path.c_str(), &st) != 0 || !(st.st_mode & S_IROTH))
+        return;
+    log::warning(path + " holds [redis] password and every local user may read it: chmod o-r " +
+                 path + " (e.g. mode 0640, group postwarden)");
+}
+
 }  // namespace
 
 std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, char** argv,
@@ -110,6 +120,7 @@ std::shared_ptr<const Config> start_daemon(std::string_view program, int argc, c
     }
     log::open(name, foreground);
     log::set_min_level(config->log.level);
+    warn_if_secret_readable(path, *config);
     *config_path = path;
     return config;
 }
@@ -144,6 +155,8 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b,
     if (daemon == "policyd") {
         check(spelled(a.policyd.listen) != spelled(b.policyd.listen), "[policyd] listen");
         check(a.policyd.user != b.policyd.user, "[policyd] user");
+        check(a.policyd.socket_mode != b.policyd.socket_mode, "[policyd] socket_mode");
+        check(a.policyd.socket_group != b.policyd.socket_group, "[policyd] socket_group");
         check(spelled(a.metrics.policyd_listen) != spelled(b.metrics.policyd_listen),
               "[metrics] policyd_listen");
     } else {
@@ -210,27 +223,46 @@ std::string drop_privileges(const std::string& user) {
     return "";
 }
 
-std::string set_socket_access(const std::string& path, unsigned mode, const std::string& group,
-                              const std::string& owner) {
-    uid_t uid = static_cast<uid_t>(-1);
-    gid_t gid = static_cast<gid_t>(-1);
+std::string unix_socket_access(const std::string& path, unsigned mode, const std::string& group,
+                               const std::string& owner, UnixSocketAccess* out) {
+    out->mode = mode;
+    out->uid = geteuid();
+    out->gid = getegid();
     std::string error;
-    if (!owner.empty() && geteuid() == 0) {
+    if (!owner.empty()) {
         Account a;
         if (!find_user(owner, &a, &error)) return error;
-        uid = a.uid;
-        gid = a.gid;  // "empty socket_group: the daemon's group", the one it is about to have
+        out->gid = a.gid;  // "empty socket_group: the daemon's group", the one it is about to have
+        const auto slash = path.rfind('/');
+        const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+        struct stat st;
+        if (geteuid() == 0 && stat(dir.c_str(), &st) == 0 && st.st_uid == a.uid) out->uid = a.uid;
     }
-    if (!group.empty() && !find_group(group, &gid, &error)) return error;
-    // Only a socket is changed: never follow a link planted where the socket should be.
-    struct stat st;
-    if (lstat(path.c_str(), &st) != 0) return os_error(path);
-    if (!S_ISSOCK(st.st_mode)) return path + ": not a socket";
-    if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
-        lchown(path.c_str(), uid, gid) != 0)
-        return os_error("chown " + path);
-    if (chmod(path.c_str(), mode) != 0) return os_error("chmod " + path);
+    if (!group.empty() && !find_group(group, &out->gid, &error)) return error;
     return "";
+}
+
+std::string create_unix_socket(const std::string& path, const UnixSocketAccess& access,
+                               const std::function<std::string()>& bind) {
+    // setfsgid and setfsuid answer with the previous id; an id not taken leaves it unchanged,
+    // which a second call with an invalid id (-1) reveals.
+    const mode_t mask_before = umask(~access.mode & 0777);
+    const int gid_before = setfsgid(access.gid);
+    const bool gid_taken = setfsgid(static_cast<gid_t>(-1)) == static_cast<int>(access.gid);
+    const int uid_before = setfsuid(access.uid);
+    const bool uid_taken = setfsuid(static_cast<uid_t>(-1)) == static_cast<int>(access.uid);
+    std::string why = uid_taken ? bind() : "cannot create it as uid " + std::to_string(access.uid);
+    setfsuid(static_cast<uid_t>(uid_before));
+    setfsgid(static_cast<gid_t>(gid_before));
+    umask(mask_before);
+    if (!why.empty() || gid_taken) return why;
+    if (lchown(path.c_str(), static_cast<uid_t>(-1), access.gid) != 0)
+        return os_error("chown " + path);
+    return "";
+}
+
+bool peer_allowed(const UnixSocketAccess& access, uid_t uid, gid_t gid) {
+    return uid == 0 || uid == geteuid() || uid == access.uid || gid == access.gid;
 }
 
 }  // namespace postwarden

@@ -12,6 +12,9 @@
 // things they create are their unix sockets, where the configuration puts them.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,10 +47,37 @@ std::shared_ptr<const Config> reload_config(const std::string& path, const Confi
 // serve with more privileges than it was configured to keep.
 std::string drop_privileges(const std::string& user);
 
-// Gives a unix socket its configured permissions: `mode` (e.g. 0660), the group `group` when
-// not empty, and `owner` as owner when not empty and running as root (so the socket belongs to
-// the user the daemon becomes). Returns "" or why it failed.
-std::string set_socket_access(const std::string& path, unsigned mode, const std::string& group,
-                              const std::string& owner);
+// The owner, group and mode a unix listen socket is created with (SPEC §6: only Postfix may talk
+// to the daemons), and so the peers it accepts.
+struct UnixSocketAccess {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    unsigned mode = 0;
+};
+
+// Works out a unix socket's access from the configuration: `mode` (e.g. 0660); the group `group`,
+// or when empty the primary group of `owner` (the user the daemon becomes), or its own; as owner
+// `owner` when running as root and the socket's directory belongs to that user (so the daemon
+// may still remove its socket at stop), else the user running it. Returns "" or why not (a user
+// or group that does not exist).
+std::string unix_socket_access(const std::string& path, unsigned mode, const std::string& group,
+                               const std::string& owner, UnixSocketAccess* out);
+
+// Runs `bind` (which creates the socket at `path`) with the umask and, on this thread, the file
+// system uid and gid set so that the socket is born with `access`: its owner, group and mode are
+// never changed by path afterwards, where someone who may write the directory (Postfix's
+// private/, say) could have planted a link in the socket's place for root to follow. The umask is
+// the process's: no other thread may create files meanwhile (the daemons create none). One
+// exception: not running as root, a supplementary group cannot be a file system gid, and the
+// group is then set by lchown, which follows no link and may only change a file of our own.
+// Returns "" or why it failed (bind's own answer, or the chown's).
+std::string create_unix_socket(const std::string& path, const UnixSocketAccess& access,
+                               const std::function<std::string()>& bind);
+
+// True when a peer with these credentials (SO_PEERCRED) may use a socket of `access`: root, the
+// daemon's own user, the socket's owner, or a member of its group by primary group. The mode lets
+// a member of the group in by a supplementary group too; the check is there for when the mode
+// lets everyone in.
+bool peer_allowed(const UnixSocketAccess& access, uid_t uid, gid_t gid);
 
 }  // namespace postwarden

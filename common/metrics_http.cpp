@@ -3,7 +3,9 @@
 //
 // One Connection per client, kept alive as Prometheus keeps it: read a request (headers only,
 // bounded), answer it, read the next; a deadline timer closes the connection when a request or a
-// response takes longer than io_timeout, which is also how idle connections end.
+// response takes longer than io_timeout, which is also how idle connections end. When all
+// max_connections are open, a new one closes the one that has waited longest for a request, so
+// connections that send nothing cannot keep a scrape out; only as many answering at once can.
 #include "common/metrics_http.hpp"
 
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <boost/beast/http.hpp>
 
 #include <csignal>
+#include <list>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -39,13 +42,31 @@ constexpr int max_connections = 16;
 constexpr auto io_timeout = std::chrono::seconds(10);
 constexpr const char* content_type = "text/plain; version=0.0.4; charset=utf-8";
 
+// A connection as the endpoint may end it to make room.
+class Closable {
+  public:
+    virtual void close() = 0;
+
+  protected:
+    ~Closable() = default;
+};
+
+// Everything here is on the endpoint's thread only.
 struct Shared {
     const Registry& registry;
-    int connections = 0;  // on the endpoint's thread only
+    int connections = 0;             // open, not yet closed
+    std::list<Closable*> waiting{};  // connections waiting for a request, longest first
+
+    // Makes room for one more connection; false when none waits (all are answering).
+    bool close_longest_waiting() {
+        if (waiting.empty()) return false;
+        waiting.front()->close();  // which takes it off the list
+        return true;
+    }
 };
 
 template <typename Socket>
-class Connection : public std::enable_shared_from_this<Connection<Socket>> {
+class Connection : public std::enable_shared_from_this<Connection<Socket>>, public Closable {
   public:
     Connection(Socket socket, Shared& shared)
         : socket_(std::move(socket)),
@@ -54,21 +75,43 @@ class Connection : public std::enable_shared_from_this<Connection<Socket>> {
           shared_(shared) {
         ++shared_.connections;
     }
-    ~Connection() { --shared_.connections; }
+    ~Connection() { forget(); }
 
     void start() { read(); }
+
+    void close() override {
+        forget();
+        error_code ignored;
+        timer_.cancel();
+        socket_.shutdown(Socket::shutdown_both, ignored);
+        socket_.close(ignored);
+    }
 
   private:
     void read() {
         parser_.emplace();
         parser_->header_limit(header_limit);
         arm_timer();
+        waiting_ = shared_.waiting.insert(shared_.waiting.end(), this);
         http::async_read(
             socket_, buffer_, *parser_,
             [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
     }
 
+    void stop_waiting() {
+        if (waiting_ != shared_.waiting.end()) shared_.waiting.erase(waiting_);
+        waiting_ = shared_.waiting.end();
+    }
+
+    // No longer counted, nor waiting: once, at close or destruction.
+    void forget() {
+        stop_waiting();
+        if (!closed_) --shared_.connections;
+        closed_ = true;
+    }
+
     void on_read(error_code ec) {
+        stop_waiting();
         // The client went away, or the timer closed the socket: nothing to answer. A request
         // Beast cannot parse (too long, malformed, with a body) gets 400 and the connection ends.
         static const auto& http_errors =
@@ -119,19 +162,14 @@ class Connection : public std::enable_shared_from_this<Connection<Socket>> {
         });
     }
 
-    void close() {
-        error_code ignored;
-        timer_.cancel();
-        socket_.shutdown(Socket::shutdown_both, ignored);
-        socket_.close(ignored);
-    }
-
     Socket socket_;
     asio::steady_timer timer_;
     boost::beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::empty_body>> parser_;
     http::response<http::string_body> response_;
     Shared& shared_;
+    std::list<Closable*>::iterator waiting_ = shared_.waiting.end();
+    bool closed_ = false;
 };
 
 }  // namespace
@@ -159,10 +197,10 @@ struct HttpEndpoint::Impl {
                 });
                 return;
             }
-            if (shared.connections < max_connections) {
+            if (shared.connections < max_connections || shared.close_longest_waiting()) {
                 using Socket = decltype(socket);
                 std::make_shared<Connection<Socket>>(std::move(socket), shared)->start();
-            }  // else the socket closes here: a scraper needs one or two connections
+            }  // else every connection is answering: this one closes here
             accept(acceptor);
         });
     }

@@ -4,9 +4,11 @@
 //
 // It runs on a thread and io_context of its own, so it serves policyd (Asio) and the milter
 // (libmilter's threads) alike and a scrape never waits behind mail. Bounded: request headers up
-// to 8 KiB and no body, at most 16 connections at a time, and 10 s for a request to arrive or a
-// response to leave, after which the connection is closed. The thread blocks every signal: the
-// daemon's own signal handling (Asio's signal_set, libmilter's sigwait thread) stays in charge.
+// to 8 KiB and no body, at most 16 connections at a time (a new one past them closes the one that
+// has waited longest for a request, so idle connections cannot keep a scrape out), and 10 s for a
+// request to arrive or a response to leave, after which the connection is closed. The thread blocks
+// every signal: the daemon's own signal handling (Asio's signal_set, libmilter's sigwait thread)
+// stays in charge.
 //
 // Entry point: serve(). Boost.Beast stays inside metrics_http.cpp.
 #pragma once

@@ -1,21 +1,23 @@
 // main.cpp — postwarden-milter: command line and configuration (common/daemon.hpp), the shared
-// services, then libmilter; once its socket exists, the socket's permissions and the switch away
-// from root (issue 7); and the reload on SIGUSR1.
+// services, then libmilter; its unix socket created with its owner, group and mode and the switch
+// away from root; and the reload on SIGHUP (SPEC §6: every daemon reloads on SIGHUP) or SIGUSR1.
 //
 // Signals: the main thread owns them. It blocks them before any thread exists (every thread
-// inherits the mask), runs libmilter on a thread of its own and sigwaits: SIGUSR1 reloads,
-// SIGTERM, SIGINT and SIGHUP stop gracefully (milter/callbacks.hpp stop_milter, and serve()
-// below). libmilter's own signal thread sigwaits SIGHUP, SIGTERM and SIGINT too, to stop at once;
-// Linux gives a signal sent to the process to its main thread whenever that thread accepts it, as
-// it does while in sigwait, so libmilter only sees one that arrives while a reload or a stop is
-// under way — a second SIGTERM then stops at once. Reload is SIGUSR1, not SIGHUP as for policyd,
-// because such a SIGHUP would stop the milter; OpenDKIM reloads on SIGUSR1 for the same reason.
+// inherits the mask), runs libmilter on a thread of its own and sigwaits SIGTERM, SIGINT and
+// SIGUSR1: SIGUSR1 reloads, SIGTERM and SIGINT stop gracefully (milter/callbacks.hpp stop_milter,
+// and serve() below). libmilter's own signal thread sigwaits SIGHUP, SIGTERM and SIGINT too, and
+// stops the milter on any of them. So SIGHUP is never left blocked on the main thread: it has a
+// handler there, unblocked on that thread alone, and Linux gives a signal sent to the process to
+// its main thread whenever that thread does not block it — during a reload as well — so
+// libmilter's thread never takes a SIGHUP and a burst of them only reloads. A SIGTERM that
+// arrives while a reload or a stop is under way goes to libmilter, which stops at once.
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
+#include <initializer_list>
 #include <string>
 #include <thread>
 
@@ -34,13 +36,29 @@ std::string unix_socket_path(const std::string& listen) {
     return "";
 }
 
-sigset_t handled_signals() {
+sigset_t signal_set(std::initializer_list<int> signals) {
     sigset_t set;
     sigemptyset(&set);
-    // SIGUSR2: the libmilter thread saying it has ended.
-    for (int signo : {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT})
+    for (int signo : signals)
         sigaddset(&set, signo);
     return set;
+}
+
+// Every signal the milter handles; SIGUSR2: the libmilter thread saying it has ended.
+sigset_t handled_signals() {
+    return signal_set({SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT});
+}
+
+// Set by the SIGHUP handler, which runs on the main thread only (see the top).
+volatile std::sig_atomic_t hangup = 0;
+
+extern "C" void on_hangup(int) {
+    hangup = 1;
+}
+
+void reload(postwarden::milter::Services& services, const std::string& path) {
+    if (auto fresh = postwarden::reload_config(path, *services.config(), "milter"))
+        services.set_config(std::move(fresh));
 }
 
 // The libmilter thread's end, as the main thread learns it (namespace scope: the thread may
@@ -48,8 +66,8 @@ sigset_t handled_signals() {
 std::atomic<int> milter_status{1};
 std::atomic<bool> milter_ended{false}, main_waits{true};
 
-// Serves on a libmilter thread until it ends, reloading on SIGUSR1 and stopping gracefully on
-// SIGTERM, SIGINT or SIGHUP. Returns the exit status.
+// Serves on a libmilter thread until it ends, reloading on SIGHUP or SIGUSR1 and stopping
+// gracefully on SIGTERM or SIGINT. Returns the exit status.
 //
 // A graceful stop does not ask libmilter to stop: its stop path races with itself (its signal
 // thread locks a mutex its listener may be destroying; ThreadSanitizer reports it), and it
@@ -65,18 +83,28 @@ int serve(postwarden::milter::Services& services, const std::string& path) {
         milter_ended = true;
         if (main_waits) pthread_kill(main_thread, SIGUSR2);
     });
-    const sigset_t set = handled_signals();
+    // SIGHUP: a handler, unblocked on this thread alone (libmilter's thread started blocked).
+    struct sigaction action {};
+    action.sa_handler = on_hangup;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGHUP, &action, nullptr);
+    const sigset_t hup = signal_set({SIGHUP});
+    pthread_sigmask(SIG_UNBLOCK, &hup, nullptr);
+    const sigset_t set = signal_set({SIGUSR1, SIGUSR2, SIGTERM, SIGINT});
     int status = 0;
     while (!milter_ended) {
-        int signo = 0;
-        if (sigwait(&set, &signo) != 0) continue;
+        // The handler interrupts sigwaitinfo (EINTR); a SIGHUP during a reload reloads again.
+        const int signo = sigwaitinfo(&set, nullptr);
+        if (hangup) {
+            hangup = 0;
+            reload(services, path);
+        }
         if (signo == SIGUSR1) {
-            if (auto fresh = postwarden::reload_config(path, *services.config(), "milter"))
-                services.set_config(std::move(fresh));
-        } else if (signo != SIGUSR2) {
-            postwarden::log::notice(std::string("stopping on ") + (signo == SIGTERM  ? "SIGTERM"
-                                                                   : signo == SIGINT ? "SIGINT"
-                                                                                     : "SIGHUP"));
+            reload(services, path);
+        } else if (signo == SIGTERM || signo == SIGINT) {
+            postwarden::log::notice(std::string("stopping on ") +
+                                    (signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+            pthread_sigmask(SIG_BLOCK, &hup, nullptr);  // no reload while stopping
             milter::stop_milter();
             break;
         }
@@ -108,30 +136,35 @@ int main(int argc, char** argv) {
     try {
         const auto& m = config->milter;
         const std::string socket_path = unix_socket_path(m.listen);
-        // libmilter creates the socket with the umask: mask what socket_mode does not grant, so
-        // the socket never exists with more, not even until the chmod below.
-        const mode_t umask_before = umask(~m.socket_mode & 0777);
-        if (socket_path.empty()) umask(umask_before);
-        auto secure = [&] {
-            umask(umask_before);
-            std::string why;
-            if (!socket_path.empty())
-                why = postwarden::set_socket_access(socket_path, m.socket_mode, m.socket_group,
-                                                    m.user);
-            if (!why.empty()) {
-                postwarden::log::error("[milter] socket_mode/socket_group: " + why);
-                return false;
+        postwarden::UnixSocketAccess access;
+        if (!socket_path.empty()) {
+            if (auto why = postwarden::unix_socket_access(socket_path, m.socket_mode,
+                                                          m.socket_group, m.user, &access);
+                !why.empty()) {
+                postwarden::log::error("[milter] socket_group/user: " + why);
+                return 1;
             }
-            if (why = postwarden::drop_privileges(m.user); !why.empty()) {
-                postwarden::log::error("[milter] user: " + why);
-                return false;
-            }
-            return true;
-        };
+        }
         postwarden::milter::Services services(config);
         // The socket is opened and root given up here, on the main thread: no_new_privs is kept
-        // per thread, and this is the thread that lives longest.
-        if (!postwarden::milter::open_milter(services) || !secure()) {
+        // per thread, and this is the thread that lives longest. libmilter creates the socket
+        // (and removes a stale one) under the umask and file system ids that give it its owner,
+        // group and mode at birth: nothing is changed by path afterwards.
+        std::string why;
+        if (socket_path.empty())
+            why = postwarden::milter::open_milter(services) ? "" : "cannot open the milter socket";
+        else
+            why = postwarden::create_unix_socket(socket_path, access, [&]() -> std::string {
+                return postwarden::milter::open_milter(services) ? ""
+                                                                 : "cannot open the milter socket";
+            });
+        if (why.empty()) {
+            if (why = postwarden::drop_privileges(m.user); !why.empty())
+                postwarden::log::error("[milter] user: " + why);
+        } else {
+            postwarden::log::error("[milter] listen: " + why);
+        }
+        if (!why.empty()) {
             postwarden::milter::shut_callbacks();
             return 1;
         }

@@ -2,7 +2,8 @@
 // the answers to the pure decision functions (decision.hpp) and logs one line per decision.
 //
 // Entry point: Handler::handle(). Threading: everything runs on the io_context thread; the reply
-// callback is called exactly once, never synchronously inside handle().
+// callback is called exactly once, either inside handle() (DUNNO for requests it does not decide)
+// or later from a Redis or SPF callback: the caller must accept both (policyd/session.hpp does).
 // Redis failures are answered per the check's fail_mode, within [redis] timeout_ms per step.
 #pragma once
 

@@ -76,7 +76,13 @@ Metrics::Metrics()
                 dns::cache_result_labels()),
       spf_duration(registry, "postwarden_policyd_spf_check_duration_seconds",
                    "SPF evaluations on the SPF threads, all their DNS lookups included.",
-                   metrics::latency_buckets()) {}
+                   metrics::latency_buckets()),
+      connections_unauthorized(registry, "postwarden_policyd_connections_unauthorized_total",
+                               "Unix-socket connections closed at once: the peer's uid and gid "
+                               "are not the socket's owner, group or root."),
+      internal_errors(registry, "postwarden_policyd_internal_errors_total",
+                      "Errors inside policyd caught at a session or the event loop; each "
+                      "request it hit was answered DEFER_IF_PERMIT.") {}
 
 Metrics& metrics() {
     static Metrics instance;

@@ -28,6 +28,8 @@ struct Metrics {
     metrics::CounterFamily dns_lookups;  // dns::Status
     metrics::CounterFamily dns_cache;    // dns::AnswerCache::Result
     metrics::Histogram spf_duration;
+    metrics::Counter connections_unauthorized;
+    metrics::Counter internal_errors;
 
     Metrics();
 };

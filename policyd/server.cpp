@@ -9,8 +9,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/socket.h>
+
 #include <csignal>
+#include <cstdint>
 #include <list>
+#include <map>
 
 #include "common/daemon.hpp"
 #include "common/dns_cache.hpp"
@@ -66,8 +70,13 @@ class Server {
           handler_(redis_, spf_, lists_),
           signals_(io_, SIGINT, SIGTERM, SIGHUP),
           refusal_log_(io_),
-          context_{handler_, [this] { return config_; },
-                   [this] {
+          context_{[this](const Request& request, std::shared_ptr<const Config> config,
+                          std::function<void(std::string)> reply) {
+                       handler_.handle(request, std::move(config), std::move(reply));
+                   },
+                   [this] { return config_; },
+                   [this](std::uint64_t id) {
+                       drains_.erase(id);
                        --connections_;
                        metrics().connections.dec();
                        maybe_exit();
@@ -77,10 +86,14 @@ class Server {
 
   private:
     bool listen(const Endpoint& ep);
+    bool listen_unix(const Endpoint& ep, boost::system::error_code& ec);
     template <typename Acceptor>
-    void accept(Acceptor& acceptor);
+    void accept(Acceptor& acceptor, const UnixSocketAccess* access = nullptr);
+    bool peer_refused(unix_socket::socket& socket, const UnixSocketAccess& access);
+    bool peer_refused(tcp::socket&, const UnixSocketAccess&) { return false; }
     template <typename Socket>
     void admit(Socket socket);
+    void run_loop();
     void open_when_ready(std::shared_ptr<asio::steady_timer> timer, int tries_left);
     void wait_signal();
     void reload();
@@ -99,7 +112,9 @@ class Server {
     SessionContext context_;
     std::list<tcp::acceptor> tcp_acceptors_;
     std::list<unix_socket::acceptor> unix_acceptors_;
-    std::list<std::function<void()>> drains_;  // one per session started
+    std::list<UnixSocketAccess> unix_access_;  // one per unix acceptor, who may connect
+    std::map<std::uint64_t, std::function<void()>> drains_;  // one per open session, by its id
+    std::uint64_t next_session_id_ = 0;
     int connections_ = 0;
     unsigned long refused_ = 0;
     bool refusing_ = false;
@@ -107,18 +122,38 @@ class Server {
     int exit_code_ = 0;
 };
 
+// A unix socket is born with its owner, group and mode (create_unix_socket), and accepts only
+// the peers peer_allowed() names. A stale socket left by an earlier run is replaced.
+bool Server::listen_unix(const Endpoint& ep, boost::system::error_code& ec) {
+    const auto& p = config_->policyd;
+    UnixSocketAccess access;
+    std::string why = unix_socket_access(ep.path, p.socket_mode, p.socket_group, p.user, &access);
+    auto& a = unix_acceptors_.emplace_back(io_);
+    if (why.empty())
+        why = create_unix_socket(ep.path, access, [&]() -> std::string {
+            struct stat st;
+            if (lstat(ep.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(ep.path.c_str());
+            a.open(unix_socket(), ec);
+            if (!ec) a.bind(unix_socket::endpoint(ep.path), ec);
+            return ec ? ec.message() : "";
+        });
+    if (!why.empty()) {
+        log::error("cannot listen on " + ep.to_string() + ": " + why);
+        return false;
+    }
+    a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return log::error("cannot listen on " + ep.to_string() + ": " + ec.message()), false;
+    accept(a, &unix_access_.emplace_back(access));
+    log::info("listening on " + ep.to_string() + " (mode " + std::to_string(access.mode >> 6) +
+              std::to_string((access.mode >> 3) & 7) + std::to_string(access.mode & 7) + ", uid " +
+              std::to_string(access.uid) + ", gid " + std::to_string(access.gid) + ")");
+    return true;
+}
+
 bool Server::listen(const Endpoint& ep) {
     boost::system::error_code ec;
     if (ep.kind == Endpoint::Kind::unix_socket) {
-        struct stat st;
-        if (lstat(ep.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(ep.path.c_str());
-        auto& a = unix_acceptors_.emplace_back(io_);
-        a.open(unix_socket(), ec);
-        if (!ec) a.bind(unix_socket::endpoint(ep.path), ec);
-        if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-        // Postfix' smtpd runs as another user; protect the socket with its directory.
-        if (!ec) chmod(ep.path.c_str(), 0666);
-        if (!ec) accept(a);
+        return listen_unix(ep, ec);
     } else {
         tcp::resolver resolver(io_);
         auto results =
@@ -142,19 +177,37 @@ bool Server::listen(const Endpoint& ep) {
 }
 
 template <typename Acceptor>
-void Server::accept(Acceptor& acceptor) {
-    acceptor.async_accept([this, &acceptor](boost::system::error_code ec, auto socket) {
+void Server::accept(Acceptor& acceptor, const UnixSocketAccess* access) {
+    acceptor.async_accept([this, &acceptor, access](boost::system::error_code ec, auto socket) {
         if (ec == asio::error::operation_aborted || stopping_) return;
         if (ec) {
             // Out of descriptors and the like: pause instead of spinning on the error.
             log::warning("accept: " + ec.message());
             auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
-            t->async_wait([this, &acceptor, t](auto) { accept(acceptor); });
+            t->async_wait([this, &acceptor, access, t](auto) { accept(acceptor, access); });
             return;
         }
-        admit(std::move(socket));
-        accept(acceptor);
+        if (!access || !peer_refused(socket, *access)) admit(std::move(socket));
+        accept(acceptor, access);
     });
+}
+
+// Another local user must not charge, throttle or block someone else's account (SPEC §6): a
+// unix socket's peer is checked by its credentials, whatever the socket's mode lets in.
+bool Server::peer_refused(unix_socket::socket& socket, const UnixSocketAccess& access) {
+    ucred peer{};
+    socklen_t size = sizeof peer;
+    const bool known =
+        getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0;
+    if (known && peer_allowed(access, peer.uid, peer.gid)) return false;
+    metrics().connections_unauthorized.inc();
+    log::warning(known ? "refused a policy connection from uid " + std::to_string(peer.uid) +
+                             " gid " + std::to_string(peer.gid) +
+                             ": neither root, the socket's owner nor its group"
+                       : std::string("refused a policy connection: its peer is unknown"));
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return true;
 }
 
 template <typename Socket>
@@ -186,14 +239,12 @@ void Server::admit(Socket socket) {
     ++connections_;
     metrics().connections_accepted.inc();
     metrics().connections.inc();
-    auto session = std::make_shared<Session<Socket>>(std::move(socket), context_);
-    drains_.remove_if([](const auto& f) { return !f; });
+    const std::uint64_t id = ++next_session_id_;
+    auto session = std::make_shared<Session<Socket>>(std::move(socket), context_, id);
     std::weak_ptr<Session<Socket>> weak = session;
-    drains_.push_back([weak] {
+    drains_.emplace(id, [weak] {
         if (auto s = weak.lock()) s->drain();
-    });
-    if (drains_.size() > 4 * static_cast<std::size_t>(connections_) + 64)
-        drains_.pop_front();  // old entries belong to ended sessions; weak_ptr makes them no-ops
+    });  // removed when the session ends (context_.closed)
     session->start();
 }
 
@@ -225,14 +276,31 @@ void Server::shutdown() {
         a.close(ignored);
     signals_.cancel();
     refusal_log_.cancel();
-    for (auto& drain : drains_)
+    // A drain may end its session at once, which erases its entry: walk a copy.
+    auto drains = drains_;
+    for (auto& [id, drain] : drains)
         drain();
-    drains_.clear();
     auto deadline = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(10));
     deadline->async_wait([this, deadline](boost::system::error_code ec) {
         if (!ec) io_.stop();
     });
     maybe_exit();
+}
+
+// Errors stop at the session (session.hpp); one that escapes a handler anyway is logged and
+// counted, and the loop goes on: the other connections must not end with it.
+void Server::run_loop() {
+    for (;;) {
+        try {
+            io_.run();
+            return;
+        } catch (const std::exception& e) {
+            log::error(std::string("internal error, going on: ") + e.what());
+        } catch (...) {
+            log::error("internal error, going on: unknown exception");
+        }
+        metrics().internal_errors.inc();
+    }
 }
 
 void Server::maybe_exit() {
@@ -275,7 +343,7 @@ int Server::run() {
     lists_.start();
     wait_signal();
     open_when_ready(std::make_shared<asio::steady_timer>(io_), 200);
-    io_.run();
+    run_loop();
     for (const auto& ep : config_->policyd.listen)
         if (ep.kind == Endpoint::Kind::unix_socket) unlink(ep.path.c_str());
     log::notice("stopped");

@@ -2,10 +2,17 @@
 //
 // Reads whatever arrives, lets the Parser cut it into requests, answers them one at a time and in
 // order (Postfix waits for each reply; a client that pipelines still gets replies in order), and
-// closes when the client goes away, stays silent past idle_timeout, or breaks the protocol (after
-// one clear reply saying why). Nothing is read while a request is answered or a reply written, so
-// a client that sends without reading meets TCP back-pressure, and what waits in memory is at
-// most one read (4 KB, at most Limits::max_waiting requests) and their replies.
+// closes when the client goes away, breaks the protocol (after one clear reply saying why), stays
+// silent past idle_timeout after its last complete request, or takes longer than
+// request_time_limit() from the first byte of a request to its end (so a client trickling a byte
+// at a time cannot hold a connection slot for ever). Nothing is read while a request is answered
+// or a reply written, so a client that sends without reading meets TCP back-pressure, and what
+// waits in memory is at most one read (4 KB, at most Limits::max_waiting requests) and their
+// replies.
+//
+// Errors stop here: an exception thrown while a request is handled, or a reply callback dropped
+// without being called (an exception unwound past it), answers that request DEFER_IF_PERMIT and
+// the session goes on.
 //
 // Threading: all on the io_context thread. Lifetime: shared_ptr kept alive by pending handlers.
 #pragma once
@@ -15,9 +22,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 
@@ -29,24 +39,36 @@
 
 namespace postwarden::policy {
 
-// What a session needs from the server: the handler, the current configuration, and a way to
-// say it ended (for the connection count).
+// What a session needs from the server: what answers a request (Handler::handle), the current
+// configuration, and a way to say it ended (for the connection count), with the id it was given.
 struct SessionContext {
-    Handler& handler;
+    std::function<void(const Request&, std::shared_ptr<const Config>,
+                       std::function<void(std::string)>)>
+        handle;
     std::function<std::shared_ptr<const Config>()> config;
-    std::function<void()> closed;
+    std::function<void(std::uint64_t)> closed;
 };
+
+// The answer to a request that failed inside policyd: a temporary one, so nothing is lost.
+inline constexpr const char* internal_error_action =
+    "DEFER_IF_PERMIT 4.3.0 Policy service internal error";
+
+// How long a request may take from its first byte to its end: a minute, or idle_timeout when
+// that is shorter. Postfix writes a request at once; only a client holding a slot is slower.
+inline std::chrono::seconds request_time_limit(const Config& c) {
+    return std::min(std::chrono::seconds(60), std::chrono::seconds(c.policyd.idle_timeout));
+}
 
 template <typename Socket>
 class Session : public std::enable_shared_from_this<Session<Socket>> {
   public:
-    Session(Socket socket, SessionContext& context)
-        : socket_(std::move(socket)), timer_(socket_.get_executor()), context_(context) {}
-    ~Session() { context_.closed(); }
+    Session(Socket socket, SessionContext& context, std::uint64_t id = 0)
+        : socket_(std::move(socket)), timer_(socket_.get_executor()), context_(context), id_(id) {}
+    ~Session() { context_.closed(id_); }
 
     void start() {
-        last_read_ = std::chrono::steady_clock::now();
-        arm_idle_timer(std::chrono::seconds(context_.config()->policyd.idle_timeout));
+        idle_since_ = std::chrono::steady_clock::now();
+        arm_timer(idle_since_ + std::chrono::seconds(context_.config()->policyd.idle_timeout));
         read();
     }
 
@@ -80,22 +102,66 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         }
         // Only noted here: re-arming the timer on every read would cancel a wait (one more
         // handler run) and re-sort the timer queue per request. It fires at the old deadline
-        // and waits out the rest from there.
-        last_read_ = std::chrono::steady_clock::now();
-        if (!parser_.feed(std::string_view(buffer_.data(), n))) {
-            collect();  // requests before the error are still answered, then the error
-            broken_ = true;
+        // and waits out the rest from there. Only a request split over reads may need an
+        // earlier wake-up: its own deadline.
+        const auto now = std::chrono::steady_clock::now();
+        const bool was_partial = parser_.partial();
+        const bool ok = parser_.feed(std::string_view(buffer_.data(), n));
+        const bool completed = collect();
+        if (completed) idle_since_ = now;
+        if (!ok) {
+            broken_ = true;  // requests before the error are still answered, then the error
             return process_next();
         }
-        collect();
+        if (parser_.partial() && (!was_partial || completed)) {
+            request_started_ = now;
+            const auto deadline = now + request_time_limit(*context_.config());
+            if (deadline < timer_.expiry()) arm_timer(deadline);
+        }
         process_next();
         read();
     }
 
-    void collect() {
-        while (auto r = parser_.next())
+    bool collect() {
+        bool any = false;
+        while (auto r = parser_.next()) {
             queue_.push_back(std::move(*r));
+            any = true;
+        }
+        return any;
     }
+
+    // Called once with the action for one request; if every copy of it is dropped unused (an
+    // exception unwound past the callback that held it), the request is answered as an
+    // internal error, so the session never waits for ever.
+    class Answer {
+      public:
+        explicit Answer(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+        ~Answer() {
+            if (!session_) return;
+            try {
+                metrics().internal_errors.inc();
+                log::error("a policy request was dropped unanswered: answered " +
+                           std::string(internal_error_action));
+                boost::asio::post(session_->socket_.get_executor(),
+                                  [s = session_] { s->answered(internal_error_action); });
+            } catch (...) {  // out of memory in a destructor: the request deadline closes it
+            }
+        }
+        Answer(const Answer&) = delete;
+        Answer& operator=(const Answer&) = delete;
+
+        void operator()(std::string action) {
+            if (!session_) return;  // a second answer to the same request
+            auto s = std::move(session_);
+            if (!s->handling_) return s->answered(action);
+            boost::asio::post(s->socket_.get_executor(),
+                              [s, action = std::move(action)] { s->answered(action); });
+        }
+
+      private:
+        std::shared_ptr<Session> session_;
+    };
 
     void process_next() {
         if (busy_ || queue_.empty()) return maybe_close();
@@ -105,13 +171,20 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         // An answer given inside handle() (DUNNO for other protocol states) continues on a
         // fresh stack, so a client's pipelined requests never recurse; an answer from a later
         // callback (Redis, SPF) is written at once, without another turn of the loop.
+        auto answer = std::make_shared<Answer>(this->shared_from_this());
         handling_ = true;
-        context_.handler.handle(
-            request, context_.config(), [self = this->shared_from_this()](std::string action) {
-                if (!self->handling_) return self->answered(action);
-                boost::asio::post(self->socket_.get_executor(),
-                                  [self, action = std::move(action)] { self->answered(action); });
-            });
+        try {
+            context_.handle(request, context_.config(),
+                            [answer](std::string action) { (*answer)(std::move(action)); });
+        } catch (const std::exception& e) {
+            log::error(std::string("policy request failed: ") + e.what());
+            metrics().internal_errors.inc();
+            (*answer)(internal_error_action);
+        } catch (...) {
+            log::error("policy request failed: unknown exception");
+            metrics().internal_errors.inc();
+            (*answer)(internal_error_action);
+        }
         handling_ = false;
     }
 
@@ -184,18 +257,36 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
         socket_.close(ignored);
     }
 
-    void arm_idle_timer(std::chrono::steady_clock::duration after) {
-        timer_.expires_after(after);
+    void arm_timer(std::chrono::steady_clock::time_point deadline) {
+        timer_.expires_at(deadline);
         timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
-            if (ec || self->closed_ || self->lingering_) return;
-            const auto idle = std::chrono::seconds(self->context_.config()->policyd.idle_timeout);
-            auto since = std::chrono::steady_clock::now() - self->last_read_;
-            if (since < idle) return self->arm_idle_timer(idle - since);
-            if (self->busy_) return self->arm_idle_timer(idle);  // waiting on us, not the client
-            log::info("closing policy connection idle for " +
-                      std::to_string(self->context_.config()->policyd.idle_timeout) + " s");
-            self->close();
+            if (!ec) self->on_timer();
         });
+    }
+
+    // The one timer: idle_timeout since the last complete request, or request_time_limit()
+    // since the first byte of a request still incomplete. Time spent answering is the
+    // server's, not the client's: neither clock runs then.
+    void on_timer() {
+        if (closed_ || lingering_) return;
+        const auto config = context_.config();
+        const auto now = std::chrono::steady_clock::now();
+        const auto idle = std::chrono::seconds(config->policyd.idle_timeout);
+        const auto limit = request_time_limit(*config);
+        if (busy_ || writing_ || !queue_.empty()) {
+            idle_since_ = request_started_ = now;
+            return arm_timer(now + std::min<std::chrono::steady_clock::duration>(idle, limit));
+        }
+        if (parser_.partial()) {
+            if (now < request_started_ + limit) return arm_timer(request_started_ + limit);
+            log::info("closing policy connection: a request not complete within " +
+                      std::to_string(limit.count()) + " s of its first byte");
+            return close();
+        }
+        if (now < idle_since_ + idle) return arm_timer(idle_since_ + idle);
+        log::info("closing policy connection idle for " +
+                  std::to_string(config->policyd.idle_timeout) + " s");
+        close();
     }
 
     Socket socket_;
@@ -205,7 +296,9 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     std::array<char, 4096> buffer_;
     std::deque<Request> queue_;
     std::string outbox_, inflight_;
-    std::chrono::steady_clock::time_point last_read_;
+    const std::uint64_t id_;
+    std::chrono::steady_clock::time_point idle_since_;       // the last complete request
+    std::chrono::steady_clock::time_point request_started_;  // the incomplete request's first byte
     bool reading_ = false, busy_ = false, writing_ = false, handling_ = false;
     bool eof_ = false, broken_ = false, error_sent_ = false, lingering_ = false, closed_ = false;
 };

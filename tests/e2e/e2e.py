@@ -130,10 +130,11 @@ def main_cf_example(source, policy_port, milter_port, with_milter, resolver_ns, 
     socket, relative to the queue directory). Returns (text, notes)."""
     text = open(os.path.join(source, "conf/main.cf.example")).read()
     notes = []
-    n = text.count("inet:127.0.0.1:10040")
-    check(n >= 2, "conf/main.cf.example no longer has check_policy_service inet:127.0.0.1:10040")
-    text = text.replace("inet:127.0.0.1:10040", "inet:127.0.0.1:%d" % policy_port)
-    notes.append("check_policy_service inet:127.0.0.1:10040 -> port %d (%d places)" % (policy_port, n))
+    policy = "check_policy_service unix:postwarden/policyd.sock"
+    n = text.count(policy)
+    check(n >= 2, "conf/main.cf.example no longer has " + policy)
+    text = text.replace(policy, "check_policy_service inet:127.0.0.1:%d" % policy_port)
+    notes.append("%s -> inet port %d (%d places)" % (policy, policy_port, n))
     check("smtpd_milters = inet:127.0.0.1:8891" in text,
           "conf/main.cf.example no longer has smtpd_milters = inet:127.0.0.1:8891")
     if with_milter and milter_unix:

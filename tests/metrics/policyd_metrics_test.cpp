@@ -173,6 +173,37 @@ TEST_CASE("policyd: the endpoint serves only GET /metrics, bounded", "[metrics]"
     close(fd);
 }
 
+TEST_CASE("policyd: connections that send nothing cannot keep a scrape out", "[metrics]") {
+    RedisServer redis;
+    DnsServer dns(spf_zone);
+    auto port = free_port();
+    PolicydProcess policyd(config_for(redis, dns, port));
+    // More silent connections than the endpoint keeps, renewed as they go: each scrape still
+    // gets its answer, and the connection that waited longest is the one closed for it.
+    std::vector<int> idle;
+    for (int i = 0; i < 20; ++i) {
+        int fd = connect_loopback(port);
+        REQUIRE(fd >= 0);
+        idle.push_back(fd);
+    }
+    for (int round = 0; round < 3; ++round) {
+        CHECK(http_request(port, "GET", "/metrics").status == 200);
+        for (int i = 0; i < 16; ++i) {
+            int fd = connect_loopback(port);
+            REQUIRE(fd >= 0);
+            idle.push_back(fd);
+        }
+    }
+    CHECK(http_request(port, "GET", "/metrics").status == 200);
+    // The first silent connection was closed to make room.
+    char c;
+    timeval tv{2, 0};
+    setsockopt(idle.front(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    CHECK(recv(idle.front(), &c, 1, 0) == 0);
+    for (int fd : idle)
+        close(fd);
+}
+
 TEST_CASE("policyd: a metrics address that cannot be bound stops the daemon", "[metrics]") {
     RedisServer redis;
     DnsServer dns(spf_zone);

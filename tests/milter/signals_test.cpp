@@ -1,13 +1,14 @@
-// signals_test.cpp — postwarden-milter's signals (issue 8): SIGUSR1 reloads the configuration (a
-// bad file is refused and the running one stays; a connection keeps the snapshot it started
-// with); SIGTERM finishes the message in progress, answers new connections and messages
-// 451 4.3.2, and exits 0.
+// signals_test.cpp — postwarden-milter's signals (issue 8): SIGHUP, like SIGUSR1, reloads the
+// configuration (a bad file is refused and the running one stays; a connection keeps the snapshot
+// it started with; a burst of them neither stops the milter nor loses a message); SIGTERM finishes
+// the message in progress, answers new connections and messages 451 4.3.2, and exits 0.
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "tests/milter/support.hpp"
 
@@ -86,6 +87,39 @@ TEST_CASE("SIGUSR1 reloads, and a bad file keeps the running configuration", "[m
     w.write_config(replaced);
     REQUIRE(w.signal_and_wait(SIGUSR1, "configuration reloaded", 2));
     CHECK(w.milter.log().find("only at the next restart: [dns] timeout_ms") != std::string::npos);
+}
+
+TEST_CASE("SIGHUP reloads without stopping, a bad file keeps the running configuration",
+          "[milter][signals]") {
+    World w;
+    REQUIRE(authserv_id(w.run(mail())) == "mx.rcpt.example");
+    const auto good = w.read_config();
+
+    w.write_config(good + "[greylist]\ndelay = banana\n");
+    REQUIRE(w.signal_and_wait(SIGHUP, "reload failed", 1));
+    CHECK(w.milter.process().running());
+    CHECK(authserv_id(w.run(mail())) == "mx.rcpt.example");
+
+    std::string replaced = good;
+    replaced.replace(replaced.find("mx.rcpt.example"), 15, "mx2.rcpt.example");
+    Transaction open_across = mail();
+    open_across.before = [&](char command) {
+        if (command != 'M') return;
+        w.write_config(replaced);
+        REQUIRE(w.signal_and_wait(SIGHUP, "configuration reloaded", 1));
+        CHECK(authserv_id(w.run(mail())) == "mx2.rcpt.example");
+    };
+    CHECK(authserv_id(w.run(open_across)) == "mx.rcpt.example");
+    CHECK(authserv_id(w.run(mail())) == "mx2.rcpt.example");
+
+    // A burst, some arriving while a reload is under way: each reloads, none stops the milter.
+    for (int i = 0; i < 50; ++i)
+        kill(w.milter.process().pid(), SIGHUP);
+    CHECK(wait_until([&] { return w.count("configuration reloaded") >= 2; }, 5s));
+    std::this_thread::sleep_for(300ms);
+    CHECK(w.milter.process().running());
+    CHECK(w.milter.log().find("stopping") == std::string::npos);
+    CHECK(authserv_id(w.run(mail())) == "mx2.rcpt.example");
 }
 
 TEST_CASE("SIGTERM finishes the message in progress, defers new ones, exits 0",

@@ -318,6 +318,7 @@ def expected_files(root, prefix, sysconfdir):
         files += [os.path.join(prefix, "share", "man", folder, n) for n in names]
     files += [os.path.join(prefix, "lib", "systemd", "system", u) for u in UNITS]
     files.append(os.path.join(prefix, "lib", "sysusers.d", "postwarden.conf"))
+    files.append(os.path.join(prefix, "lib", "tmpfiles.d", "postwarden.conf"))
     files.append(os.path.join(sysconfdir, "postwarden", "postwarden.conf"))
     return [root + f for f in files]
 
@@ -335,6 +336,13 @@ def check_installed(root, prefix, sysconfdir):
             prefix.rstrip("/"), program, sysconfdir)
         check(want in text, "%s: no line %r" % (unit, want))
         check(not re.search(r"@[A-Z_]+@", text), unit + ": an @VARIABLE@ was not substituted")
+    # The configuration may hold [redis] password: not readable by every local user.
+    config = os.path.join(root + sysconfdir, "postwarden", "postwarden.conf")
+    mode = stat.S_IMODE(os.stat(config).st_mode)
+    check(mode == 0o640, "%s is mode %o, want 0640" % (config, mode))
+    tmpfiles = open(os.path.join(root + prefix, "lib", "tmpfiles.d", "postwarden.conf")).read()
+    want = "z %s/postwarden/postwarden.conf 0640 root postwarden -" % sysconfdir
+    check(want in tmpfiles, "tmpfiles.d/postwarden.conf: no line %r" % want)
 
 
 def check_install(args, tmp):
@@ -426,7 +434,8 @@ def check_compose(args, tmp):
     code, out = run(["docker-compose", "-f", os.path.join(docker, "docker-compose.yml"),
                      "config"], cwd=docker)
     check(code == 0, out)
-    services = yaml.safe_load(out)["services"]
+    compose = yaml.safe_load(out)
+    services = compose["services"]
     check({"postfix", "redis", "policyd", "milter"} <= set(services), "services: %s" % services)
     for name in ("policyd", "milter"):
         s = services[name]
@@ -438,15 +447,40 @@ def check_compose(args, tmp):
     policyd = os.path.join(args.build, "policyd", "postwarden-policyd")
     code, out = run([policyd, "-c", os.path.join(docker, "postwarden.conf"), "--check-config"])
     check(code == 0, "contrib/docker/postwarden.conf: " + out)
+    # No password is shipped: Redis and both daemons read the one make-secret.sh generates.
     redis_conf = open(os.path.join(docker, "redis.conf")).read()
-    password = re.search(r"^requirepass (\S+)", redis_conf, re.M).group(1)
-    check(password in open(os.path.join(docker, "postwarden.conf")).read(),
-          "postwarden.conf and redis.conf name different passwords")
+    check(not re.search(r"^requirepass", redis_conf, re.M), "redis.conf ships a password")
+    check(not re.search(r"^password", open(os.path.join(docker, "postwarden.conf")).read(),
+                        re.M), "postwarden.conf ships a password")
+    check(compose.get("secrets", {}).get("redis_password", {}).get("file", "").endswith(
+        "secrets/redis_password"), "no secret redis_password from secrets/redis_password")
+    for name in ("redis", "policyd", "milter"):
+        s = services[name]
+        check(any((x if isinstance(x, str) else x.get("source")) == "redis_password"
+                  for x in s.get("secrets", [])), name + " does not get the secret")
+        check("/run/secrets/redis_password" in " ".join(s.get("entrypoint", [])),
+              name + ": the entry point does not read the secret")
+    copy = os.path.join(tmp, "docker")
+    os.makedirs(copy)
+    shutil.copy(os.path.join(docker, "make-secret.sh"), copy)
+    code, out = run(["sh", os.path.join(copy, "make-secret.sh")])
+    check(code == 0, "make-secret.sh:\n" + out)
+    secret = os.path.join(copy, "secrets", "redis_password")
+    password = open(secret).read().strip()
+    check(len(password) >= 32 and password.isalnum(), "a weak password: %r" % password)
+    check(stat.S_IMODE(os.stat(os.path.dirname(secret)).st_mode) == 0o700,
+          "secrets/ is not mode 0700")
+    run(["sh", os.path.join(copy, "make-secret.sh")])
+    check(open(secret).read().strip() == password, "make-secret.sh replaced the password")
+    check("secrets/" in open(os.path.join(docker, ".gitignore")).read().split(),
+          "contrib/docker/.gitignore does not keep secrets/ out of git")
     # The Postfix container uses the lines README tells operators to use, in that order.
     main_cf = [line.strip() for line in
                open(os.path.join(docker, "postfix", "main.cf")).read().splitlines()]
     position = 0
     for line in readme_wiring_lines(args.source):
+        # The sidecars share Postfix's network namespace: loopback TCP stands for the socket.
+        line = line.replace("unix:postwarden/policyd.sock", "inet:127.0.0.1:10040")
         check(line in main_cf[position:], "postfix/main.cf lacks README's line %r" % line)
         position = main_cf.index(line, position) + 1
     log("postfix/main.cf has README's main.cf lines in order; postwarden.conf is valid")
@@ -464,6 +498,8 @@ def check_dockerfile(args, tmp):
                       "POSTWARDEN_BUILD_DIR=/tmp/build contrib/install.sh /staging"],
           "the build stage runs only contrib/deps.sh --build and contrib/install.sh: %s" % runs[0])
     check(len(runs[1]) == 1 and "deps.sh --runtime" in runs[1][0], "the final stage: %s" % runs[1])
+    check(re.search(r"^COPY --from=build --chown=root:postwarden /staging/etc/postwarden/ ",
+                    stages[1], re.M), "the image's configuration is not group postwarden")
     users = re.findall(r"^USER (\S+)", stages[1], re.M)
     check(users and users[-1] not in ("root", "0"), "the image runs as a non-root user")
 
@@ -475,7 +511,7 @@ def check_dockerfile(args, tmp):
                     timeout=1150)
     check(code == 0, "contrib/install.sh:\n" + out[-4000:])
     check_installed(staging, "/usr", "/etc")
-    for line in re.findall(r"^COPY --from=build (\S+)", stages[1], re.M):
+    for line in re.findall(r"^COPY --from=build (?:--\S+ )*(\S+)", stages[1], re.M):
         check(os.path.exists(staging + line[len("/staging"):]), "the image copies " + line +
               ", which contrib/install.sh does not install")
     log("contrib/install.sh installs what the image copies")
@@ -705,6 +741,21 @@ def check_redis_password(args, tmp):
         daemons.append(right)
         check(right.wait_output("started;"), right.output())
         policy_request(right_port)
+        # Its file is mode 0644 (start_daemon): one warning that the password is readable.
+        check(right.output().count("every local user may read it") == 1,
+              "no warning that the password's file is world-readable:\n" + right.output())
+        # Mode 0640: no warning.
+        private_conf = os.path.join(tmp, "policyd-private.conf")
+        with open(private_conf, "w") as f:
+            f.write(policyd_config(redis, free_port()))
+        os.chmod(private_conf, 0o640)
+        private = Process([os.path.join(args.build, "policyd", "postwarden-policyd"), "-f", "-c",
+                           private_conf], os.path.join(tmp, "policyd-private.log"),
+                          env=daemon_env(False))
+        daemons.append(private)
+        check(private.wait_output("started;"), private.output())
+        check("may read it" not in private.output(), "warned about a 0640 file:\n" +
+              private.output())
         time.sleep(0.3)
     finally:
         for d in daemons:
