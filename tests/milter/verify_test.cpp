@@ -288,3 +288,52 @@ TEST_CASE("over a unix socket, header fields and body chunks are not answered", 
         }
     }
 }
+
+// SPEC §5: our id is removed on every path, not only where the milter verifies. A web
+// application on 127.0.0.1, a SASL user or a local sendmail(1) user must not be able to deliver
+// "Authentication-Results: <our id>; dmarc=pass" to a local mailbox.
+TEST_CASE("forged Authentication-Results are removed from authenticated, trusted and local mail",
+          "[milter]") {
+    World w;
+    const std::vector<Header> forged = {
+        {"Authentication-Results", "mx.rcpt.example; dmarc=pass header.from=bank.example"},
+        {"Authentication-Results", "upstream.example; spf=pass smtp.mailfrom=bank.example"},
+        {"Authentication-Results", "(c) \"MX.rcpt.example\"; dkim=pass header.d=bank.example"}};
+    Transaction sasl;
+    sasl.client_ip = "198.51.100.44";
+    sasl.login = "alice@rcpt.example";
+    sasl.sender = "alice@rcpt.example";
+    Transaction trusted;
+    trusted.client_ip = "127.0.0.1";
+    trusted.sender = "www-data@rcpt.example";
+    Transaction local;
+    local.client_ip = "";  // sendmail(1) under non_smtpd_milters: no client address
+    local.sender = "www-data@rcpt.example";
+    for (auto* t : {&sasl, &trusted, &local}) {
+        t->headers = headers_from("alice@rcpt.example");
+        t->headers.insert(t->headers.end(), forged.begin(), forged.end());
+        auto out = w.run(*t);
+        INFO("client " << t->client_ip << " login " << t->login << "\n" << w.milter.log());
+        REQUIRE(out.accepted());
+        auto ars = auth_results(apply_modifications(t->headers, out.modifications));
+        REQUIRE(ars.size() == 1);
+        CHECK(ars[0].rfind("upstream.example;", 0) == 0);
+        CHECK(out.added("Authentication-Results").empty());  // outbound: no verdict of ours
+    }
+    CHECK(w.milter.log().find("action=accept reason=outbound login=alice@rcpt.example "
+                              "removed_auth_results=2") != std::string::npos);
+
+    // S8 off: an authenticated session is not checked at all, and still cleaned
+    World unchecked(no_greylist + "[milter]\nenforce_from = no\n");
+    sasl.headers = headers_from("someone@bank.example");
+    sasl.headers.insert(sasl.headers.end(), forged.begin(), forged.end());
+    auto out = unchecked.run(sasl);
+    REQUIRE(out.accepted());
+    CHECK(auth_results(apply_modifications(sasl.headers, out.modifications)).size() == 1);
+
+    // more than the milter keeps track of: refused on these paths too
+    for (int i = 0; i < 64; ++i)
+        trusted.headers.push_back({"Authentication-Results", "mx.rcpt.example; dkim=pass"});
+    out = w.run(trusted);
+    CHECK(out.text == "550 5.7.1 Too many Authentication-Results fields claiming mx.rcpt.example");
+}
