@@ -337,3 +337,40 @@ TEST_CASE("forged Authentication-Results are removed from authenticated, trusted
     out = w.run(trusted);
     CHECK(out.text == "550 5.7.1 Too many Authentication-Results fields claiming mx.rcpt.example");
 }
+
+// RFC 8301: rsa-sha1 signatures and RSA keys under 1024 bits never count as valid. They are
+// reported dkim=policy (RFC 8601 §2.7.1: signed, but not acceptable to us) with the reason, and
+// DMARC does not pass on them: with SPF failing, p=reject refuses the message.
+TEST_CASE("rsa-sha1 and RSA keys under 1024 bits do not pass (RFC 8301)", "[milter]") {
+    World lenient(no_greylist + "[milter]\ndmarc_reject = none\n");
+    World w;
+    struct Row {
+        const char *kind, *selector, *in_results;
+    };
+    const std::vector<Row> rows = {
+        {"rsa-sha1", "rsa",
+         "dkim=policy (rsa-sha1 is not accepted, RFC 8301) header.d=sender.test header.s=rsa "
+         "header.a=rsa-sha1"},
+        {"rsa512", "rsa512",
+         "dkim=policy (RSA key of 512 bits, under 1024, RFC 8301) header.d=sender.test "
+         "header.s=rsa512 header.a=rsa-sha256"},
+        {"rsa768", "rsa768",
+         "dkim=policy (RSA key of 768 bits, under 1024, RFC 8301) header.d=sender.test "
+         "header.s=rsa768 header.a=rsa-sha256"},
+    };
+    for (const auto& row : rows) {
+        Transaction t;
+        t.sender = "news@sender.test";
+        t.client_ip = "203.0.113.9";  // SPF fails: only DKIM could make DMARC pass
+        t.headers = headers_from("news@sender.test");
+        t.headers.insert(t.headers.begin(), {"DKIM-Signature", sign(t.headers, t.body, row.kind,
+                                                                    row.selector, "sender.test")});
+        auto out = lenient.run(t);
+        INFO(row.kind << "\n" << lenient.milter.log());
+        REQUIRE(out.accepted());
+        auto ar = out.added("Authentication-Results");
+        CHECK(ar.find(row.in_results) != std::string::npos);
+        CHECK(ar.find("dmarc=fail") != std::string::npos);
+        CHECK(w.run(t).text == "550 5.7.1 Rejected by DMARC policy for sender.test");
+    }
+}
