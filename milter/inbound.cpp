@@ -115,6 +115,15 @@ Effects Session::end_of_message_inbound() {
                               " could not be evaluated, try again later");
     }
 
+    if (action.kind == DmarcAction::Kind::unknown_policy) {
+        count_action("tempfail", "dmarc-temperror");
+        log::info(log_prefix() + "action=tempfail reason=dmarc-temperror " +
+                  printable(action.reason) + " " + line.substr(log_prefix().size()));
+        return with_reply(e, Effects::Step::tempfail, "451", "4.7.5",
+                          "DMARC policy for " + printable(action.domain) +
+                              " could not be looked up, try again later");
+    }
+
     // S2: SPF passed, so policyd let the mail through RCPT; it is trusted when a valid DKIM
     // signature aligns with the envelope sender's or the From domain, else greylisted here.
     std::string reason = "verified", detail;

@@ -135,11 +135,57 @@ TEST_CASE("temporary DNS errors give temperror and tempfail, never a reject", "[
     CHECK(out.reply == 'y');
     CHECK(out.text.rfind("451 4.7.1", 0) == 0);
 
-    // the DMARC record itself does not answer: dmarc=temperror, accepted
+    // the DMARC record itself does not answer and nothing aligns: 451 4.7.5 (SPEC §10)
     Transaction u;
     u.sender = "x@slowdmarc.test";
     u.headers = headers_from("x@slowdmarc.test");
     out = w.run(u);
+    CHECK(out.text.rfind("451 4.7.5", 0) == 0);
+}
+
+// SPEC §10: when the DMARC record cannot be fetched, mail that neither SPF nor DKIM aligns with
+// the From domain is answered 451 4.7.5, never accepted unenforced; aligned mail passes whatever
+// the lookup did. At the From domain and at the organizational domain, timeout and SERVFAIL.
+TEST_CASE("DMARC policy lookup fails temporarily: 451 4.7.5 unless SPF or DKIM aligns",
+          "[milter]") {
+    World w;
+    auto mail = [](const std::string& from, const std::string& client) {
+        Transaction t;
+        t.client_ip = client;
+        t.sender = from;
+        t.headers = headers_from(from);
+        return t;
+    };
+    const std::string unaligned = "451 4.7.5 DMARC policy for ";
+    for (const auto& from : {"x@servfail.test", "x@slowdmarc.test", "x@sub.sloworg.test"}) {
+        auto out = w.run(mail(from, "203.0.113.9"));
+        INFO(from << "\n" << w.milter.log());
+        CHECK(out.stage == 'E');
+        CHECK(out.text.rfind(unaligned, 0) == 0);
+    }
+    CHECK(w.milter.log().find("action=tempfail reason=dmarc-temperror") != std::string::npos);
+
+    // SPF passes and aligns: accepted, the lookup's failure shown in the header
+    auto out = w.run(mail("x@servfail.test", "192.0.2.10"));
+    INFO(w.milter.log());
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dmarc=temperror") != std::string::npos);
+
+    // SPF aligns with nothing (another domain), an aligned DKIM signature does
+    auto t = mail("x@servfail.test", "192.0.2.10");
+    t.sender = "x@other.test";
+    out = w.run(t);
+    CHECK(out.text.rfind(unaligned, 0) == 0);
+    t.headers.insert(t.headers.begin(),
+                     {"DKIM-Signature", sign(t.headers, t.body, "rsa", "rsa", "servfail.test")});
+    out = w.run(t);
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dkim=pass header.d=servfail.test") !=
+          std::string::npos);
+
+    // no enforcement configured at all: nothing to wait for
+    World lenient(no_greylist + "[milter]\ndmarc_reject = none\ndmarc_quarantine = none\n");
+    out = lenient.run(mail("x@servfail.test", "203.0.113.9"));
     CHECK(out.accepted());
     CHECK(out.added("Authentication-Results").find("dmarc=temperror") != std::string::npos);
 }
