@@ -79,7 +79,7 @@ std::string stricter_on_purpose(const dkim::Signature& ours) {
 
 }  // namespace
 
-TEST_CASE("DKIM verdicts agree with dkimpy on a generated corpus", "[milter][dkim]") {
+TEST_CASE("DKIM against dkimpy: verdicts agree on a generated corpus", "[milter][dkim]") {
     TempDir dir("postwarden-dkim-corpus");
     std::string cmd = std::string(POSTWARDEN_PYTHON3) +
                       " " POSTWARDEN_SOURCE_DIR "/tests/milter/dkim_corpus.py " + dir.path() +

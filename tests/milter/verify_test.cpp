@@ -338,7 +338,7 @@ TEST_CASE("over a unix socket, header fields and body chunks are not answered", 
 // SPEC §5: our id is removed on every path, not only where the milter verifies. A web
 // application on 127.0.0.1, a SASL user or a local sendmail(1) user must not be able to deliver
 // "Authentication-Results: <our id>; dmarc=pass" to a local mailbox.
-TEST_CASE("forged Authentication-Results are removed from authenticated, trusted and local mail",
+TEST_CASE("forged Authentication-Results: removed from authenticated, trusted and local mail",
           "[milter]") {
     World w;
     const std::vector<Header> forged = {
@@ -387,7 +387,7 @@ TEST_CASE("forged Authentication-Results are removed from authenticated, trusted
 // RFC 8301: rsa-sha1 signatures and RSA keys under 1024 bits never count as valid. They are
 // reported dkim=policy (RFC 8601 §2.7.1: signed, but not acceptable to us) with the reason, and
 // DMARC does not pass on them: with SPF failing, p=reject refuses the message.
-TEST_CASE("rsa-sha1 and RSA keys under 1024 bits do not pass (RFC 8301)", "[milter]") {
+TEST_CASE("RFC 8301: rsa-sha1 and RSA keys under 1024 bits do not pass", "[milter]") {
     World lenient(no_greylist + "[milter]\ndmarc_reject = none\n");
     World w;
     struct Row {
