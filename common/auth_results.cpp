@@ -2,6 +2,8 @@
 // auth_results.hpp.
 #include "common/auth_results.hpp"
 
+#include <algorithm>
+
 #include "common/address.hpp"
 
 namespace postwarden {
@@ -13,6 +15,11 @@ bool token_char(unsigned char c) {
     if (c <= ' ' || c >= 0x7f) return false;
     static const std::string_view specials = "()<>,;:\\\"/[]?=";
     return specials.find(static_cast<char>(c)) == std::string_view::npos;
+}
+
+// RFC 2045 token characters proper, as an authserv-id has them: not '@'.
+bool id_char(unsigned char c) {
+    return token_char(c) && c != '@';
 }
 
 std::string comment(std::string_view text) {
@@ -90,27 +97,74 @@ std::string format_auth_results(const AuthResults& r) {
     return out;
 }
 
-std::optional<std::string> authserv_id_of(std::string_view value) {
-    auto i = skip_cfws(value, 0);
-    auto start = i;
-    // authserv-id is a value: a token or a quoted string; we only ever write tokens, and a
-    // quoted one is compared by its content.
-    if (i < value.size() && value[i] == '"') {
-        auto end = value.find('"', i + 1);
-        if (end == std::string_view::npos) return std::nullopt;
-        return to_lower(value.substr(i + 1, end - i - 1));
+namespace {
+
+// The content of the quoted string that starts at value[i] ('"'): quoted-pairs unescaped, line
+// breaks of folding removed; nullopt when it is not closed.
+std::optional<std::string> quoted_string(std::string_view value, std::size_t i) {
+    std::string out;
+    for (++i; i < value.size(); ++i) {
+        char c = value[i];
+        if (c == '"') return out;
+        if (c == '\\' && i + 1 < value.size())
+            c = value[++i];
+        else if (c == '\r' || c == '\n')
+            continue;
+        out.push_back(c);
     }
-    while (i < value.size() && token_char(static_cast<unsigned char>(value[i])))
+    return std::nullopt;
+}
+
+// How an id compares: without case, surrounding blanks, or the final dot of an absolute name.
+std::string normalized_id(std::string_view id) {
+    while (!id.empty() && (id.front() == ' ' || id.front() == '\t'))
+        id.remove_prefix(1);
+    while (!id.empty() && (id.back() == ' ' || id.back() == '\t'))
+        id.remove_suffix(1);
+    if (id.size() > 1 && id.back() == '.') id.remove_suffix(1);
+    return to_lower(id);
+}
+
+}  // namespace
+
+std::optional<std::string> authserv_id_of(std::string_view value) {
+    // RFC 8601 §2.2: authserv-id is a value (RFC 2045: token / quoted-string) after optional
+    // CFWS. A token ends at the first character that cannot be in one, so "ours(junk",
+    // "ours;..." and "ours@junk" all give "ours".
+    auto i = std::min(skip_cfws(value, 0), value.size());
+    if (i < value.size() && value[i] == '"') {
+        auto content = quoted_string(value, i);
+        if (!content) return std::nullopt;
+        auto id = normalized_id(*content);
+        if (id.empty()) return std::nullopt;
+        return id;
+    }
+    auto start = i;
+    while (i < value.size() && id_char(static_cast<unsigned char>(value[i])))
         ++i;
     if (i == start) return std::nullopt;
-    return to_lower(value.substr(start, i - start));
+    return normalized_id(value.substr(start, i - start));
 }
 
 bool claims_authserv_id(std::string_view value, std::string_view ours) {
-    // The id ends at the first character that cannot be in a token, so "ours(junk" and
-    // "ours;..." are both ours, while "ours.example.net" is somebody else's.
     auto id = authserv_id_of(value);
-    return id && *id == to_lower(ours);
+    return id && *id == normalized_id(ours);
+}
+
+std::string authserv_id_problem(std::string_view id) {
+    if (id.empty()) return "must not be empty";
+    if (id.size() > 253) return "longer than a host name (253 characters)";
+    for (unsigned char c : id) {
+        if (c >= 0x80) return "not ASCII: write an internationalized name as its A-label (xn--…)";
+        if (!id_char(c))
+            return "must be a host name, one token: no blanks, control characters or any of "
+                   "()<>@,;:\\\"/[]?=";
+    }
+    auto name = id.back() == '.' ? id.substr(0, id.size() - 1) : id;
+    if (name.empty() || name.front() == '.' || name.back() == '.' ||
+        name.find("..") != std::string_view::npos)
+        return "has an empty label";
+    return "";
 }
 
 }  // namespace postwarden

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <vector>
 
+#include "common/auth_results.hpp"
 #include "common/dns.hpp"
 #include "common/inet.hpp"
 #include "common/log.hpp"
@@ -280,8 +281,7 @@ const std::vector<Key>& key_table() {
         {{"milter", "listen", "inet:8891@127.0.0.1", "libmilter socket syntax"},
          SET(return parse_milter_socket(v, &c.milter.listen, e);)},
         {{"milter", "authserv_id", "", "Authentication-Results id; empty: the host name"},
-         SET(if (v.find_first_of(" \t;") != std::string_view::npos) return * e =
-                 "must be one token without blanks or ';'",
+         SET(if (auto why = authserv_id_problem(v); !v.empty() && !why.empty()) return * e = why,
              false;
              c.milter.authserv_id = std::string(v); return true;)},
         {{"milter", "dmarc_reject", "reject",

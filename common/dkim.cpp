@@ -135,6 +135,25 @@ Result result_of_error(int error) {
     }
 }
 
+// RFC 8301: rsa-sha1 is never valid (§3.1) and RSA keys are at least 1024 bits (§3.2).
+constexpr unsigned int min_rsa_bits = 1024;
+
+// Why RFC 8301 refuses the signature, or "" when it does not. Such a signature is reported
+// dkim=policy (RFC 8601 §2.7.1: "signed, but some aspect of the signature was not acceptable"),
+// whatever its cryptography says: a verdict on it would vouch for nothing.
+std::string refused_by_rfc8301(DKIM_SIGINFO* sig, const std::string& algorithm) {
+    if (algorithm == "rsa-sha1") return "rsa-sha1 is not accepted, RFC 8301";
+    unsigned int bits = 0;
+    const bool rsa = algorithm == "rsa-sha256";
+    const bool too_small =
+        dkim_sig_geterror(sig) == DKIM_SIGERROR_KEYTOOSMALL ||
+        (rsa && dkim_sig_getkeysize(sig, &bits) == DKIM_STAT_OK && bits > 0 && bits < min_rsa_bits);
+    if (!too_small) return "";
+    if (bits == 0) (void)dkim_sig_getkeysize(sig, &bits);
+    return "RSA key of " + (bits ? std::to_string(bits) + " bits" : std::string("unknown size")) +
+           ", under " + std::to_string(min_rsa_bits) + ", RFC 8301";
+}
+
 }  // namespace
 
 std::string_view to_string(Result result) {
@@ -167,6 +186,9 @@ Library::Library(dns::Resolver resolver, Limits limits)
     if (!lib_) throw std::runtime_error("libopendkim: dkim_init failed");
     unsigned int flags = DKIM_LIBFLAGS_FIXCRLF | DKIM_LIBFLAGS_BADSIGHANDLES;
     dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags);
+    // libopendkim's default, stated: a shorter RSA key is DKIM_SIGERROR_KEYTOOSMALL (RFC 8301).
+    unsigned int min_bits = min_rsa_bits;
+    dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS, &min_bits, sizeof min_bits);
     dkim_dns_set_init(lib_, service_init);
     dkim_dns_set_close(lib_, service_close);
     dkim_dns_set_query_service(lib_, resolver_.get());
@@ -313,6 +335,11 @@ Signature verdict(::dkim* handle, DKIM_SIGINFO* sig, const BodyLength& length) {
     s.algorithm = algorithm_name(sig);
     unsigned int flags = dkim_sig_getflags(sig);
     int error = dkim_sig_geterror(sig);
+    if (auto refused = refused_by_rfc8301(sig, s.algorithm); !refused.empty()) {
+        s.result = Result::policy;
+        s.reason = std::move(refused);
+        return s;
+    }
     if (!(flags & DKIM_SIGFLAG_PROCESSED) && error == DKIM_SIGERROR_OK) {
         s.result = Result::permerror;
         s.reason = "not verified";

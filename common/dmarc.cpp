@@ -185,12 +185,31 @@ Discovery discover(std::string_view from_domain, const TxtLookup& lookup,
     return d;
 }
 
+namespace {
+
+bool dkim_aligned(const Identifiers& ids, std::string_view from, Alignment mode,
+                  const PublicSuffixList& psl) {
+    for (const auto& d : ids.dkim_pass_domains)
+        if (aligned(d, from, mode, psl)) return true;
+    return false;
+}
+
+bool spf_aligned(const Identifiers& ids, std::string_view from, Alignment mode,
+                 const PublicSuffixList& psl) {
+    return ids.spf_pass && aligned(ids.spf_domain, from, mode, psl);
+}
+
+}  // namespace
+
 Evaluation evaluate(std::string_view from_domain, const Discovery& discovery,
                     const Identifiers& ids, const PublicSuffixList& psl, int random_percent) {
     Evaluation e;
     e.from_domain = normalize_domain(from_domain);
     if (discovery.status == Discovery::Status::temperror) {
+        // Nothing is known of the policy, nor of adkim/aspf: relaxed, the most a record allows.
         e.result = Result::temperror;
+        e.aligned = spf_aligned(ids, e.from_domain, Alignment::relaxed, psl) ||
+                    dkim_aligned(ids, e.from_domain, Alignment::relaxed, psl);
         e.reason = "DMARC record lookup failed temporarily";
         return e;
     }
@@ -202,13 +221,11 @@ Evaluation evaluate(std::string_view from_domain, const Discovery& discovery,
     bool subdomain = discovery.record_domain != e.from_domain;
     e.published = subdomain ? r.sp.value_or(r.p) : r.p;
 
-    bool spf_aligned = ids.spf_pass && aligned(ids.spf_domain, e.from_domain, r.aspf, psl);
-    bool dkim_aligned = false;
-    for (const auto& d : ids.dkim_pass_domains)
-        dkim_aligned = dkim_aligned || aligned(d, e.from_domain, r.adkim, psl);
-    if (spf_aligned || dkim_aligned) {
+    bool by_dkim = dkim_aligned(ids, e.from_domain, r.adkim, psl);
+    e.aligned = by_dkim || spf_aligned(ids, e.from_domain, r.aspf, psl);
+    if (e.aligned) {
         e.result = Result::pass;
-        e.reason = dkim_aligned ? "aligned DKIM" : "aligned SPF";
+        e.reason = by_dkim ? "aligned DKIM" : "aligned SPF";
         return e;
     }
     e.result = Result::fail;

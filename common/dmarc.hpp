@@ -99,6 +99,10 @@ struct Evaluation {
     bool sampled_out = false;  // pct < 100 and this message fell outside it
     // A failure that a temporary error may have caused: enforce with a tempfail, never a reject.
     bool maybe_temporary = false;
+    // SPF or DKIM aligned with the From domain (per the record's adkim/aspf; relaxed when the
+    // record could not be fetched). A temperror that nothing aligned with is answered 451
+    // (SPEC §10): the policy it hid may be p=reject.
+    bool aligned = false;
     std::string reason;  // for the log and the header comment
 };
 

@@ -79,15 +79,6 @@ std::string summary(const std::optional<spf::Outcome>& spf,
 Effects Session::end_of_message_inbound() {
     const auto& config = *config_;
     auto& m = message_;
-    if (m.too_many_forged) {
-        count_action("reject", "forged-auth-results");
-        log::info(log_prefix() + "action=reject reason=forged-auth-results client=" +
-                  (client_ ? client_->to_string() : "unknown") + " sender=<" + printable(m.sender) +
-                  ">");
-        return with_reply(Effects{}, Effects::Step::reject, "550", "5.7.1",
-                          "Too many Authentication-Results fields claiming " +
-                              printable(config.milter.authserv_id));
-    }
     auto signatures = m.dkim ? m.dkim->finish() : std::vector<dkim::Signature>{};
     auto from = read_from(m.from_fields, m.from_count, m.from_too_long);
     auto ids = identifiers(m.spf_mailfrom, signatures);
@@ -124,6 +115,15 @@ Effects Session::end_of_message_inbound() {
                               " could not be evaluated, try again later");
     }
 
+    if (action.kind == DmarcAction::Kind::unknown_policy) {
+        count_action("tempfail", "dmarc-temperror");
+        log::info(log_prefix() + "action=tempfail reason=dmarc-temperror " +
+                  printable(action.reason) + " " + line.substr(log_prefix().size()));
+        return with_reply(e, Effects::Step::tempfail, "451", "4.7.5",
+                          "DMARC policy for " + printable(action.domain) +
+                              " could not be looked up, try again later");
+    }
+
     // S2: SPF passed, so policyd let the mail through RCPT; it is trusted when a valid DKIM
     // signature aligns with the envelope sender's or the From domain, else greylisted here.
     std::string reason = "verified", detail;
@@ -152,9 +152,8 @@ Effects Session::end_of_message_inbound() {
         }
     }
 
-    // Accepted: remove forged verdicts (highest index first: Postfix renumbers after each
-    // deletion), then add ours at the top.
-    e.remove_auth_results.assign(m.forged_auth_results.rbegin(), m.forged_auth_results.rend());
+    // Accepted: remove forged verdicts, then add ours at the top.
+    remove_forged(e);
     e.insert_headers.emplace_back(
         "Authentication-Results",
         format_auth_results(auth_results_for(config.milter.authserv_id, m.spf_mailfrom, m.spf_helo,
@@ -168,10 +167,7 @@ Effects Session::end_of_message_inbound() {
     if (action.kind != DmarcAction::Kind::none || !action.reason.empty()) reason = "dmarc";
     count_action(verb, reason);
     log::info(log_prefix() + "action=" + verb + " reason=" + reason + " " +
-              line.substr(log_prefix().size()) + detail +
-              (m.forged_auth_results.empty()
-                   ? ""
-                   : " removed_auth_results=" + std::to_string(m.forged_auth_results.size())));
+              line.substr(log_prefix().size()) + detail + removed_note());
     e.step = Effects::Step::accept;
     return e;
 }

@@ -1,6 +1,7 @@
 // session.cpp — the milter's steps for one connection; see session.hpp. Inbound mail is verified
 // (SPF at MAIL FROM, DKIM while the message streams, DMARC and S2 at its end); outbound mail
-// (authenticated, trusted network, or non-SMTP) is only checked for S8.
+// (authenticated, trusted network, or non-SMTP) is only checked for S8. On every path,
+// Authentication-Results fields claiming our authserv-id are removed.
 #include "milter/session.hpp"
 
 #include "common/address.hpp"
@@ -15,6 +16,14 @@ namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && to_lower(a) == to_lower(b);
+}
+
+// A field name as readers compare it: RFC 5322's obsolete syntax allows blanks before the colon
+// ("Authentication-Results :"), and a reader that accepts them must not see a field we missed.
+std::string_view field_name(std::string_view name) {
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+        name.remove_suffix(1);
+    return name;
 }
 
 Effects reply(Effects::Step step, std::string rcode, std::string xcode, std::string text) {
@@ -120,15 +129,18 @@ Effects Session::header(std::string_view name, std::string_view value, bool lead
     field += value;
     if (message_.dkim) message_.dkim->header(field);
     auto text = trim_header_value(value);
-    if (iequals(name, "From")) {
+    if (iequals(field_name(name), "From")) {
         ++message_.from_count;
         if (text.size() > max_from_bytes)
             message_.from_too_long = true;
         else if (message_.from_fields.size() < max_from_fields)
             message_.from_fields.emplace_back(text);
-    } else if (iequals(name, "Authentication-Results")) {
+    } else if (iequals(field_name(name), "Authentication-Results")) {
         ++message_.auth_results_seen;
-        if (!outbound() && claims_authserv_id(text, config_->milter.authserv_id)) {
+        // Noted on every path, outbound too (SPEC §5): a SASL user, a web application on a
+        // trusted network or a local sendmail(1) user could otherwise hand a local mailbox a
+        // verdict that looks like ours.
+        if (claims_authserv_id(text, config_->milter.authserv_id)) {
             if (message_.forged_auth_results.size() < max_forged_auth_results)
                 message_.forged_auth_results.push_back(message_.auth_results_seen);
             else
@@ -168,17 +180,47 @@ Effects Session::body(std::string_view chunk) {
 
 Effects Session::end_of_message(std::string_view queue_id) {
     if (!queue_id.empty()) message_.queue_id = std::string(queue_id);
-    Effects e;
     metrics().messages.inc(outbound() ? 1 : 0);
-    if (outbound()) {
-        count_action("accept", "outbound");
-        log::info(log_prefix() + "action=accept reason=outbound" +
-                  (message_.login.empty() ? "" : " login=" + printable(message_.login)));
-    } else {
-        e = end_of_message_inbound();
-    }
+    Effects e = message_.too_many_forged ? refuse_forged()
+                : outbound()             ? end_of_message_outbound()
+                                         : end_of_message_inbound();
     message_ = Message{};
     return e;
+}
+
+// Outbound mail is not verified (SPEC §5), but what claims our id goes all the same.
+Effects Session::end_of_message_outbound() {
+    Effects e;
+    remove_forged(e);
+    count_action("accept", "outbound");
+    log::info(log_prefix() + "action=accept reason=outbound" +
+              (message_.login.empty() ? "" : " login=" + printable(message_.login)) +
+              removed_note());
+    return e;
+}
+
+// More fields claiming our id than the milter keeps track of: refused rather than passed on
+// with forged verdicts left in it, whichever way the message came.
+Effects Session::refuse_forged() const {
+    count_action("reject", "forged-auth-results");
+    log::info(log_prefix() + "action=reject reason=forged-auth-results client=" +
+              (client_ ? client_->to_string() : "unknown") + " sender=<" +
+              printable(message_.sender) + ">" +
+              (message_.login.empty() ? "" : " login=" + printable(message_.login)));
+    return reply(Effects::Step::reject, "550", "5.7.1",
+                 "Too many Authentication-Results fields claiming " +
+                     printable(config_->milter.authserv_id));
+}
+
+// Highest index first: Postfix renumbers the fields of a name after each deletion.
+void Session::remove_forged(Effects& e) const {
+    e.remove_auth_results.assign(message_.forged_auth_results.rbegin(),
+                                 message_.forged_auth_results.rend());
+}
+
+std::string Session::removed_note() const {
+    const auto n = message_.forged_auth_results.size();
+    return n == 0 ? "" : " removed_auth_results=" + std::to_string(n);
 }
 
 void Session::abort() {

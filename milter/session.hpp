@@ -79,6 +79,10 @@ class Session {
   private:
     bool outbound() const;
     Effects end_of_message_inbound();
+    Effects end_of_message_outbound();
+    Effects refuse_forged() const;
+    void remove_forged(Effects& e) const;
+    std::string removed_note() const;  // " removed_auth_results=N" for the log, or ""
     std::string log_prefix() const;
 
     const Services& services_;

@@ -45,11 +45,25 @@ DmarcAction for_quarantine(const Config& config, const std::string& domain, std:
     return {DmarcAction::Kind::none, domain, reason + " (dmarc_quarantine=none)"};
 }
 
+// The record could not be fetched (SPEC §10). Aligned mail passes whatever the record says;
+// for the rest the policy may be p=reject, so the sender is asked to try again, unless no
+// policy would be enforced anyway.
+DmarcAction for_unknown_policy(const Config& config, const dmarc::Evaluation& e) {
+    if (e.aligned) return {DmarcAction::Kind::none, e.from_domain, ""};
+    if (config.milter.dmarc_reject == "none" && config.milter.dmarc_quarantine == "none")
+        return {DmarcAction::Kind::none, e.from_domain,
+                "record lookup failed (dmarc_reject=none, dmarc_quarantine=none)"};
+    return {DmarcAction::Kind::unknown_policy, e.from_domain,
+            "record lookup failed, nothing aligned"};
+}
+
 int strength(DmarcAction::Kind k) {
     switch (k) {
         case DmarcAction::Kind::reject:
-            return 4;
+            return 5;
         case DmarcAction::Kind::tempfail:
+            return 4;
+        case DmarcAction::Kind::unknown_policy:
             return 3;
         case DmarcAction::Kind::hold:
             return 2;
@@ -69,6 +83,11 @@ DmarcAction dmarc_action(const FromFields& from, const std::vector<dmarc::Evalua
         return for_reject(config, "", false, "malformed From: " + from.problem);
     DmarcAction best;
     for (const auto& e : evaluations) {
+        if (e.result == dmarc::Result::temperror) {
+            auto a = for_unknown_policy(config, e);
+            if (strength(a.kind) > strength(best.kind)) best = a;
+            continue;
+        }
         if (e.result != dmarc::Result::fail) continue;
         DmarcAction a;
         std::string reason = "dmarc=fail p=" + std::string(dmarc::to_string(e.published));

@@ -40,7 +40,8 @@ FromFields read_from(const std::vector<std::string>& fields, int count, bool too
 
 // What enforcement makes of one message's DMARC outcome.
 struct DmarcAction {
-    enum class Kind { none, reject, tempfail, hold, header } kind = Kind::none;
+    // unknown_policy: the DMARC record could not be fetched and nothing aligned (451 4.7.5).
+    enum class Kind { none, reject, tempfail, unknown_policy, hold, header } kind = Kind::none;
     std::string domain;  // the From domain that caused it
     std::string reason;  // for the log
 };
@@ -48,7 +49,8 @@ struct DmarcAction {
 // The strongest action any evaluation asks for. A malformed From is handled as a DMARC failure
 // under p=reject (it is how multi-From and broken-From tricks bypassed OpenDMARC), so it follows
 // dmarc_reject too. A failure that a temporary DNS error may have caused gets tempfail, never a
-// permanent reject.
+// permanent reject; a From domain whose record could not be fetched gets unknown_policy unless
+// SPF or DKIM aligns with it (SPEC §10) or no enforcement is configured.
 DmarcAction dmarc_action(const FromFields& from, const std::vector<dmarc::Evaluation>& evaluations,
                          const Config& config);
 

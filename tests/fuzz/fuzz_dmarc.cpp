@@ -83,6 +83,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             !e.maybe_temporary)
             __builtin_trap();
         if (e.policy != dmarc::Policy::none && e.result != dmarc::Result::fail) __builtin_trap();
+        // pass means aligned, fail means not; a temperror says which, for the 451 (SPEC §10),
+        // and it can only be aligned when something passed for a domain at all.
+        if ((e.result == dmarc::Result::pass) != e.aligned &&
+            e.result != dmarc::Result::temperror && e.result != dmarc::Result::none)
+            __builtin_trap();
+        if (e.aligned && !ids.spf_pass && ids.dkim_pass_domains.empty()) __builtin_trap();
     }
     for (const auto& d : ids.dkim_pass_domains) {
         bool strict = dmarc::aligned(from, d, dmarc::Alignment::strict, psl);

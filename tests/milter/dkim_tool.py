@@ -3,8 +3,10 @@
 with python3-nacl for ed25519 and the openssl command for RSA keys.
 
     dkim_tool.py keygen DIR
-        writes DIR/rsa.pem, DIR/rsa.pub (base64 for p=), DIR/ed25519.key, DIR/ed25519.pub
-    dkim_tool.py sign KEYFILE rsa|ed25519 SELECTOR DOMAIN [relaxed/simple] [length] < message
+        writes DIR/rsa.pem, DIR/rsa.pub (base64 for p=), DIR/ed25519.key, DIR/ed25519.pub, and
+        short RSA keys DIR/rsa512.pem, rsa512.pub, rsa768.pem, rsa768.pub (RFC 8301 refuses them)
+    dkim_tool.py sign KEYFILE rsa|rsa-sha1|ed25519 SELECTOR DOMAIN [relaxed/simple] [length]
+        < message
         prints the DKIM-Signature field ("DKIM-Signature: ...", folded) for the message on stdin
 
 Test fixture only: keys are generated per test run and never leave the scratch directory.
@@ -17,14 +19,21 @@ import dkim
 import nacl.signing
 
 
-def keygen(directory):
-    pem = subprocess.run(["openssl", "genrsa", "2048"], check=True, capture_output=True).stdout
+def rsa_keygen(directory, name, bits):
+    pem = subprocess.run(["openssl", "genrsa", str(bits)], check=True,
+                         capture_output=True).stdout
     der = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=pem, check=True,
                          capture_output=True).stdout
-    with open(directory + "/rsa.pem", "wb") as f:
+    with open(directory + "/" + name + ".pem", "wb") as f:
         f.write(pem)
-    with open(directory + "/rsa.pub", "w") as f:
+    with open(directory + "/" + name + ".pub", "w") as f:
         f.write(base64.b64encode(der).decode())
+
+
+def keygen(directory):
+    rsa_keygen(directory, "rsa", 2048)
+    rsa_keygen(directory, "rsa512", 512)
+    rsa_keygen(directory, "rsa768", 768)
     key = nacl.signing.SigningKey.generate()
     with open(directory + "/ed25519.key", "w") as f:
         f.write(base64.b64encode(bytes(key)).decode())
@@ -36,7 +45,7 @@ def sign(keyfile, kind, selector, domain, canon="relaxed/simple", length=False):
     message = sys.stdin.buffer.read()
     with open(keyfile, "rb") as f:
         key = f.read()
-    algorithm = b"ed25519-sha256" if kind == "ed25519" else b"rsa-sha256"
+    algorithm = {"ed25519": b"ed25519-sha256", "rsa-sha1": b"rsa-sha1"}.get(kind, b"rsa-sha256")
     header, body = canon.split("/")
     sig = dkim.sign(message, selector.encode(), domain.encode(), key,
                     canonicalize=(header.encode(), body.encode()), signature_algorithm=algorithm,

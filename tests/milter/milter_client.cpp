@@ -188,9 +188,13 @@ Outcome MilterClient::run(const Transaction& t) {
     bool leading_space = (protocol_ & leadspc) != 0;
 
     send('D', "C" + z("j") + z("mx.rcpt.example") + z("{daemon_name}") + z("smtpd"));
-    std::string family = t.client_ip.find(':') == std::string::npos ? "4" : "6";
-    std::string connect =
-        z("client.sender.test") + family + std::string("\0\x19", 2) + z(t.client_ip);
+    // No address: family 'U' (unknown), as Postfix sends for mail submitted with sendmail(1)
+    // under non_smtpd_milters.
+    std::string family = t.client_ip.empty()                          ? "U"
+                         : t.client_ip.find(':') == std::string::npos ? "4"
+                                                                      : "6";
+    std::string connect = z("client.sender.test") + family;
+    if (!t.client_ip.empty()) connect += std::string("\0\x19", 2) + z(t.client_ip);
     if (!step('C', connect, &out)) return out;
     if (!step('H', z(t.helo), &out)) return out;
     std::string macros = z("i") + z("4BXq1k2Yz");

@@ -39,7 +39,7 @@ class MilterProcess {
 using Header = std::pair<std::string, std::string>;  // name, value without the leading space
 
 struct Transaction {
-    std::string client_ip = "192.0.2.10";
+    std::string client_ip = "192.0.2.10";  // empty: no address (local submission)
     std::string helo = "mail.sender.test";
     std::string sender;
     std::vector<std::string> recipients = {"bob@rcpt.example"};

@@ -25,6 +25,8 @@ Keys::Keys() {
     std::string cmd = std::string(POSTWARDEN_PYTHON3) + " " + tool + " keygen " + dir.path();
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("dkim_tool.py keygen failed");
     rsa_public = slurp(dir.path() + "/rsa.pub");
+    rsa512_public = slurp(dir.path() + "/rsa512.pub");
+    rsa768_public = slurp(dir.path() + "/rsa768.pub");
     ed25519_public = slurp(dir.path() + "/ed25519.pub");
 }
 
@@ -39,10 +41,14 @@ std::string sign(const std::vector<Header>& headers, const std::string& body,
     const auto& k = keys();
     std::string in = k.dir.path() + "/message", out = k.dir.path() + "/signature";
     std::ofstream(in, std::ios::binary) << render(headers, body);
-    std::string key = k.dir.path() + (kind == "rsa" ? "/rsa.pem" : "/ed25519.key");
-    std::string cmd = std::string(POSTWARDEN_PYTHON3) + " " + tool + " sign " + key + " " + kind +
-                      " " + selector + " " + domain + " " + canon + (length ? " length" : "") +
-                      " < " + in + " > " + out;
+    std::string key = k.dir.path() + (kind == "ed25519"  ? "/ed25519.key"
+                                      : kind == "rsa512" ? "/rsa512.pem"
+                                      : kind == "rsa768" ? "/rsa768.pem"
+                                                         : "/rsa.pem");
+    const std::string algorithm = kind == "rsa-sha1" || kind == "ed25519" ? kind : "rsa";
+    std::string cmd = std::string(POSTWARDEN_PYTHON3) + " " + tool + " sign " + key + " " +
+                      algorithm + " " + selector + " " + domain + " " + canon +
+                      (length ? " length" : "") + " < " + in + " > " + out;
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("dkim_tool.py sign failed");
     auto field = slurp(out);
     auto colon = field.find(':');
@@ -63,6 +69,12 @@ std::string zone() {
            k.ed25519_public +
            "\"\n"
            "broken._domainkey.sender.test TXT \"v=DKIM1; k=rsa; p=AAAAnotakey\"\n"
+           "rsa512._domainkey.sender.test TXT \"v=DKIM1; k=rsa; p=" +
+           k.rsa512_public +
+           "\"\n"
+           "rsa768._domainkey.sender.test TXT \"v=DKIM1; k=rsa; p=" +
+           k.rsa768_public +
+           "\"\n"
            "slow._domainkey.sender.test TIMEOUT\n"
            "quar.test TXT \"v=spf1 -all\"\n"
            "_dmarc.quar.test TXT \"v=DMARC1; p=quarantine\"\n"
@@ -73,7 +85,14 @@ std::string zone() {
            "sub.org.test TXT \"v=spf1 -all\"\n"
            "other.test TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"
            "slowdmarc.test TXT \"v=spf1 -all\"\n"
-           "_dmarc.slowdmarc.test TIMEOUT\n";
+           "_dmarc.slowdmarc.test TIMEOUT\n"
+           "servfail.test TXT \"v=spf1 ip4:192.0.2.0/24 -all\"\n"
+           "_dmarc.servfail.test SERVFAIL\n"
+           "rsa._domainkey.servfail.test TXT \"v=DKIM1; k=rsa; p=" +
+           k.rsa_public +
+           "\"\n"
+           "sub.sloworg.test TXT \"v=spf1 -all\"\n"
+           "_dmarc.sloworg.test TIMEOUT\n";
 }
 
 std::string config(RedisServer& redis, DnsServer& dns, const std::string& extra) {

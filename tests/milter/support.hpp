@@ -16,18 +16,22 @@ namespace postwarden::test {
 struct Keys {
     TempDir dir{"postwarden-dkim"};
     std::string rsa_public, ed25519_public;
+    std::string rsa512_public, rsa768_public;  // too short to count (RFC 8301)
     Keys();
 };
 const Keys& keys();
 
 // The DKIM-Signature value (after "DKIM-Signature: ") python3-dkim makes for this message.
-// kind: "rsa" or "ed25519"; canon like "relaxed/simple"; length: add l=.
+// kind: "rsa" (2048 bits), "rsa-sha1" (the same key), "rsa512", "rsa768" (rsa-sha256 with short
+// keys, selectors rsa512 and rsa768) or "ed25519"; canon like "relaxed/simple"; length: add l=.
 std::string sign(const std::vector<Header>& headers, const std::string& body,
                  const std::string& kind, const std::string& selector, const std::string& domain,
                  const std::string& canon = "relaxed/simple", bool length = false);
 
-// sender.test (SPF 192.0.2.0/24, p=reject, keys rsa._domainkey and ed._domainkey), quar.test
-// (p=quarantine), none.test (p=none), org.test (p=none sp=reject), other.test (SPF only).
+// sender.test (SPF 192.0.2.0/24, p=reject, keys rsa, ed, rsa512 and rsa768._domainkey), quar.test
+// (p=quarantine), none.test (p=none), org.test (p=none sp=reject), other.test (SPF only);
+// DMARC lookups that fail: slowdmarc.test (times out), servfail.test (SERVFAIL; SPF
+// 192.0.2.0/24, key rsa._domainkey), sub.sloworg.test (none there, its org domain times out).
 std::string zone();
 
 std::string config(RedisServer& redis, DnsServer& dns, const std::string& extra = "");

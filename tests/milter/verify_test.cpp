@@ -135,11 +135,57 @@ TEST_CASE("temporary DNS errors give temperror and tempfail, never a reject", "[
     CHECK(out.reply == 'y');
     CHECK(out.text.rfind("451 4.7.1", 0) == 0);
 
-    // the DMARC record itself does not answer: dmarc=temperror, accepted
+    // the DMARC record itself does not answer and nothing aligns: 451 4.7.5 (SPEC §10)
     Transaction u;
     u.sender = "x@slowdmarc.test";
     u.headers = headers_from("x@slowdmarc.test");
     out = w.run(u);
+    CHECK(out.text.rfind("451 4.7.5", 0) == 0);
+}
+
+// SPEC §10: when the DMARC record cannot be fetched, mail that neither SPF nor DKIM aligns with
+// the From domain is answered 451 4.7.5, never accepted unenforced; aligned mail passes whatever
+// the lookup did. At the From domain and at the organizational domain, timeout and SERVFAIL.
+TEST_CASE("DMARC policy lookup fails temporarily: 451 4.7.5 unless SPF or DKIM aligns",
+          "[milter]") {
+    World w;
+    auto mail = [](const std::string& from, const std::string& client) {
+        Transaction t;
+        t.client_ip = client;
+        t.sender = from;
+        t.headers = headers_from(from);
+        return t;
+    };
+    const std::string unaligned = "451 4.7.5 DMARC policy for ";
+    for (const auto& from : {"x@servfail.test", "x@slowdmarc.test", "x@sub.sloworg.test"}) {
+        auto out = w.run(mail(from, "203.0.113.9"));
+        INFO(from << "\n" << w.milter.log());
+        CHECK(out.stage == 'E');
+        CHECK(out.text.rfind(unaligned, 0) == 0);
+    }
+    CHECK(w.milter.log().find("action=tempfail reason=dmarc-temperror") != std::string::npos);
+
+    // SPF passes and aligns: accepted, the lookup's failure shown in the header
+    auto out = w.run(mail("x@servfail.test", "192.0.2.10"));
+    INFO(w.milter.log());
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dmarc=temperror") != std::string::npos);
+
+    // SPF aligns with nothing (another domain), an aligned DKIM signature does
+    auto t = mail("x@servfail.test", "192.0.2.10");
+    t.sender = "x@other.test";
+    out = w.run(t);
+    CHECK(out.text.rfind(unaligned, 0) == 0);
+    t.headers.insert(t.headers.begin(),
+                     {"DKIM-Signature", sign(t.headers, t.body, "rsa", "rsa", "servfail.test")});
+    out = w.run(t);
+    CHECK(out.accepted());
+    CHECK(out.added("Authentication-Results").find("dkim=pass header.d=servfail.test") !=
+          std::string::npos);
+
+    // no enforcement configured at all: nothing to wait for
+    World lenient(no_greylist + "[milter]\ndmarc_reject = none\ndmarc_quarantine = none\n");
+    out = lenient.run(mail("x@servfail.test", "203.0.113.9"));
     CHECK(out.accepted());
     CHECK(out.added("Authentication-Results").find("dmarc=temperror") != std::string::npos);
 }
@@ -286,5 +332,91 @@ TEST_CASE("over a unix socket, header fields and body chunks are not answered", 
             auto ar = out.added("Authentication-Results");
             CHECK(ar.find(t == &good ? "dkim=pass" : "dkim=fail") != std::string::npos);
         }
+    }
+}
+
+// SPEC §5: our id is removed on every path, not only where the milter verifies. A web
+// application on 127.0.0.1, a SASL user or a local sendmail(1) user must not be able to deliver
+// "Authentication-Results: <our id>; dmarc=pass" to a local mailbox.
+TEST_CASE("forged Authentication-Results: removed from authenticated, trusted and local mail",
+          "[milter]") {
+    World w;
+    const std::vector<Header> forged = {
+        {"Authentication-Results", "mx.rcpt.example; dmarc=pass header.from=bank.example"},
+        {"Authentication-Results", "upstream.example; spf=pass smtp.mailfrom=bank.example"},
+        {"Authentication-Results", "(c) \"MX.rcpt.example\"; dkim=pass header.d=bank.example"}};
+    Transaction sasl;
+    sasl.client_ip = "198.51.100.44";
+    sasl.login = "alice@rcpt.example";
+    sasl.sender = "alice@rcpt.example";
+    Transaction trusted;
+    trusted.client_ip = "127.0.0.1";
+    trusted.sender = "www-data@rcpt.example";
+    Transaction local;
+    local.client_ip = "";  // sendmail(1) under non_smtpd_milters: no client address
+    local.sender = "www-data@rcpt.example";
+    for (auto* t : {&sasl, &trusted, &local}) {
+        t->headers = headers_from("alice@rcpt.example");
+        t->headers.insert(t->headers.end(), forged.begin(), forged.end());
+        auto out = w.run(*t);
+        INFO("client " << t->client_ip << " login " << t->login << "\n" << w.milter.log());
+        REQUIRE(out.accepted());
+        auto ars = auth_results(apply_modifications(t->headers, out.modifications));
+        REQUIRE(ars.size() == 1);
+        CHECK(ars[0].rfind("upstream.example;", 0) == 0);
+        CHECK(out.added("Authentication-Results").empty());  // outbound: no verdict of ours
+    }
+    CHECK(w.milter.log().find("action=accept reason=outbound login=alice@rcpt.example "
+                              "removed_auth_results=2") != std::string::npos);
+
+    // S8 off: an authenticated session is not checked at all, and still cleaned
+    World unchecked(no_greylist + "[milter]\nenforce_from = no\n");
+    sasl.headers = headers_from("someone@bank.example");
+    sasl.headers.insert(sasl.headers.end(), forged.begin(), forged.end());
+    auto out = unchecked.run(sasl);
+    REQUIRE(out.accepted());
+    CHECK(auth_results(apply_modifications(sasl.headers, out.modifications)).size() == 1);
+
+    // more than the milter keeps track of: refused on these paths too
+    for (int i = 0; i < 64; ++i)
+        trusted.headers.push_back({"Authentication-Results", "mx.rcpt.example; dkim=pass"});
+    out = w.run(trusted);
+    CHECK(out.text == "550 5.7.1 Too many Authentication-Results fields claiming mx.rcpt.example");
+}
+
+// RFC 8301: rsa-sha1 signatures and RSA keys under 1024 bits never count as valid. They are
+// reported dkim=policy (RFC 8601 §2.7.1: signed, but not acceptable to us) with the reason, and
+// DMARC does not pass on them: with SPF failing, p=reject refuses the message.
+TEST_CASE("RFC 8301: rsa-sha1 and RSA keys under 1024 bits do not pass", "[milter]") {
+    World lenient(no_greylist + "[milter]\ndmarc_reject = none\n");
+    World w;
+    struct Row {
+        const char *kind, *selector, *in_results;
+    };
+    const std::vector<Row> rows = {
+        {"rsa-sha1", "rsa",
+         "dkim=policy (rsa-sha1 is not accepted, RFC 8301) header.d=sender.test header.s=rsa "
+         "header.a=rsa-sha1"},
+        {"rsa512", "rsa512",
+         "dkim=policy (RSA key of 512 bits, under 1024, RFC 8301) header.d=sender.test "
+         "header.s=rsa512 header.a=rsa-sha256"},
+        {"rsa768", "rsa768",
+         "dkim=policy (RSA key of 768 bits, under 1024, RFC 8301) header.d=sender.test "
+         "header.s=rsa768 header.a=rsa-sha256"},
+    };
+    for (const auto& row : rows) {
+        Transaction t;
+        t.sender = "news@sender.test";
+        t.client_ip = "203.0.113.9";  // SPF fails: only DKIM could make DMARC pass
+        t.headers = headers_from("news@sender.test");
+        t.headers.insert(t.headers.begin(), {"DKIM-Signature", sign(t.headers, t.body, row.kind,
+                                                                    row.selector, "sender.test")});
+        auto out = lenient.run(t);
+        INFO(row.kind << "\n" << lenient.milter.log());
+        REQUIRE(out.accepted());
+        auto ar = out.added("Authentication-Results");
+        CHECK(ar.find(row.in_results) != std::string::npos);
+        CHECK(ar.find("dmarc=fail") != std::string::npos);
+        CHECK(w.run(t).text == "550 5.7.1 Rejected by DMARC policy for sender.test");
     }
 }

@@ -118,3 +118,46 @@ TEST_CASE("evaluation: alignment, sp, pct, temporary errors", "[unit][dmarc]") {
     CHECK(evaluate("example.com", temp, nothing, psl, 0).result == Result::temperror);
     CHECK(evaluate("example.com", Discovery{}, nothing, psl, 0).result == Result::none);
 }
+
+// SPEC §10: a record that could not be fetched says nothing about the policy, so the caller
+// must know whether anything aligned; with no record to read adkim/aspf from, alignment is
+// relaxed (the default, and the most a record could allow).
+TEST_CASE("evaluation: a policy lookup that failed temporarily, aligned or not", "[unit][dmarc]") {
+    PublicSuffixList psl;
+    Discovery temp;
+    temp.status = Discovery::Status::temperror;
+    struct Row {
+        const char* what;
+        bool spf_pass;
+        std::string spf_domain;
+        std::vector<std::string> dkim;
+        bool aligned;
+    };
+    const std::vector<Row> rows = {
+        {"nothing", false, "", {}, false},
+        {"SPF fails for the From domain", false, "example.com", {}, false},
+        {"SPF passes for another domain", true, "other.example", {}, false},
+        {"SPF passes for a subdomain", true, "bounce.example.com", {}, true},
+        {"SPF passes for the From domain", true, "example.com", {}, true},
+        {"DKIM passes for another domain", false, "", {"other.example"}, false},
+        {"DKIM passes for a subdomain", false, "", {"x.other.example", "mail.example.com"}, true},
+    };
+    for (const auto& row : rows) {
+        INFO(row.what);
+        Identifiers ids;
+        ids.spf_pass = row.spf_pass;
+        ids.spf_domain = row.spf_domain;
+        ids.dkim_pass_domains = row.dkim;
+        auto e = evaluate("Example.COM", temp, ids, psl, 0);
+        CHECK(e.result == Result::temperror);
+        CHECK(e.from_domain == "example.com");
+        CHECK(e.aligned == row.aligned);
+    }
+    // a record that was found sets it too
+    auto lookup = zone({{"_dmarc.example.com", txt({"v=DMARC1; p=reject; adkim=s"})}});
+    Identifiers dkim_sub;
+    dkim_sub.dkim_pass_domains = {"mail.example.com"};
+    auto e = evaluate("example.com", discover("example.com", lookup, psl), dkim_sub, psl, 0);
+    CHECK(e.result == Result::fail);
+    CHECK_FALSE(e.aligned);
+}

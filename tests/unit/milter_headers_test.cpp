@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/auth_results.hpp"
+#include "common/config.hpp"
 #include "common/dkim.hpp"
 #include "common/mail_header.hpp"
 
@@ -26,6 +27,71 @@ TEST_CASE("Authentication-Results: one header, RFC 8601 entries, hostile values 
     empty.authserv_id = "mx";
     CHECK(format_auth_results(empty) == "mx;\n\tdkim=none;\n\tdmarc=none");
     CHECK(header_value_token("a\r\nb\"c") == "\"ab\\\"c\"");
+}
+
+// Every form RFC 8601 allows for the id that is ours (value = token / quoted-string, CFWS
+// around it, case-insensitive, a DNS name with or without its final dot) must be recognised,
+// or a forged verdict stays in the message; and nothing else may be taken for ours.
+TEST_CASE("authserv-id: every spelling of ours is recognised, others are not",
+          "[unit][auth_results]") {
+    struct Row {
+        const char* value;
+        bool ours;
+    };
+    const std::vector<Row> rows = {
+        {"mx.example; dmarc=pass", true},
+        {"mx.example 1; dmarc=pass", true},  // with a version
+        {"MX.Example; dmarc=pass", true},
+        {"mx.example.; dmarc=pass", true},  // absolute DNS name
+        {"MX.EXAMPLE.; none", true},
+        {"\"mx.example\"; dmarc=pass", true},
+        {"\"MX.example.\"; dmarc=pass", true},
+        {"\"mx\\.example\"; dmarc=pass", true},  // quoted-pair
+        {"\" mx.example \"; dmarc=pass", true},  // FWS inside the quotes
+        {"(c) mx.example; dmarc=pass", true},
+        {"(a (nested) comment) mx.example; dmarc=pass", true},
+        {"(comment with \\) paren) mx.example; none", true},
+        {"\r\n\t(folded)\r\n mx.example\n\t; dmarc=pass", true},
+        {" \t mx.example(after); dmarc=pass", true},
+        {"mx.example(.other.example; dkim=pass", true},  // the CVE-2020-12272 shape
+        {"mx.example@other.example; dkim=pass", true},   // '@' ends a token too
+        {"mx.example;dmarc=pass", true},
+        {"mx.example", true},
+        {"mx.example.other; dmarc=pass", false},
+        {"other.mx.example; dmarc=pass", false},
+        {"mx.example..; dmarc=pass", false},
+        {"mx-example; dmarc=pass", false},
+        {"\"mx.example; dmarc=pass", false},  // unterminated quoted string
+        {"(mx.example) other.example; dmarc=pass", false},
+        {"(unterminated mx.example; dmarc=pass", false},
+        {"; dmarc=pass", false},
+        {"", false},
+    };
+    for (const auto& row : rows) {
+        INFO(row.value);
+        CHECK(claims_authserv_id(row.value, "mx.example") == row.ours);
+        CHECK(claims_authserv_id(row.value, "MX.example.") == row.ours);  // ours, spelt so
+    }
+}
+
+// The id we write must be one token, or no header could ever claim it and nothing forged would
+// be removed: anything else stops the program at start with FILE:LINE: [milter] authserv_id.
+TEST_CASE("authserv-id: [milter] authserv_id must be a token", "[unit][auth_results]") {
+    auto error_of = [](const std::string& value) {
+        std::string error;
+        auto c = parse_config("[milter]\nauthserv_id = " + value + "\n", "test.conf", &error);
+        return c ? std::string() : error;
+    };
+    for (const char* good : {"mx.example", "MX.Example.", "mx1", "mail_in.example-1.net"}) {
+        INFO(good);
+        CHECK(error_of(good).empty());
+    }
+    for (const char* bad : {"mx example", "mx;example", "mx(example)", "\"mx\"", "mx@example",
+                            "mx/example", "mx:1", "mx\texample", "m\xc3\xa9.example", "mx=1",
+                            "[mx.example]", "mx,example", "mx\\example", "mx.example..", ".mx"}) {
+        INFO(bad);
+        CHECK(error_of(bad).rfind("test.conf:2: [milter] authserv_id: ", 0) == 0);
+    }
 }
 
 TEST_CASE("authserv-id of incoming Authentication-Results", "[unit][auth_results]") {
