@@ -27,7 +27,7 @@ std::optional<GreylistOutcome> GreylistMemo::recall(const GreylistKeys& keys, co
                                                     long long now_ms) {
     roll(config, now_ms);
     if (entries_.size() == 0) return std::nullopt;
-    if (config.greylist.auto_allow_clients > 0) {
+    if (greylist_auto_allow(keys, config) > 0) {
         if (const long* passed = entries_.find(keys.client))
             return GreylistOutcome{GreylistVerdict::client_allowed, *passed};
     }

@@ -11,7 +11,8 @@ using postwarden::policy::GreylistMemo;
 namespace {
 
 GreylistKeys keys(const std::string& client, const std::string& rcpt) {
-    return {client, "pw:grey:{" + client + "}:a@x.example:" + rcpt, "pw:awl:{" + client + "}"};
+    return {client, "pw:grey:{" + client + "}:a@x.example:" + rcpt,
+            "pw:awl-domains:{" + client + "}"};
 }
 
 Config config(long auto_allow = 5, long pass_ttl = 3024000) {
