@@ -7,7 +7,7 @@
 // (pass_ttl, 35 days by default), so remembering it for a moment changes nothing in the answer.
 //
 // What it changes: the script refreshes the TTL of a passed triplet (and of its client's
-// auto-allow counter) on every pass; with the memo, at most once per hold period (60 s, or half
+// auto-allow set) on every pass; with the memo, at most once per hold period (60 s, or half
 // of pass_ttl when that is shorter), so a pass may expire up to that much earlier than after its
 // last mail. A key deleted by hand (redis-cli DEL, to greylist a sender again) takes effect in
 // this process within the hold period. Nothing else is remembered: a new or early triplet always
