@@ -175,8 +175,9 @@ Effects Session::end_of_message_inbound() {
               (m.forged_auth_results.empty()
                    ? ""
                    : " removed_auth_results=" + std::to_string(m.forged_auth_results.size())));
-    // Auto-allow counts mail that was accepted as it is, from a sender SPF does not disown.
-    if (countable && action.kind == DmarcAction::Kind::none &&
+    // Auto-allow counts mail accepted as it is (no DMARC failure, even one set to pass), from a
+    // sender whose SPF does not disown the client.
+    if (countable && action.kind == DmarcAction::Kind::none && action.reason.empty() &&
         !(spf && spf->result == spf::Result::fail))
         count_accepted(services_, config, *countable, m.sender, unix_now_ms());
     e.step = Effects::Step::accept;
