@@ -1,7 +1,8 @@
 // greylist.cpp — `postwarden greylist stats`: what common/lua/greylist.lua has stored. A triplet
 // key <prefix>grey:{<identity>}:<sender>:<rcpt> holds "f<first-ms>" while it waits for its retry
-// and "p" once passed; <prefix>awl:{<identity>} counts the triplets a client identity passed, and
-// from auto_allow_clients on that identity skips greylisting. These keys are not indexed anywhere,
+// and "p" once passed; the SET <prefix>awl-domains:{<identity>} holds the sender domains of
+// accepted mail that passed greylisting from a client network, and from auto_allow_clients of
+// them on that network skips greylisting. These keys are not indexed anywhere,
 // so the command walks the keyspace with SCAN MATCH ... COUNT (never KEYS, which would stall
 // Redis): O(keys in the database), in steps that let other clients in between.
 #include <algorithm>
@@ -26,10 +27,10 @@ std::string glob_escape(std::string_view text) {
     return out;
 }
 
-// Calls each(keys, values) for every key matching pattern, with GET's answers (nil for a key
-// that expired between the SCAN and the GET).
+// Calls each(keys, values) for every key matching pattern, with the answers of `read` (GET or
+// SCARD) for each (nil or 0 for a key that expired between the SCAN and the read).
 template <typename Each>
-long long scan_values(Store& store, const std::string& pattern, Each each) {
+long long scan_values(Store& store, const std::string& pattern, const char* read, Each each) {
     std::string cursor = "0";
     long long seen = 0;
     do {
@@ -41,7 +42,7 @@ long long scan_values(Store& store, const std::string& pattern, Each each) {
         if (keys.empty()) continue;
         std::vector<std::vector<std::string>> gets;
         for (const auto& k : keys)
-            gets.push_back({"GET", k});
+            gets.push_back({read, k});
         each(keys, store.batch(std::move(gets)));
         seen += static_cast<long long>(keys.size());
     } while (cursor != "0");
@@ -51,10 +52,10 @@ long long scan_values(Store& store, const std::string& pattern, Each each) {
 struct GreylistStats {
     long long pending = 0, due = 0, passed = 0, other = 0;
     long long clients = 0;
-    std::vector<std::pair<std::string, long long>> allowed;  // identity, passed triplets
+    std::vector<std::pair<std::string, long long>> allowed;  // identity, sender domains
 };
 
-// "<prefix>awl:{203.0.113.0/24}" → "203.0.113.0/24".
+// "<prefix>awl-domains:{203.0.113.0/24}" → "203.0.113.0/24".
 std::string identity_of(std::string_view key, std::size_t prefix_size) {
     key.remove_prefix(prefix_size);
     if (key.size() >= 2 && key.front() == '{' && key.back() == '}')
@@ -68,7 +69,7 @@ Output greylist_stats(Context& ctx) {
     const auto& g = ctx.config.greylist;
     GreylistStats s;
     auto grey = glob_escape(ctx.store.key("grey:")) + "*";
-    scan_values(ctx.store, grey, [&](const auto&, const std::vector<redis::Value>& values) {
+    scan_values(ctx.store, grey, "GET", [&](const auto&, const std::vector<redis::Value>& values) {
         for (const auto& v : values) {
             if (v.type != redis::Value::Type::string) continue;  // expired meanwhile
             if (v.str == "p") {
@@ -82,13 +83,14 @@ Output greylist_stats(Context& ctx) {
             }
         }
     });
-    auto awl_prefix = ctx.store.key("awl:");
-    scan_values(ctx.store, glob_escape(awl_prefix) + "*",
+    auto awl_prefix = ctx.store.key("awl-domains:");
+    scan_values(ctx.store, glob_escape(awl_prefix) + "*", "SCARD",
                 [&](const std::vector<std::string>& keys, const std::vector<redis::Value>& values) {
                     for (std::size_t i = 0; i < keys.size(); ++i) {
-                        if (values[i].type != redis::Value::Type::string) continue;
+                        if (values[i].type != redis::Value::Type::integer) continue;
+                        long long n = values[i].integer;
+                        if (n == 0) continue;  // expired meanwhile
                         ++s.clients;
-                        long long n = std::stoll(values[i].str);
                         if (g.auto_allow_clients > 0 && n >= g.auto_allow_clients)
                             s.allowed.emplace_back(identity_of(keys[i], awl_prefix.size()), n);
                     }
@@ -106,7 +108,7 @@ Output greylist_stats(Context& ctx) {
     if (s.other > 0) out.text += "unknown values     " + std::to_string(s.other) + "\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& [identity, n] : s.allowed)
-        rows.push_back({"  " + printable(identity), std::to_string(n) + " passed"});
+        rows.push_back({"  " + printable(identity), std::to_string(n) + " sender domains"});
     out.text += columns(rows);
 
     JsonWriter json;
@@ -116,7 +118,7 @@ Output greylist_stats(Context& ctx) {
     json.key("clients").begin_object().field("counted", s.clients);
     json.field("auto_allow_clients", g.auto_allow_clients).key("auto_allowed").begin_array();
     for (const auto& [identity, n] : s.allowed)
-        json.begin_object().field("identity", identity).field("passed", n).end_object();
+        json.begin_object().field("identity", identity).field("domains", n).end_object();
     json.end_array().end_object().end_object();
     out.json = json.str();
     return out;

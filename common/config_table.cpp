@@ -249,7 +249,7 @@ const std::vector<Key>& key_table() {
           "seconds a passed triplet is remembered after it was last seen"},
          SET(return parse_number(v, 1L, 315360000L, &c.greylist.pass_ttl, e);)},
         {{"greylist", "auto_allow_clients", "5",
-          "after N passed triplets the client network skips greylisting; 0 = off"},
+          "accepted mail of N sender domains lets the client network skip greylisting; 0 = off"},
          SET(return parse_number(v, 0L, 1000000L, &c.greylist.auto_allow_clients, e);)},
         {{"greylist", "trust_authenticated", "yes",
           "S2: SPF pass + aligned valid DKIM is never greylisted (needs the milter)"},

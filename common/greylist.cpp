@@ -21,6 +21,7 @@ GreylistKeys greylist_keys(const std::optional<IpAddress>& client, std::string_v
     GreylistKeys k;
     if (!spf_domain.empty()) {
         k.identity = sanitize_tag(to_lower(spf_domain));
+        k.network = false;
     } else if (client) {
         int len = client->v6 ? config.greylist.subnet_v6 : config.greylist.subnet_v4;
         k.identity = Cidr{mask(*client, len), len}.to_string();
@@ -29,14 +30,27 @@ GreylistKeys greylist_keys(const std::optional<IpAddress>& client, std::string_v
     }
     const auto& p = config.redis.prefix;
     k.triplet = p + "grey:{" + k.identity + "}:" + to_lower(sender) + ":" + to_lower(recipient);
-    k.client = p + "awl:{" + k.identity + "}";
+    k.client = p + "awl-domains:{" + k.identity + "}";
     return k;
 }
 
-std::vector<std::string> greylist_args(long long now_ms, const Config& config) {
+long greylist_auto_allow(const GreylistKeys& keys, const Config& config) {
+    return keys.network ? config.greylist.auto_allow_clients : 0;
+}
+
+std::vector<std::string> greylist_args(const GreylistKeys& keys, long long now_ms,
+                                       const Config& config) {
     const auto& g = config.greylist;
     return {std::to_string(now_ms), std::to_string(g.delay), std::to_string(g.retry_window),
-            std::to_string(g.pass_ttl), std::to_string(g.auto_allow_clients)};
+            std::to_string(g.pass_ttl), std::to_string(greylist_auto_allow(keys, config))};
+}
+
+std::vector<std::string> greylist_count_args(const GreylistKeys& keys,
+                                             std::string_view sender_domain, long long now_ms,
+                                             const Config& config) {
+    auto args = greylist_args(keys, now_ms, config);
+    args.push_back(to_lower(sender_domain));
+    return args;
 }
 
 bool greylist_first_sight_applies(const Config& config) {

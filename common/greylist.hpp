@@ -19,7 +19,8 @@ namespace postwarden {
 struct GreylistKeys {
     std::string identity;
     std::string triplet;  // KEYS[1] of greylist.lua
-    std::string client;   // KEYS[2]
+    std::string client;   // KEYS[2]: the sender domains that count towards auto-allow
+    bool network = true;  // the identity is the client network, not an SPF domain
 };
 
 // sender and recipient as the envelope has them (lower-cased here); spf_domain empty unless SPF
@@ -28,8 +29,19 @@ GreylistKeys greylist_keys(const std::optional<IpAddress>& client, std::string_v
                            std::string_view recipient, std::string_view spf_domain,
                            const Config& config);
 
+// auto_allow_clients as it applies to these keys: only a client network earns auto-allow. An
+// SPF domain is no evidence about the addresses it covers (a record may say +all, and the null
+// sender's identity is any HELO name its owner publishes), so for it this is 0.
+long greylist_auto_allow(const GreylistKeys& keys, const Config& config);
+
 // ARGV of greylist.lua for a decision at now_ms (unix milliseconds).
-std::vector<std::string> greylist_args(long long now_ms, const Config& config);
+std::vector<std::string> greylist_args(const GreylistKeys& keys, long long now_ms,
+                                       const Config& config);
+// ARGV of greylist.lua that count sender_domain towards the client's auto-allow: the milter
+// accepted a message on this triplet. The reply is {"counted" | "uncounted", members}.
+std::vector<std::string> greylist_count_args(const GreylistKeys& keys,
+                                             std::string_view sender_domain, long long now_ms,
+                                             const Config& config);
 
 // First sight without the script. A new triplet is what a greylisting server sees most after
 // known ones, and greylist.lua costs Redis about 10x a plain command. For a new triplet the
@@ -37,9 +49,10 @@ std::vector<std::string> greylist_args(long long now_ms, const Config& config);
 // whether the triplet was new:  SET <triplet> f<now> NX GET EX <retry_window>  (Redis >= 7.0).
 // nil: nothing was there and the record is written, the answer is {defer_new, delay}; anything
 // else: nothing was written, the script decides as always. Only for delay > 0 (with no delay a
-// new triplet passes at once, which the script does). With auto_allow_clients the caller also
-// reads the client's count (GET <client>, in the same write): for a client at the threshold it
-// deletes the record it wrote and runs the script, which would not have written one.
+// new triplet passes at once, which the script does). When auto-allow applies
+// (greylist_auto_allow) the caller also reads the client's count (SCARD <client>, in the same
+// write): for a client at the threshold it deletes the record it wrote and runs the script,
+// which would not have written one.
 bool greylist_first_sight_applies(const Config& config);
 std::vector<std::string> greylist_first_sight_command(const GreylistKeys& keys, long long now_ms,
                                                       const Config& config);

@@ -81,25 +81,95 @@ CheckResult allowed(const Services& services, const Config& config,
 
 }  // namespace
 
+namespace {
+
+// What greylisting by network already holds for a message, read in one round trip: each
+// recipient's network triplet, and the client's auto-allow domains when they apply.
+struct NetworkState {
+    std::vector<GreylistKeys> keys;  // per recipient
+    std::vector<bool> passed;        // per recipient: the triplet is "p"
+    long threshold = 0;              // greylist_auto_allow: 0 when auto-allow is off
+    long domains = 0;                // the client's auto-allow domains
+    bool domain_counted = false;     // the sender's domain is one of them
+};
+
+std::optional<NetworkState> read_network(const Services& services, const Config& config,
+                                         const std::optional<IpAddress>& client,
+                                         std::string_view sender,
+                                         const std::vector<std::string>& recipients) {
+    NetworkState s;
+    std::vector<std::string> mget{"MGET"};
+    for (const auto& rcpt : recipients) {
+        s.keys.push_back(greylist_keys(client, sender, rcpt, "", config));
+        mget.push_back(s.keys.back().triplet);
+    }
+    std::vector<std::vector<std::string>> commands{std::move(mget)};
+    s.threshold = greylist_auto_allow(s.keys.front(), config);
+    if (s.threshold > 0) {
+        commands.push_back({"SCARD", s.keys.front().client});
+        commands.push_back({"SISMEMBER", s.keys.front().client, to_lower(domain_of(sender))});
+    }
+    auto replies = services.redis.batch(std::move(commands));
+    for (const auto& r : replies)
+        if (!r.ok || r.value.is_error()) {
+            log::warning("greylist read failed: " + (r.ok ? r.value.str : r.error));
+            return std::nullopt;
+        }
+    const auto& triplets = replies[0].value;
+    if (triplets.type != redis::Value::Type::array || triplets.elements.size() != s.keys.size())
+        return std::nullopt;
+    for (const auto& t : triplets.elements)
+        s.passed.push_back(t.type == redis::Value::Type::string && t.str == "p");
+    if (s.threshold > 0) {
+        s.domains = static_cast<long>(replies[1].value.integer);
+        s.domain_counted = replies[2].value.integer != 0;
+    }
+    return s;
+}
+
+void add_detail(GreylistResult& out, std::string_view what) {
+    if (!out.detail.empty()) out.detail += ",";
+    out.detail += what;
+}
+
+}  // namespace
+
 GreylistResult greylist_message(const Services& services, const Config& config,
                                 const std::optional<IpAddress>& client, std::string_view sender,
                                 const std::vector<std::string>& recipients,
                                 std::string_view spf_domain, long long now_ms) {
     GreylistResult out;
-    for (const auto& rcpt : recipients) {
-        auto allow = allowed(services, config, client, sender, rcpt);
+    if (recipients.empty()) return out;
+    auto network = read_network(services, config, client, sender, recipients);
+    if (!network) {
+        out.deferred = CheckResult::unavailable;
+        return out;
+    }
+    if (network->threshold > 0 && network->domains >= network->threshold) {
+        add_detail(out, "client");
+        return out;
+    }
+    std::optional<std::size_t> network_pass;  // a recipient whose network triplet passed
+    for (std::size_t i = 0; i < recipients.size(); ++i) {
+        if (network->passed[i]) {
+            if (!network_pass) network_pass = i;
+            add_detail(out, "known");
+            continue;
+        }
+        auto allow = allowed(services, config, client, sender, recipients[i]);
         if (allow == CheckResult::unavailable) {
             out.deferred = CheckResult::unavailable;
             return out;
         }
         if (allow == CheckResult::yes) {
-            if (!out.detail.empty()) out.detail += ",";
-            out.detail += "allow";
+            add_detail(out, "allow");
             continue;
         }
-        auto keys = greylist_keys(client, sender, rcpt, spf_domain, config);
+        const auto keys = spf_domain.empty()
+                              ? network->keys[i]
+                              : greylist_keys(client, sender, recipients[i], spf_domain, config);
         auto reply = services.redis.eval(services.greylist, {keys.triplet, keys.client},
-                                         greylist_args(now_ms, config));
+                                         greylist_args(keys, now_ms, config));
         const auto& v = reply.value;
         std::optional<GreylistOutcome> outcome;
         if (reply.ok && v.type == redis::Value::Type::array && v.elements.size() == 2)
@@ -110,13 +180,29 @@ GreylistResult greylist_message(const Services& services, const Config& config,
             out.deferred = CheckResult::unavailable;
             return out;
         }
-        bool defer = outcome->verdict == GreylistVerdict::defer_new ||
-                     outcome->verdict == GreylistVerdict::defer_early;
-        if (defer) out.deferred = CheckResult::yes;
-        if (!out.detail.empty()) out.detail += ",";
-        out.detail += v.elements[0].str;
+        if (outcome->verdict == GreylistVerdict::defer_new ||
+            outcome->verdict == GreylistVerdict::defer_early)
+            out.deferred = CheckResult::yes;
+        else if (keys.network && !network_pass &&
+                 outcome->verdict != GreylistVerdict::client_allowed)
+            network_pass = i;
+        add_detail(out, v.elements[0].str);
     }
+    // Accepting this message counts its sender's domain once towards the client's auto-allow.
+    if (out.deferred == CheckResult::no && network_pass && network->threshold > 0 &&
+        !network->domain_counted && !domain_of(sender).empty())
+        out.countable = network->keys[*network_pass];
     return out;
+}
+
+void count_accepted(const Services& services, const Config& config, const GreylistKeys& keys,
+                    std::string_view sender, long long now_ms) {
+    auto reply = services.redis.eval(services.greylist, {keys.triplet, keys.client},
+                                     greylist_count_args(keys, domain_of(sender), now_ms, config));
+    const auto& v = reply.value;
+    if (!reply.ok || v.type != redis::Value::Type::array || v.elements.size() != 2)
+        log::warning("greylist count for " + keys.identity +
+                     " failed: " + (reply.ok ? "unexpected reply" : reply.error));
 }
 
 }  // namespace postwarden::milter

@@ -124,19 +124,22 @@ Effects Session::end_of_message_inbound() {
                               " could not be looked up, try again later");
     }
 
-    // S2: SPF passed, so policyd let the mail through RCPT; it is trusted when a valid DKIM
-    // signature aligns with the envelope sender's or the From domain, else greylisted here.
+    // S2: trusted when SPF passes and a valid DKIM signature aligns with the envelope sender's
+    // or the From domain; else greylisted here (checks.hpp), whatever policyd's own SPF lookup
+    // answered at RCPT: it hands SPF-passing mail over without deferring it.
     std::string reason = "verified", detail;
+    std::optional<GreylistKeys> countable;
     const auto& spf = m.spf_mailfrom;
-    if (config.greylist.enabled && config.greylist.trust_authenticated && spf &&
-        spf->result == spf::Result::pass && !spf->domain.empty()) {
+    if (config.greylist.enabled && config.greylist.trust_authenticated) {
+        const bool spf_pass = spf && spf->result == spf::Result::pass && !spf->domain.empty();
         auto domains = from.domains;
-        domains.push_back(spf->domain);
-        if (dkim_aligned_with(signatures, domains, services_.psl)) {
+        if (spf_pass) domains.push_back(spf->domain);
+        if (spf_pass && dkim_aligned_with(signatures, domains, services_.psl)) {
             reason = "trusted";
         } else {
             auto g = greylist_message(services_, config, client_, m.sender, m.recipients,
-                                      spf->domain, unix_now_ms());
+                                      spf_pass ? spf->domain : "", unix_now_ms());
+            countable = g.countable;
             detail = " greylist=" + (g.detail.empty() ? std::string("-") : g.detail);
             if (g.deferred == CheckResult::yes || (g.deferred == CheckResult::unavailable &&
                                                    config.greylist.fail_mode == FailMode::closed)) {
@@ -168,6 +171,11 @@ Effects Session::end_of_message_inbound() {
     count_action(verb, reason);
     log::info(log_prefix() + "action=" + verb + " reason=" + reason + " " +
               line.substr(log_prefix().size()) + detail + removed_note());
+    // Auto-allow counts mail accepted as it is (no DMARC failure, even one set to pass), from a
+    // sender whose SPF does not disown the client.
+    if (countable && action.kind == DmarcAction::Kind::none && action.reason.empty() &&
+        !(spf && spf->result == spf::Result::fail))
+        count_accepted(services_, config, *countable, m.sender, unix_now_ms());
     e.step = Effects::Step::accept;
     return e;
 }

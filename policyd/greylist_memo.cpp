@@ -26,26 +26,25 @@ void GreylistMemo::roll(const Config& config, long long now_ms) {
 std::optional<GreylistOutcome> GreylistMemo::recall(const GreylistKeys& keys, const Config& config,
                                                     long long now_ms) {
     roll(config, now_ms);
-    if (entries_.empty()) return std::nullopt;
-    if (config.greylist.auto_allow_clients > 0) {
-        if (auto it = entries_.find(keys.client); it != entries_.end())
-            return GreylistOutcome{GreylistVerdict::client_allowed, it->second};
+    if (entries_.size() == 0) return std::nullopt;
+    if (greylist_auto_allow(keys, config) > 0) {
+        if (const long* passed = entries_.find(keys.client))
+            return GreylistOutcome{GreylistVerdict::client_allowed, *passed};
     }
-    if (entries_.count(keys.triplet)) return GreylistOutcome{GreylistVerdict::known, 0};
+    if (entries_.find(keys.triplet)) return GreylistOutcome{GreylistVerdict::known, 0};
     return std::nullopt;
 }
 
 void GreylistMemo::remember(const GreylistKeys& keys, const GreylistOutcome& outcome,
                             const Config& config, long long now_ms) {
     roll(config, now_ms);
-    if (entries_.size() >= max_entries_) return;
     switch (outcome.verdict) {
         case GreylistVerdict::passed:
         case GreylistVerdict::known:
-            entries_.emplace(keys.triplet, 0);
+            entries_.put(keys.triplet, 0);
             return;
         case GreylistVerdict::client_allowed:
-            entries_[keys.client] = outcome.seconds;
+            entries_.put(keys.client, outcome.seconds);
             return;
         case GreylistVerdict::defer_new:
         case GreylistVerdict::defer_early:

@@ -7,7 +7,7 @@
 // (pass_ttl, 35 days by default), so remembering it for a moment changes nothing in the answer.
 //
 // What it changes: the script refreshes the TTL of a passed triplet (and of its client's
-// auto-allow counter) on every pass; with the memo, at most once per hold period (60 s, or half
+// auto-allow set) on every pass; with the memo, at most once per hold period (60 s, or half
 // of pass_ttl when that is shorter), so a pass may expire up to that much earlier than after its
 // last mail. A key deleted by hand (redis-cli DEL, to greylist a sender again) takes effect in
 // this process within the hold period. Nothing else is remembered: a new or early triplet always
@@ -19,8 +19,8 @@
 #include <cstddef>
 #include <optional>
 #include <string>
-#include <unordered_map>
 
+#include "common/byte_lru.hpp"
 #include "common/config.hpp"
 #include "common/greylist.hpp"
 
@@ -28,9 +28,10 @@ namespace postwarden::policy {
 
 class GreylistMemo {
   public:
-    // Bounded: past max_entries, further passes are not remembered until the period ends
-    // (about 150 bytes an entry: 32768 stay under 5 MB).
-    explicit GreylistMemo(std::size_t max_entries = 32768) : max_entries_(max_entries) {}
+    // Bounded in bytes (keys are as long as the sender and recipient a client sends): past
+    // max_bytes the pass used least recently is forgotten first, so a flood of new passes does
+    // not push out the ones in use. 8 MB hold about 36,000 passes of usual lengths.
+    explicit GreylistMemo(std::size_t max_bytes = 8 * 1024 * 1024) : entries_(max_bytes) {}
 
     // What greylist.lua would answer for these keys, if a pass is remembered: the client's
     // auto-allow first (as the script checks it first), then the triplet's pass as "known".
@@ -41,13 +42,13 @@ class GreylistMemo {
                   long long now_ms);
 
     std::size_t size() const { return entries_.size(); }
+    std::size_t bytes() const { return entries_.bytes(); }
 
   private:
     // Forgets everything when the hold period is over or the settings a pass depends on changed.
     void roll(const Config& config, long long now_ms);
 
-    std::size_t max_entries_;
-    std::unordered_map<std::string, long> entries_;  // triplet key → 0; client key → passed count
+    ByteLru<long> entries_;  // triplet key → 0; client key → its auto-allow count
     long long period_start_ms_ = 0;
     long auto_allow_clients_ = -1, pass_ttl_ = -1;
 };

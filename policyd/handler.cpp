@@ -30,11 +30,10 @@ const redis::Script& quota_script() {
     return script;
 }
 
-// A counter's GET reply: nil is 0; nullopt when it is not a number.
-std::optional<long> count_of(const redis::Value& value) {
-    if (value.type == redis::Value::Type::nil) return 0;
-    if (value.type != redis::Value::Type::string) return std::nullopt;
-    return whole_number(value.str);
+// SCARD's reply; nullopt for an error (a key of another type).
+std::optional<long> members_of(const redis::Value& value) {
+    if (value.type != redis::Value::Type::integer) return std::nullopt;
+    return static_cast<long>(value.integer);
 }
 
 // END-OF-MESSAGE's recipient_count; -1 when absent or not a number.
@@ -59,7 +58,7 @@ struct Job : std::enable_shared_from_this<Job> {
     bool lists_failed = false;
     long recipient_count = -1;  // END-OF-MESSAGE only
     GreylistKeys greylist_keys;
-    std::optional<long> client_count;  // the client's auto-allow count, read before first_sight
+    std::optional<long> client_count;  // the client's auto-allow domains, read before first_sight
 
     Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaState& q,
         std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
@@ -169,11 +168,11 @@ void Job::run_greylist(const std::string& spf_domain, const std::string& spf_det
     if (!greylist_first_sight_applies(*config) ||
         std::chrono::steady_clock::now() < greylisting.first_sight_off_until)
         return run_script(spf_detail);
-    // The script reads the client's count first. Here the GET goes out with the SET, in one
+    // The script reads the client's count first. Here the SCARD goes out with the SET, in one
     // write (one round trip); its reply arrives first and decides what the SET's means.
-    if (config->greylist.auto_allow_clients > 0)
-        redis.command({"GET", greylist_keys.client}, [self = shared_from_this()](redis::Reply r) {
-            self->client_count = r.ok ? count_of(r.value) : std::nullopt;
+    if (greylist_auto_allow(greylist_keys, *config) > 0)
+        redis.command({"SCARD", greylist_keys.client}, [self = shared_from_this()](redis::Reply r) {
+            self->client_count = r.ok ? members_of(r.value) : std::nullopt;
         });
     first_sight(spf_detail);
 }
@@ -185,8 +184,9 @@ void Job::first_sight(const std::string& spf_detail) {
             if (!r.ok) return self->greylist_failed();
             const auto& g = self->config->greylist;
             const bool written = r.value.type == redis::Value::Type::nil;
-            const bool below = g.auto_allow_clients <= 0 ||
-                               (self->client_count && *self->client_count < g.auto_allow_clients);
+            const long threshold = greylist_auto_allow(self->greylist_keys, *self->config);
+            const bool below =
+                threshold <= 0 || (self->client_count && *self->client_count < threshold);
             if (written && below)
                 return self->finish_greylist({GreylistVerdict::defer_new, g.delay}, spf_detail);
             // A Redis before 7.0 refuses NX with GET: the script does it all for ten minutes.
@@ -208,7 +208,7 @@ void Job::first_sight(const std::string& spf_detail) {
 
 void Job::run_script(const std::string& spf_detail) {
     redis.eval(greylisting.script, {greylist_keys.triplet, greylist_keys.client},
-               greylist_args(unix_now_ms(), *config),
+               greylist_args(greylist_keys, unix_now_ms(), *config),
                [self = shared_from_this(), spf_detail](redis::Reply r) {
                    std::optional<GreylistOutcome> outcome;
                    const auto& v = r.value;

@@ -322,26 +322,31 @@ TEST_CASE("greylist stats counts what greylist.lua wrote, with SCAN", "[admin]")
             section);
     auto config = config_of("[redis]\n" + section);
     auto t = now_ms();
-    auto triplet = [&](const std::string& client, const std::string& rcpt, long long now) {
+    auto triplet = [&](const std::string& client, const std::string& rcpt, long long now,
+                       const std::string& accepted_domain = "") {
         auto keys = greylist_keys(parse_ip(client), "s@example.org", rcpt, "", *config);
-        return eval(redis, "greylist", {keys.triplet, keys.client}, greylist_args(now, *config))
-            .elements.at(0)
-            .str;
+        auto args = accepted_domain.empty()
+                        ? greylist_args(keys, now, *config)
+                        : greylist_count_args(keys, accepted_domain, now, *config);
+        return eval(redis, "greylist", {keys.triplet, keys.client}, args).elements.at(0).str;
     };
-    // 203.0.113.0/24 passes two triplets (auto-allowed), 198.51.100.0/24 one, and three wait:
-    // one of them since long enough that its retry will pass.
+    // 203.0.113.0/24 passes two triplets and the milter accepted mail of two sender domains on
+    // them (auto-allowed), 198.51.100.0/24 one, and three wait: one of them since long enough
+    // that its retry will pass.
     for (auto rcpt : {"a@example.net", "b@example.net"}) {
         CHECK(triplet("203.0.113.5", rcpt, t - 120000) == "new");
         CHECK(triplet("203.0.113.5", rcpt, t - 30000) == "passed");
+        CHECK(triplet("203.0.113.5", rcpt, t - 20000, std::string(rcpt) + ".example") == "counted");
     }
     CHECK(triplet("198.51.100.9", "a@example.net", t - 120000) == "new");
     CHECK(triplet("198.51.100.9", "a@example.net", t - 30000) == "passed");
+    CHECK(triplet("198.51.100.9", "a@example.net", t - 20000, "one.example") == "counted");
     CHECK(triplet("198.51.100.9", "b@example.net", t - 120000) == "new");
     CHECK(triplet("192.0.2.1", "a@example.net", t - 1000) == "new");
     CHECK(triplet("192.0.2.1", "b@example.net", t - 1000) == "new");
     // Keys of another prefix are not counted ("tx[1]:" would match the unescaped pattern).
     redis.run({"SET", "tx1:grey:{192.0.2.0/24}:x:y", "p"});
-    redis.run({"SET", "pw:awl:{192.0.2.0/24}", "9"});
+    redis.run({"SADD", "tx1:awl-domains:{192.0.2.0/24}", "a", "b", "c"});
 
     auto r = cli.run({"greylist", "stats"});
     INFO(r.out << r.err);
@@ -350,12 +355,12 @@ TEST_CASE("greylist stats counts what greylist.lua wrote, with SCAN", "[admin]")
     CHECK(contains(r.out, "triplets passed    3\n"));
     CHECK(contains(r.out, "clients counted    2\n"));
     CHECK(contains(r.out, "clients allowed    1 (auto_allow_clients = 2)\n"));
-    CHECK(contains(r.out, "  203.0.113.0/24  2 passed\n"));
+    CHECK(contains(r.out, "  203.0.113.0/24  2 sender domains\n"));
 
     r = cli.run({"--json", "greylist", "stats"});
     CHECK(json_query(r.out, "d") ==
-          R"({"clients": {"auto_allow_clients": 2, "auto_allowed": [{"identity": )"
-          R"("203.0.113.0/24", "passed": 2}], "counted": 2}, "triplets": {"passed": 3, )"
+          R"({"clients": {"auto_allow_clients": 2, "auto_allowed": [{"domains": 2, )"
+          R"("identity": "203.0.113.0/24"}], "counted": 2}, "triplets": {"passed": 3, )"
           R"("pending": 3, "pending_past_delay": 1, "unknown": 0}})");
 
     r = cli.run({"greylist"});

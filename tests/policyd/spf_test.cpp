@@ -18,7 +18,8 @@ const std::string zone =
     "pool.example TXT \"v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.0/24 -all\"\n"
     "mx.pool.example A 192.0.2.10\n"
     "mx.pool.example TXT \"v=spf1 a -all\"\n"
-    "slow.example TIMEOUT\n";
+    "slow.example TIMEOUT\n"
+    "plusall.example TXT \"v=spf1 +all\"\n";
 
 std::string config_for(RedisServer& redis, DnsServer& dns, const std::string& extra) {
     return "[redis]\naddress = " + redis.endpoint().to_string() +
@@ -52,6 +53,31 @@ TEST_CASE("SPF pass: the authenticated domain is the client, so a pool's retry p
               .rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
     CHECK(redis.run({"EXISTS", "pw:grey:{203.0.113.0/24}:news@pool.example:bob@example.net"})
               .integer == 1);
+}
+
+// A domain may authorize every address (+all): passes under its name say nothing about the
+// clients, and an allow earned by it would apply from everywhere.
+TEST_CASE("SPF pass: an SPF-domain identity never earns auto-allow", "[policyd][spf]") {
+    RedisServer redis;
+    DnsServer dns(zone);
+    PolicydProcess policyd(config_for(
+        redis, dns, "[greylist]\ndelay = 1\ntrust_authenticated = no\nauto_allow_clients = 2\n"));
+    PolicyClient client(policyd.port());
+    auto mail = [](int i) {
+        return inbound("198.18." + std::to_string(i) + ".1",
+                       "u" + std::to_string(i) + "@plusall.example",
+                       "r" + std::to_string(i) + "@example.net");
+    };
+    for (int i = 0; i < 4; ++i)
+        CHECK(client.ask(mail(i)).rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+    std::this_thread::sleep_for(1100ms);
+    for (int i = 0; i < 4; ++i)
+        CHECK(client.ask(mail(i)).rfind("PREPEND X-Greylist:", 0) == 0);
+    CHECK(client.ask(mail(9)).rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+    // Even a count written for it is not read: only networks are auto-allowed.
+    redis.run({"SADD", "pw:awl-domains:{plusall.example}", "a.example", "b.example"});
+    CHECK(client.ask(mail(10)).rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+    CHECK(policyd.log().find("reason=greylist-client") == std::string::npos);
 }
 
 TEST_CASE("SPF pass with trust_authenticated: handed to the milter, not deferred at RCPT",

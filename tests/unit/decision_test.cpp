@@ -164,13 +164,19 @@ TEST_CASE("greylist keys: subnet or SPF domain, one hash tag", "[decision]") {
     auto k = greylist_keys(f.client, f.sender, f.recipient, "", c);
     CHECK(k.identity == "203.0.113.0/24");
     CHECK(k.triplet == "pw:grey:{203.0.113.0/24}:a@x.example:b@y.example");
-    CHECK(k.client == "pw:awl:{203.0.113.0/24}");
+    CHECK(k.client == "pw:awl-domains:{203.0.113.0/24}");
+    CHECK(k.network);
     auto spf = greylist_keys(f.client, f.sender, f.recipient, "X.example", c);
     CHECK(spf.triplet == "pw:grey:{x.example}:a@x.example:b@y.example");
+    // an SPF domain never earns auto-allow: it may authorize every address
+    CHECK_FALSE(spf.network);
+    CHECK(greylist_auto_allow(spf, c) == 0);
+    CHECK(greylist_auto_allow(k, c) == c.greylist.auto_allow_clients);
+    CHECK(greylist_args(spf, 1, c).at(4) == "0");
     auto v6 = greylist_keys(*parse_ip("2001:db8:1:2:3::9"), "a@x", "b@y", "", c);
     CHECK(v6.identity == "2001:db8:1:2::/64");
     CHECK(greylist_keys(f.client, f.sender, f.recipient, "evil}{tag", c).client ==
-          "pw:awl:{evil__tag}");
+          "pw:awl-domains:{evil__tag}");
 }
 
 TEST_CASE("replies use the SPEC texts", "[decision]") {

@@ -11,7 +11,8 @@ using postwarden::policy::GreylistMemo;
 namespace {
 
 GreylistKeys keys(const std::string& client, const std::string& rcpt) {
-    return {client, "pw:grey:{" + client + "}:a@x.example:" + rcpt, "pw:awl:{" + client + "}"};
+    return {client, "pw:grey:{" + client + "}:a@x.example:" + rcpt,
+            "pw:awl-domains:{" + client + "}"};
 }
 
 Config config(long auto_allow = 5, long pass_ttl = 3024000) {
@@ -72,13 +73,41 @@ TEST_CASE("greylist memo: kept at most 60 s, or half of a shorter pass_ttl", "[g
     CHECK_FALSE(memo.recall(a, short_ttl, t0 + 20'000));
 }
 
-TEST_CASE("greylist memo: bounded", "[greylist]") {
-    GreylistMemo memo(3);
+TEST_CASE("greylist memo: bounded, the pass used least recently goes first", "[greylist]") {
     auto c = config();
-    for (int i = 0; i < 10; ++i)
-        memo.remember(keys("192.0.2.0/24", std::to_string(i) + "@y.example"),
-                      {GreylistVerdict::passed, 1}, c, t0);
+    auto k = [](int i) { return keys("192.0.2.0/24", std::to_string(i) + "@y.example"); };
+    // room for three entries of these keys (ByteLru's cost: the key twice, the value, a node)
+    GreylistMemo memo(3 * (k(0).triplet.size() * 2 + sizeof(long) + ByteLru<long>::kOverhead));
+    for (int i = 0; i < 10; ++i) {
+        memo.remember(k(i), {GreylistVerdict::passed, 1}, c, t0);
+        CHECK(memo.recall(k(0), c, t0));  // in use: kept
+    }
     CHECK(memo.size() == 3);
-    CHECK(memo.recall(keys("192.0.2.0/24", "0@y.example"), c, t0));
-    CHECK_FALSE(memo.recall(keys("192.0.2.0/24", "9@y.example"), c, t0));
+    CHECK(memo.recall(k(9), c, t0));
+    CHECK(memo.recall(k(8), c, t0));
+    CHECK_FALSE(memo.recall(k(7), c, t0));
+}
+
+// Senders choose how long the keys are (4 KB sender and recipient fields reach policyd): the
+// memo is bounded in bytes, and a pass in use stays while new ones push old ones out.
+TEST_CASE("greylist memo: bounded in bytes with large keys, hot passes stay", "[greylist]") {
+    constexpr std::size_t budget = 256 * 1024;
+    GreylistMemo memo(budget);
+    auto c = config();
+    const std::string big(4000, 'x');
+    auto large = [&](int i) {
+        return keys("192.0.2.0/24", std::to_string(i) + big + "@y.example");
+    };
+    auto hot = keys("192.0.2.0/24", "hot@y.example");
+    memo.remember(hot, {GreylistVerdict::known, 0}, c, t0);
+    for (int i = 0; i < 2000; ++i) {
+        memo.remember(large(i), {GreylistVerdict::passed, 1}, c, t0 + 1);
+        REQUIRE(memo.recall(hot, c, t0 + 2));
+    }
+    // each large entry holds two 4 KB keys' worth: a handful fit, not 2000
+    CHECK(memo.size() <= budget / 8000);
+    CHECK(memo.bytes() <= budget);
+    // the newest pass is remembered (the oldest unused ones made room), the first ones are gone
+    CHECK(memo.recall(large(1999), c, t0 + 3));
+    CHECK_FALSE(memo.recall(large(0), c, t0 + 3));
 }
