@@ -673,7 +673,12 @@ std::optional<Outcome> Checker::check_mailfrom_cached(std::string_view client_ip
 }
 
 Outcome Checker::check_helo(std::string_view client_ip, std::string_view helo) const {
-    return *check(client_ip, "postmaster", helo, helo, false, Clock::now() + deadline_);
+    return check_helo(client_ip, helo, Clock::now() + deadline_);
+}
+
+Outcome Checker::check_helo(std::string_view client_ip, std::string_view helo,
+                            Clock::time_point deadline) const {
+    return *check(client_ip, "postmaster", helo, helo, false, deadline);
 }
 
 std::string_view mailfrom_domain(std::string_view sender, std::string_view helo) {

@@ -79,8 +79,11 @@ class Checker {
                                                  std::string_view sender,
                                                  std::string_view helo) const;
 
-    // HELO identity (§2.3): the HELO name, as postmaster@helo.
+    // HELO identity (§2.3): the HELO name, as postmaster@helo. With `deadline`: done by then
+    // (a caller that checks both identities at one SMTP command gives both one deadline).
     Outcome check_helo(std::string_view client_ip, std::string_view helo) const;
+    Outcome check_helo(std::string_view client_ip, std::string_view helo,
+                       Clock::time_point deadline) const;
 
   private:
     // cache_only: answered from the DNS cache alone (nullopt when it lacks an answer), for

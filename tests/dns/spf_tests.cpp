@@ -273,6 +273,15 @@ TEST_CASE("SPF: a record of many slow terms ends at the check's deadline as temp
               .result == Result::temperror);
     CHECK(server.queries() == asked);
 
+    // both identities checked under one deadline (the milter at MAIL FROM) end by it together
+    start = std::chrono::steady_clock::now();
+    auto both = start + std::chrono::milliseconds(1000);
+    CHECK(
+        checker.check_mailfrom("198.51.100.1", "a@many.late.test", "many.late.test", both).result ==
+        Result::temperror);
+    CHECK(checker.check_helo("198.51.100.1", "many.late.test", both).result == Result::temperror);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1500));
+
     // with time enough, the same record is evaluated to its end
     spf::Checker patient(server.resolver_options(1000), std::chrono::milliseconds(10000));
     CHECK(patient.check_mailfrom("198.51.100.1", "a@many.late.test", "x.test").result ==
