@@ -1,6 +1,6 @@
 // spf_tests.cpp — spf::Checker through dns::Resolver against a real DNS server on loopback:
-// each result, the HELO identity, <>, IPv6, include/redirect, bad input, many threads, and
-// checks answered from the DNS cache alone.
+// each result, the HELO identity, <>, IPv6, include/redirect, bad input, many threads,
+// checks answered from the DNS cache alone, and the deadline that bounds a whole check.
 #include <catch2/catch.hpp>
 
 #include <atomic>
