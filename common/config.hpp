@@ -80,6 +80,8 @@ struct Config {
         std::vector<std::string> nameservers;
         int timeout_ms = 0;
         int cache_entries = 0;  // 0: no answer cache
+        // One whole SPF check, every lookup included.
+        int spf_deadline_ms = 20000;
     } dns;
     struct Metrics {
         std::optional<Endpoint> policyd_listen, milter_listen;

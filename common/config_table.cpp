@@ -310,6 +310,9 @@ const std::vector<Key>& key_table() {
         {{"dns", "cache_entries", "10000",
           "answers kept for their TTL (at most 1 hour), per daemon; 0 = off"},
          SET(return parse_number(v, 0, 1000000, &c.dns.cache_entries, e);)},
+        {{"dns", "spf_deadline_ms", "20000",
+          "one whole SPF check, every lookup included; past it: temperror"},
+         SET(return parse_number(v, 100, 90000, &c.dns.spf_deadline_ms, e);)},
 
         {{"metrics", "policyd_listen", "", "Prometheus endpoint of policyd, e.g. 127.0.0.1:9140"},
          SET(return parse_optional_endpoint(v, &c.metrics.policyd_listen, e);)},

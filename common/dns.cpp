@@ -481,11 +481,16 @@ Resolver::Resolver(ResolverOptions options) : options_(std::move(options)) {
 }
 
 Answer Resolver::query(std::string_view name, Type type) const {
+    return query(name, type, Clock::time_point::max());
+}
+
+Answer Resolver::query(std::string_view name, Type type, Clock::time_point deadline) const {
     AnswerCache* cache = options_.cache.get();
     if (cache)
         if (auto kept = cache->find(name, type, Clock::now())) return *kept;
     auto start = Clock::now();
-    Answer answer = lookup(name, type);
+    if (start >= deadline) return Answer{Status::temp_error, {}, {}, {}, {}, {}, "deadline"};
+    Answer answer = lookup(name, type, deadline);
     auto end = Clock::now();
     if (options_.latency) options_.latency->observe(end - start);
     if (options_.lookups) options_.lookups->inc(static_cast<std::size_t>(answer.status));
@@ -498,7 +503,7 @@ std::shared_ptr<const Answer> Resolver::cached(std::string_view name, Type type)
     return cache ? cache->find(name, type, Clock::now(), false) : nullptr;
 }
 
-Answer Resolver::lookup(std::string_view name, Type type) const {
+Answer Resolver::lookup(std::string_view name, Type type, Clock::time_point deadline) const {
     if (source_) return source_(name, type);
     init_library();
     Clock::time_point made;
@@ -509,7 +514,7 @@ Answer Resolver::lookup(std::string_view name, Type type) const {
     Pending pending;
     pending.type = type;
     std::string qname(name);
-    auto deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+    deadline = std::min(deadline, Clock::now() + std::chrono::milliseconds(options_.timeout_ms));
     ares_query(channel.get(), qname.c_str(), ns_c_in, static_cast<int>(type), on_answer, &pending);
     drive(channel.get(), pending, deadline);
     if (!pending.done) return Answer{Status::temp_error, {}, {}, {}, {}, {}, "timeout"};

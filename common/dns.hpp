@@ -13,6 +13,7 @@
 // default and treats .test as a local zone, which would defeat the test fixtures.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -102,6 +103,11 @@ class Resolver {
     // its ID and TTLs not rewritten: libopendkim, which parses it, reads neither (it reads TTLs
     // only for its own key cache, DKIM_LIBFLAGS_CACHE, which dkim.cpp does not turn on).
     Answer query(std::string_view name, Type type) const;
+    // The same, waiting on the network no later than `deadline` (nor longer than timeout_ms):
+    // a caller's budget for several lookups (an SPF check). Past it: temp_error "deadline",
+    // without a query.
+    Answer query(std::string_view name, Type type,
+                 std::chrono::steady_clock::time_point deadline) const;
     // The cache's fresh answer to name/type, without asking the network; null when there is
     // none (or no cache). A miss is not counted: the caller asks query() next.
     std::shared_ptr<const Answer> cached(std::string_view name, Type type) const;
@@ -109,7 +115,8 @@ class Resolver {
     const ResolverOptions& options() const { return options_; }
 
   private:
-    Answer lookup(std::string_view name, Type type) const;
+    Answer lookup(std::string_view name, Type type,
+                  std::chrono::steady_clock::time_point deadline) const;
 
     ResolverOptions options_;
     std::shared_ptr<ChannelPool> pool_;  // idle c-ares channels (dns.cpp); shared by copies

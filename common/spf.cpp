@@ -6,7 +6,9 @@
 //  - the check starts at our code, not SPF_request_query_mailfrom, so loopback clients get no
 //    free pass and the top-level outcome (none/temperror/permerror) is mapped exactly;
 //  - the void-lookup limit (§4.6.4) and the DNS-lookup limit across include (§4.6.4) are
-//    counted in the DNS layer (class Layer), which libspf2 does not do;
+//    counted in the DNS layer (class Layer), which libspf2 does not do, and so is the limit on
+//    the time of the whole check (§4.6.4): past its deadline no lookup is made, and the
+//    result is temperror;
 //  - records are checked against the §4.6 ABNF and rewritten for libspf2 (rewrite_record):
 //    CIDR /0, modifiers before mechanisms, unknown modifiers, syntax errors libspf2 lets pass;
 //  - names that cannot be checked (§4.3) give none before any lookup;
@@ -23,6 +25,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -201,13 +204,17 @@ class Layer {
     // was not there, so the check's result means nothing.
     void set_cache_only(bool cache_only) { cache_only_ = cache_only; }
     bool missed() const { return missed_; }
+    // No lookup waits on the network past `deadline`; deadline_passed(): one would have.
+    void set_deadline(std::chrono::steady_clock::time_point deadline) { deadline_ = deadline; }
+    bool deadline_passed() const { return deadline_passed_; }
     // Some record fetched used the sender's local part (a %{l} or %{s} macro).
     bool local_part_used() const { return local_part_used_; }
     // Forgets the last check's counts, for the next check.
     void reset() {
         local_part_used_ = false;
         record_fetches_ = dns_terms_ = void_lookups_ = 0;
-        limit_exceeded_ = cache_only_ = missed_ = false;
+        limit_exceeded_ = cache_only_ = missed_ = deadline_passed_ = false;
+        deadline_ = std::chrono::steady_clock::time_point::max();
         top_level_result_.reset();
         client_address_.clear();
         pending_hosts_.clear();
@@ -250,6 +257,8 @@ class Layer {
     bool cache_only_ = false;
     bool missed_ = false;
     bool local_part_used_ = false;
+    std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+    bool deadline_passed_ = false;
     std::optional<Result> top_level_result_;
     std::string client_address_;
     // Host names whose address lookups libspf2 makes next as part of one mx or ptr term.
@@ -382,8 +391,18 @@ bool strip_any_address(std::string* name) {
 
 // In a cache-only check, the first answer the cache lacks ends the check as a temporary error,
 // and nothing more is looked up: the caller throws the result away and checks again for real.
+// Otherwise a lookup that ends (or would start) past the deadline ends the check the same way,
+// and every later one answers at once.
 dns::Answer Layer::query(const std::string& name, dns::Type type) {
-    if (!cache_only_) return resolver_.query(name, type);
+    if (!cache_only_) {
+        if (deadline_passed_)
+            return dns::Answer{dns::Status::temp_error, {}, {}, {}, {}, {}, "deadline"};
+        auto answer = resolver_.query(name, type, deadline_);
+        if (answer.status == dns::Status::temp_error &&
+            std::chrono::steady_clock::now() >= deadline_)
+            deadline_passed_ = true;
+        return answer;
+    }
     if (!missed_)
         if (auto kept = resolver_.cached(name, type)) return *kept;
     missed_ = true;
@@ -522,13 +541,16 @@ Outcome evaluate(SPF_server_t* server, SPF_request_t* request, Layer* layer,
     SPF_errcode_t err = SPF_server_get_record(server, request, response.get(), &raw_record);
     RecordPtr record(raw_record);
     if (err != SPF_E_SUCCESS || !record) {
-        outcome.result = layer->top_level_result().value_or(Result::permerror);
+        outcome.result = layer->deadline_passed()
+                             ? Result::temperror
+                             : layer->top_level_result().value_or(Result::permerror);
         return outcome;
     }
     response->spf_record_exp = record.get();
     SPF_record_interpret(record.get(), request, response.get(), 0);
-    outcome.result = layer->limit_exceeded() ? Result::permerror
-                                             : from_libspf2(SPF_response_result(response.get()));
+    outcome.result = layer->deadline_passed()  ? Result::temperror
+                     : layer->limit_exceeded() ? Result::permerror
+                                               : from_libspf2(SPF_response_result(response.get()));
     if (outcome.result == Result::fail)
         outcome.explanation = fail_explanation(server, request, response.get(), explanation);
     return outcome;
@@ -623,30 +645,40 @@ std::string_view to_string(Result result) {
     return "permerror";
 }
 
-Checker::Checker(const dns::ResolverOptions& options)
-    : pool_(std::make_shared<ServerPool>(dns::Resolver(options))) {
+Checker::Checker(const dns::ResolverOptions& options, std::chrono::milliseconds deadline)
+    : pool_(std::make_shared<ServerPool>(dns::Resolver(options))), deadline_(deadline) {
     init_libspf2();
 }
 
-Checker::Checker(dns::Resolver resolver)
-    : pool_(std::make_shared<ServerPool>(std::move(resolver))) {
+Checker::Checker(dns::Resolver resolver, std::chrono::milliseconds deadline)
+    : pool_(std::make_shared<ServerPool>(std::move(resolver))), deadline_(deadline) {
     init_libspf2();
 }
 
 Outcome Checker::check_mailfrom(std::string_view client_ip, std::string_view sender,
                                 std::string_view helo) const {
-    return *mailfrom(client_ip, sender, helo, false);
+    return check_mailfrom(client_ip, sender, helo, Clock::now() + deadline_);
+}
+
+Outcome Checker::check_mailfrom(std::string_view client_ip, std::string_view sender,
+                                std::string_view helo, Clock::time_point deadline) const {
+    return *mailfrom(client_ip, sender, helo, false, deadline);
 }
 
 std::optional<Outcome> Checker::check_mailfrom_cached(std::string_view client_ip,
                                                       std::string_view sender,
                                                       std::string_view helo) const {
     if (!pool_->has_cache()) return std::nullopt;
-    return mailfrom(client_ip, sender, helo, true);
+    return mailfrom(client_ip, sender, helo, true, Clock::time_point::max());
 }
 
 Outcome Checker::check_helo(std::string_view client_ip, std::string_view helo) const {
-    return *check(client_ip, "postmaster", helo, helo, false);
+    return check_helo(client_ip, helo, Clock::now() + deadline_);
+}
+
+Outcome Checker::check_helo(std::string_view client_ip, std::string_view helo,
+                            Clock::time_point deadline) const {
+    return *check(client_ip, "postmaster", helo, helo, false, deadline);
 }
 
 std::string_view mailfrom_domain(std::string_view sender, std::string_view helo) {
@@ -656,16 +688,17 @@ std::string_view mailfrom_domain(std::string_view sender, std::string_view helo)
 }
 
 std::optional<Outcome> Checker::mailfrom(std::string_view client_ip, std::string_view sender,
-                                         std::string_view helo, bool cache_only) const {
+                                         std::string_view helo, bool cache_only,
+                                         Clock::time_point deadline) const {
     auto at = sender.rfind('@');
     std::string_view local_part = at == std::string_view::npos ? "" : sender.substr(0, at);
     return check(client_ip, local_part.empty() ? "postmaster" : local_part,
-                 mailfrom_domain(sender, helo), helo, cache_only);
+                 mailfrom_domain(sender, helo), helo, cache_only, deadline);
 }
 
 std::optional<Outcome> Checker::check(std::string_view client_ip, std::string_view local_part,
                                       std::string_view domain, std::string_view helo,
-                                      bool cache_only) const {
+                                      bool cache_only, Clock::time_point deadline) const {
     Outcome outcome{Result::none, std::string(domain), {}};
     if (!checkable_domain(domain)) return outcome;
     if (!usable_local_part(local_part)) {
@@ -677,6 +710,7 @@ std::optional<Outcome> Checker::check(std::string_view client_ip, std::string_vi
     if (!slot && cache_only) return std::nullopt;
     if (!slot) return Outcome{Result::temperror, outcome.domain, {}};
     slot->layer.set_cache_only(cache_only);
+    slot->layer.set_deadline(deadline);
     auto outcome_of = run_check(*slot, client_ip, local_part, domain, helo, std::move(outcome));
     bool missed = slot->layer.missed();
     outcome_of.local_part_used = slot->layer.local_part_used();

@@ -14,7 +14,7 @@ set -eu
 packages="build-essential cmake pkg-config clang-format
 libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
 redis-server redis-tools python3 python3-yaml prometheus
-libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl
+libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl python3-spf
 postfix dovecot-core
 mandoc man-db docker-compose valgrind
 $*"

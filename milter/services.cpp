@@ -34,7 +34,7 @@ Services::Services(std::shared_ptr<const Config> c)
     : resolver(resolver_options(*c)),
       // One answer cache for all three (members are built in this order): a sender's SPF, DKIM
       // and DMARC lookups are asked again for each of its messages.
-      spf(resolver.options()),
+      spf(resolver.options(), std::chrono::milliseconds(c->dns.spf_deadline_ms)),
       dkim(resolver.options()),
       redis(redis_options(*c)),
       greylist(std::string(script_text("greylist"))),

@@ -111,8 +111,10 @@ Effects Session::mail(std::string_view sender, std::string_view login, std::stri
     }
     if (outbound()) return {};
     auto ip = client_->to_string();
-    message_.spf_mailfrom = services_.spf.check_mailfrom(ip, message_.sender, helo_);
-    if (!helo_.empty()) message_.spf_helo = services_.spf.check_helo(ip, helo_);
+    // One deadline for both checks: together they answer within Postfix's milter timeout.
+    auto deadline = spf::Checker::Clock::now() + services_.spf.deadline();
+    message_.spf_mailfrom = services_.spf.check_mailfrom(ip, message_.sender, helo_, deadline);
+    if (!helo_.empty()) message_.spf_helo = services_.spf.check_helo(ip, helo_, deadline);
     message_.dkim = std::make_unique<dkim::Verifier>(services_.dkim, queue_id);
     return {};
 }

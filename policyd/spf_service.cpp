@@ -1,8 +1,11 @@
-// spf_service.cpp — thread-pool SPF checks with a bounded cache of final results.
+// spf_service.cpp — thread-pool SPF checks: a byte-bounded cache of final results, and a queue
+// that merges identical checks, shares the pool fairly between sender domains and answers
+// temperror at each check's deadline.
 #include "policyd/spf_service.hpp"
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <string_view>
 
 #include "common/log.hpp"
@@ -13,15 +16,24 @@ namespace postwarden::policy {
 namespace {
 // Long enough to cover one SMTP transaction's recipients, short against DNS changes.
 constexpr auto cache_ttl = std::chrono::seconds(60);
-constexpr std::size_t cache_max = 20000;
+
+spf::Outcome temperror() {
+    return spf::Outcome{spf::Result::temperror, {}, {}};
+}
 }  // namespace
 
 SpfService::SpfService(boost::asio::io_context& io, const dns::ResolverOptions& options,
-                       int threads)
-    : io_(io), checker_(options), pool_(threads) {}
+                       int threads, std::chrono::milliseconds deadline, std::size_t cache_bytes)
+    : io_(io),
+      checker_(options, deadline),
+      threads_(std::max(1, threads)),
+      max_per_domain_(std::max(1, threads_ / 4)),
+      expiry_(io),
+      cache_(cache_bytes),
+      pool_(threads_) {}
 
-// Checks not yet started are dropped (at shutdown nobody waits for them); running ones finish
-// within their DNS timeouts.
+// Queued checks never reached the pool (at shutdown nobody waits for them); running ones finish
+// within their deadline.
 SpfService::~SpfService() {
     pool_.stop();
     pool_.join();
@@ -38,7 +50,7 @@ void SpfService::check(std::string ip, std::string sender, std::string helo,
     };
     // Most results are kept per domain (remember()): that key first.
     Keys keys{{}, key_of(spf::mailfrom_domain(sender, helo), "\n\n")};
-    auto now = std::chrono::steady_clock::now();
+    auto now = Clock::now();
     const spf::Outcome* kept = find(keys.domain, now);
     if (!kept) {
         keys.sender = key_of(sender, "\n");
@@ -54,59 +66,150 @@ void SpfService::check(std::string ip, std::string sender, std::string helo,
     // Every DNS answer the check needs is usually cached (the senders' domains repeat): then it
     // runs here, in about the time of a Redis call, and spares two thread hand-offs.
     if (auto outcome = checker_.check_mailfrom_cached(ip, sender, helo)) {
-        metrics().spf_duration.observe(std::chrono::steady_clock::now() - now);
+        metrics().spf_duration.observe(Clock::now() - now);
         remember(keys, *outcome);
         done(std::move(*outcome));
         return;
     }
+    join_or_start(Request{std::move(ip), std::move(sender), std::move(helo), std::move(keys),
+                          now + checker_.deadline(), std::move(done)},
+                  false);
+}
+
+// Joins the evaluation of the same client, domain and HELO name already queued or running
+// (per_sender: of the same sender), or queues a new one.
+void SpfService::join_or_start(Request request, bool per_sender) {
+    const std::string& key = per_sender ? request.keys.sender : request.keys.domain;
+    if (auto it = flights_.find(key); it != flights_.end()) {
+        it->second->requests.push_back(std::move(request));
+        return;
+    }
+
     if (pending_ >= max_pending) {
         if (!overloaded_)
             log::warning("SPF: " + std::to_string(pending_) +
                          " checks waiting for DNS; answering temperror until they drain");
         overloaded_ = true;
-        spf::Outcome busy{spf::Result::temperror, {}, {}};
-        boost::asio::post(io_, [busy, done = std::move(done)] { done(busy); });
+        boost::asio::post(io_, [done = std::move(request.done)] { done(temperror()); });
         return;
     }
     ++pending_;
-    boost::asio::post(
-        pool_, [this, keys = std::move(keys), ip = std::move(ip), sender = std::move(sender),
-                helo = std::move(helo), done = std::move(done)]() mutable {
-            auto start = std::chrono::steady_clock::now();
-            auto outcome = checker_.check_mailfrom(ip, sender, helo);
-            metrics().spf_duration.observe(std::chrono::steady_clock::now() - start);
-            boost::asio::post(io_, [this, keys = std::move(keys), outcome = std::move(outcome),
-                                    done = std::move(done)] {
-                if (--pending_ == 0) overloaded_ = false;
-                remember(keys, outcome);
-                done(outcome);
-            });
-        });
+    auto flight = std::make_shared<Flight>();
+    flight->key = key;
+    flight->group = psl_.organizational_domain(spf::mailfrom_domain(request.sender, request.helo));
+    auto deadline = request.deadline;
+    flight->requests.push_back(std::move(request));
+    flights_.emplace(flight->key, flight);
+    queue_.push_back(std::move(flight));
+    dispatch();
+    if (!queue_.empty()) arm_expiry(deadline);
 }
 
-const spf::Outcome* SpfService::find(const std::string& key,
-                                     std::chrono::steady_clock::time_point now) {
-    auto it = cache_.find(key);
-    if (it == cache_.end()) return nullptr;
-    if (it->second.expires > now) return &it->second.outcome;
-    cache_.erase(it);
+// Starts queued evaluations, oldest first, while a thread is free, skipping those whose domain
+// already holds its share of the threads.
+void SpfService::dispatch() {
+    for (auto it = queue_.begin(); it != queue_.end() && running_ < threads_;) {
+        if (running_per_group_[(*it)->group] >= max_per_domain_) {
+            ++it;
+            continue;
+        }
+        auto flight = std::move(*it);
+        it = queue_.erase(it);
+        run(std::move(flight));
+    }
+}
+
+void SpfService::run(FlightPtr flight) {
+    ++running_;
+    ++running_per_group_[flight->group];
+    const Request& first = flight->requests.front();
+    boost::asio::post(pool_, [this, flight = std::move(flight), ip = first.ip,
+                              sender = first.sender, helo = first.helo,
+                              deadline = first.deadline]() mutable {
+        auto start = Clock::now();
+        auto outcome = checker_.check_mailfrom(ip, sender, helo, deadline);
+        metrics().spf_duration.observe(Clock::now() - start);
+        boost::asio::post(io_, [this, flight = std::move(flight), outcome = std::move(outcome)] {
+            --running_;
+            if (--running_per_group_[flight->group] == 0) running_per_group_.erase(flight->group);
+            finish(flight, outcome);
+            dispatch();
+        });
+    });
+}
+
+// Answers every request of the flight. A result that used the local part holds for the first
+// sender only: the others' are evaluated again, each for itself. A fail's explanation names the
+// first sender, so the others get the result without it.
+void SpfService::finish(const FlightPtr& flight, const spf::Outcome& outcome) {
+    if (auto it = flights_.find(flight->key); it != flights_.end() && it->second == flight)
+        flights_.erase(it);
+    if (--pending_ == 0) overloaded_ = false;
+    auto& requests = flight->requests;
+    remember(requests.front().keys, outcome);
+    const std::string first_sender = requests.front().sender;
+    for (auto& request : requests) {
+        if (request.sender == first_sender) {
+            request.done(outcome);
+        } else if (outcome.local_part_used && outcome.result != spf::Result::temperror) {
+            join_or_start(std::move(request), true);
+        } else {
+            auto shared = outcome;
+            shared.explanation.clear();
+            request.done(std::move(shared));
+        }
+    }
+}
+
+// Queued evaluations whose deadline has come answer temperror; the timer is set for the next.
+void SpfService::expire_queued() {
+    auto now = Clock::now();
+    auto next = Clock::time_point::max();
+    std::vector<FlightPtr> expired;
+    for (auto it = queue_.begin(); it != queue_.end();) {
+        auto deadline = (*it)->requests.front().deadline;
+        if (deadline <= now) {
+            expired.push_back(std::move(*it));
+            it = queue_.erase(it);
+        } else {
+            next = std::min(next, deadline);
+            ++it;
+        }
+    }
+    expiry_at_ = Clock::time_point::max();
+    if (next != Clock::time_point::max()) arm_expiry(next);
+    for (const auto& flight : expired)
+        finish(flight, temperror());
+}
+
+void SpfService::arm_expiry(Clock::time_point when) {
+    if (when >= expiry_at_) return;
+    expiry_at_ = when;
+    expiry_.expires_at(when);
+    expiry_.async_wait([this](const boost::system::error_code& error) {
+        if (!error) expire_queued();
+    });
+}
+
+const spf::Outcome* SpfService::find(const std::string& key, Clock::time_point now) {
+    Cached* kept = cache_.find(key);
+    if (!kept) return nullptr;
+    if (kept->expires > now) return &kept->outcome;
+    cache_.erase(key);
     return nullptr;
 }
 
 // Temporary errors are not remembered: the next recipient asks the DNS again. A result the
 // records reached without the sender's local part is kept for its domain (a mailing list's
 // VERP senders, all different, then share one check), unless it is a fail, whose explanation
-// names the sender.
+// names the sender. The cache is bounded in bytes, the least recently used result going first,
+// so senders, HELO names and explanations of any size cannot make it grow past its bound.
 void SpfService::remember(const Keys& keys, const spf::Outcome& outcome) {
     if (outcome.result == spf::Result::temperror) return;
-    auto now = std::chrono::steady_clock::now();
-    if (cache_.size() >= cache_max) {
-        for (auto it = cache_.begin(); it != cache_.end();)
-            it = it->second.expires <= now ? cache_.erase(it) : std::next(it);
-        if (cache_.size() >= cache_max) cache_.clear();
-    }
     bool shared = !outcome.local_part_used && outcome.result != spf::Result::fail;
-    cache_[shared ? keys.domain : keys.sender] = {outcome, now + cache_ttl};
+    std::size_t bytes = outcome.domain.capacity() + outcome.explanation.capacity();
+    cache_.put(shared ? keys.domain : keys.sender, Cached{outcome, Clock::now() + cache_ttl},
+               bytes);
 }
 
 }  // namespace postwarden::policy

@@ -1,9 +1,10 @@
 // spf_tests.cpp — spf::Checker through dns::Resolver against a real DNS server on loopback:
-// each result, the HELO identity, <>, IPv6, include/redirect, bad input, many threads, and
-// checks answered from the DNS cache alone.
+// each result, the HELO identity, <>, IPv6, include/redirect, bad input, many threads,
+// checks answered from the DNS cache alone, and the deadline that bounds a whole check.
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -233,4 +234,56 @@ TEST_CASE("checks run concurrently from several threads", "[spf]") {
     for (auto& thread : threads)
         thread.join();
     CHECK(wrong == 0);
+}
+
+namespace {
+
+// Every answer under late.test comes 250 ms late: a record of many such terms would take
+// seconds, each lookup well within timeout_ms.
+const char* const late_zone = R"(
+many.late.test  TXT  "v=spf1 mx:m1.late.test a:a1.late.test include:i1.late.test mx:m2.late.test a:a2.late.test include:i2.late.test mx:m3.late.test a:a3.late.test -all"
+*.late.test     DELAY 250
+*.late.test     A    192.0.2.200
+*.late.test     MX   10 mail.late.test
+*.late.test     TXT  "v=spf1 ?all"
+)";
+
+}  // namespace
+
+TEST_CASE("SPF: a record of many slow terms ends at the check's deadline as temperror", "[spf]") {
+    test::DnsServer server(late_zone);
+    spf::Checker checker(server.resolver_options(1000), std::chrono::milliseconds(1000));
+    CHECK(checker.deadline() == std::chrono::milliseconds(1000));
+
+    auto start = std::chrono::steady_clock::now();
+    auto outcome = checker.check_mailfrom("198.51.100.1", "a@many.late.test", "x.test");
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK(outcome.result == Result::temperror);
+    CHECK(took < std::chrono::milliseconds(1500));  // all its terms would take 2.75 s
+    int asked = server.queries();
+
+    // the HELO identity is bounded the same way, and a deadline already past asks nothing
+    start = std::chrono::steady_clock::now();
+    CHECK(checker.check_helo("198.51.100.1", "many.late.test").result == Result::temperror);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1500));
+    asked = server.queries();
+    CHECK(checker
+              .check_mailfrom("198.51.100.1", "a@many.late.test", "x.test",
+                              std::chrono::steady_clock::now())
+              .result == Result::temperror);
+    CHECK(server.queries() == asked);
+
+    // both identities checked under one deadline (the milter at MAIL FROM) end by it together
+    start = std::chrono::steady_clock::now();
+    auto both = start + std::chrono::milliseconds(1000);
+    CHECK(
+        checker.check_mailfrom("198.51.100.1", "a@many.late.test", "many.late.test", both).result ==
+        Result::temperror);
+    CHECK(checker.check_helo("198.51.100.1", "many.late.test", both).result == Result::temperror);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1500));
+
+    // with time enough, the same record is evaluated to its end
+    spf::Checker patient(server.resolver_options(1000), std::chrono::milliseconds(10000));
+    CHECK(patient.check_mailfrom("198.51.100.1", "a@many.late.test", "x.test").result ==
+          Result::fail);
 }

@@ -3,7 +3,9 @@
 // trouble that must never turn into a reject.
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "tests/fixtures/dns_server.hpp"
 #include "tests/fixtures/policyd_process.hpp"
@@ -109,5 +111,41 @@ TEST_CASE("DNS that does not answer: temperror, greylisted by network, never rej
     CHECK(client.ask(inbound("192.0.2.10", "someone@slow.example", "bob@example.net"))
               .rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
     CHECK(std::chrono::steady_clock::now() - started < 5s);
+    CHECK(policyd.log().find("spf=temperror") != std::string::npos);
+}
+
+TEST_CASE("SPF: while one slow domain's checks fill the pool, other senders are answered fast",
+          "[policyd][spf]") {
+    // ten mx terms whose answers come 250 ms late, each within timeout_ms: 2.5 s a check, and
+    // names of each client's own (%{i}), so no answer cached for one check serves the next
+    std::string record = "v=spf1";
+    for (int i = 0; i < 10; ++i)
+        record += " mx:m" + std::to_string(i) + ".%{i}.late.example";
+    RedisServer redis;
+    DnsServer dns(zone + "stall.example TXT \"" + record + " -all\"\n" +
+                  "*.late.example DELAY 250\n"
+                  "*.late.example MX 10 mail.late.example\n"
+                  "*.late.example A 192.0.2.200\n");
+    // config_for() ends in [dns]; a short deadline keeps the test short
+    PolicydProcess policyd(
+        config_for(redis, dns, "spf_deadline_ms = 2000\n[greylist]\ndelay = 60\n"));
+    // more checks at once than policyd has SPF threads (8), each from another client
+    std::vector<std::unique_ptr<PolicyClient>> stallers;
+    for (int i = 0; i < 16; ++i) {
+        stallers.push_back(std::make_unique<PolicyClient>(policyd.port()));
+        stallers.back()->send_raw(format_request(
+            inbound("203.0.113." + std::to_string(i + 1), "x@stall.example", "bob@example.net")));
+    }
+    std::this_thread::sleep_for(100ms);  // the slow checks are under way
+    PolicyClient client(policyd.port());
+    auto started = std::chrono::steady_clock::now();
+    CHECK(client.ask(inbound("192.0.2.10", "news@pool.example", "bob@example.net")) == "DUNNO");
+    CHECK(std::chrono::steady_clock::now() - started < 600ms);  // 2 × timeout_ms
+    CHECK(policyd.log().find("spf=pass spf_domain=pool.example") != std::string::npos);
+
+    // the slow domain's senders are answered too, by the deadline, and never rejected
+    for (auto& staller : stallers)
+        CHECK(staller->read_reply(10s).rfind("DEFER_IF_PERMIT 4.7.1 Greylisted", 0) == 0);
+    CHECK(std::chrono::steady_clock::now() - started < 3s);
     CHECK(policyd.log().find("spf=temperror") != std::string::npos);
 }
