@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <list>
 #include <string>
 #include <string_view>
@@ -27,7 +28,7 @@ class ByteLru {
 
     // The value, marked as just used; nullptr when absent.
     Value* find(std::string_view key) {
-        auto it = index_.find(std::string(key));
+        auto it = index_.find(key);
         if (it == index_.end()) return nullptr;
         order_.splice(order_.begin(), order_, it->second);
         return &it->second->value;
@@ -47,7 +48,7 @@ class ByteLru {
     }
 
     bool erase(std::string_view key) {
-        auto it = index_.find(std::string(key));
+        auto it = index_.find(key);
         if (it == index_.end()) return false;
         bytes_ -= it->second->cost;
         order_.erase(it->second);
@@ -79,8 +80,17 @@ class ByteLru {
         order_.pop_back();
     }
 
+    // Looked up with a view, without building a string: a cache asked on every request.
+    struct Hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+
     std::list<Entry> order_;  // most recently used first
-    std::unordered_map<std::string, typename std::list<Entry>::iterator> index_;
+    std::unordered_map<std::string, typename std::list<Entry>::iterator, Hash, std::equal_to<>>
+        index_;
     std::size_t bytes_ = 0;
     std::size_t max_bytes_;
 };
