@@ -38,7 +38,19 @@ struct ListCache::Load {
     bool changed = false;
     int restarts = 0;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    // The request that started the load: a set of one page (most are) answers it itself;
+    // otherwise it asks Redis (SMISMEMBER) once the first page shows the set is large, or when
+    // the load fails or starts again.
+    std::vector<LoadWaiter> waiters;
 };
+
+// ok=false: Redis did not answer the load; set null: ask Redis for the members instead.
+void ListCache::release(Load& load, bool ok, Set* set) {
+    auto waiters = std::move(load.waiters);
+    load.waiters.clear();
+    for (auto& waiter : waiters)
+        waiter(ok, set);
+}
 
 namespace {
 // What a member costs in memory: the node of the hash set (next pointer, cached hash, the
@@ -89,7 +101,10 @@ void ListCache::reset(const char* why) {
     if (sets_.size() > 0 || values_.size() > 0) ++stats_.resets;
     sets_.clear();
     values_.clear();
-    loading_.clear();  // their pages are ignored when they come back
+    auto loads = std::move(loading_);  // their pages are ignored when they come back
+    loading_.clear();
+    for (auto& [key, load] : loads)
+        release(*load, true, nullptr);
 }
 
 void ListCache::schedule_tick() {
@@ -196,7 +211,6 @@ void ListCache::lookup(const std::vector<Query>& queries, Done done) {
         Set* set = cached ? sets_.find(queries[i].key) : nullptr;
         if (set == nullptr || set->oversize) {
             missing.push_back(i);
-            if (cached && set == nullptr) load(queries[i].key);
             continue;
         }
         answer(*set, queries[i], &hits[i]);
@@ -262,49 +276,75 @@ void ListCache::answer(Set& set, const Query& query, std::vector<bool>* hits) {
     }
 }
 
-// Asks Redis for what is missing, just the members asked for (SMISMEMBER), all in one batch.
-// While tracking, lookup() has also started loading the missing sets, for the next requests.
+struct ListCache::Batch {
+    std::vector<std::vector<bool>> hits;
+    std::size_t outstanding;
+    bool failed = false;
+    Done done;
+
+    void finish() {
+        if (--outstanding == 0) done(!failed, std::move(hits));
+    }
+};
+
+// What is missing: while tracking, from the load of its set when this starts one; otherwise
+// just the members asked for (SMISMEMBER). All the commands go out in one batch.
 void ListCache::fetch(const std::vector<Query>& queries, std::vector<std::size_t> missing,
                       std::vector<std::vector<bool>> hits, Done done) {
-    struct Batch {
-        std::vector<std::vector<bool>> hits;
-        std::size_t outstanding;
-        bool failed = false;
-        Done done;
-    };
     auto batch =
         std::make_shared<Batch>(Batch{std::move(hits), missing.size(), false, std::move(done)});
     for (auto i : missing) {
-        std::string key(queries[i].key);
-        std::vector<std::string> argv{"SMISMEMBER", key};
-        if (queries[i].client) {
-            auto spelled = network_candidates(*queries[i].client);
-            argv.insert(argv.end(), spelled.begin(), spelled.end());
-        } else {
-            argv.insert(argv.end(), queries[i].members.begin(), queries[i].members.end());
-        }
-        const std::size_t n = argv.size() - 2;
-        data_.command(std::move(argv), [batch, i, key, n](redis::Reply r) {
-            if (!r.ok)
+        auto from_load = [this, batch, i, query = queries[i]](bool ok, Set* set) {
+            if (!ok) {
                 batch->failed = true;
-            else if (!membership(r.value, n, &batch->hits[i]))
-                not_a_set(key, r.value);
-            if (--batch->outstanding == 0) batch->done(!batch->failed, std::move(batch->hits));
-        });
+                return batch->finish();
+            }
+            if (set == nullptr) return ask(batch, i, query);
+            answer(*set, query, &batch->hits[i]);
+            batch->finish();
+        };
+        if (!tracking_ || !wait_for_load(queries[i].key, std::move(from_load)))
+            ask(batch, i, queries[i]);
     }
 }
 
-// One load per key: a miss that finds its set already loading only asks Redis (fetch).
-void ListCache::load(std::string_view key) {
+void ListCache::ask(const std::shared_ptr<Batch>& batch, std::size_t i, const Query& query) {
+    std::string key(query.key);
+    std::vector<std::string> argv{"SMISMEMBER", key};
+    if (query.client) {
+        auto spelled = network_candidates(*query.client);
+        argv.insert(argv.end(), spelled.begin(), spelled.end());
+    } else {
+        argv.insert(argv.end(), query.members.begin(), query.members.end());
+    }
+    const std::size_t n = argv.size() - 2;
+    data_.command(std::move(argv), [batch, i, key, n](redis::Reply r) {
+        if (!r.ok)
+            batch->failed = true;
+        else if (!membership(r.value, n, &batch->hits[i]))
+            not_a_set(key, r.value);
+        batch->finish();
+    });
+}
+
+// One load per key: a miss starts the load of its set when there is none, and waits for its
+// first page; false: ask Redis instead. A miss never joins a load already under way: that load's
+// commands were sent before this request arrived, and an edit made in between must count for it
+// (its invalidation may be read only after the page). The set is then being loaded, too large
+// for the budget, or too many sets are loading.
+bool ListCache::wait_for_load(std::string_view key, LoadWaiter waiter) {
     if (loading_.find(key) != loading_.end()) {
         ++stats_.merged;
-        return;
+        return false;
     }
-    if (loading_.size() >= settings_.max_loads) return;
+    if (auto* set = sets_.find(key); set && set->oversize) return false;
+    if (loading_.size() >= settings_.max_loads) return false;
     ++stats_.loads;
     auto state = std::make_shared<Load>();
+    state->waiters.push_back(std::move(waiter));
     auto [it, inserted] = loading_.emplace(std::string(key), state);
     scan(it->first, state, "0");
+    return true;
 }
 
 void ListCache::scan(const std::string& key, const std::shared_ptr<Load>& load,
@@ -318,10 +358,16 @@ void ListCache::scan(const std::string& key, const std::shared_ptr<Load>& load,
 void ListCache::on_page(const std::string& key, const std::shared_ptr<Load>& load, redis::Reply r) {
     auto it = loading_.find(key);
     if (it == loading_.end() || it->second != load) return;  // dropped by a reset
-    if (!r.ok) return void(loading_.erase(it));              // the next miss tries again
-    if (load->changed) {
+    if (!r.ok) {                                             // the next miss tries again
+        release(*load, false, nullptr);
+        return void(loading_.erase(it));
+    }
+    if (load->changed) {  // what was read may be stale; whoever waits asks Redis afresh
+        release(*load, true, nullptr);
         if (++load->restarts > max_restarts) return void(loading_.erase(it));
-        *load = Load{{}, 0, false, load->restarts, std::chrono::steady_clock::now()};
+        const int restarts = load->restarts;
+        *load = Load{};
+        load->restarts = restarts;
         return scan(key, load, "0");
     }
     const auto& v = r.value;
@@ -343,9 +389,14 @@ void ListCache::on_page(const std::string& key, const std::shared_ptr<Load>& loa
         sets_.put(key, std::move(marker));
         log::warning("list " + key + " is larger than the list cache (" +
                      std::to_string(sets_.max_bytes()) + " bytes): it is asked from Redis");
+        release(*load, true, nullptr);
         return void(loading_.erase(it));
     }
-    if (cursor != "0") return scan(key, load, cursor);
+    if (cursor != "0") {
+        release(*load, true, nullptr);  // a large set: its first misses ask Redis meanwhile
+        return scan(key, load, cursor);
+    }
+    release(*load, true, &load->set);
     if (load->set.members.size() >= large_set) {
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - load->started)

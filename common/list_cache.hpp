@@ -8,16 +8,17 @@
 // daemon's data connection then turns on "CLIENT TRACKING on REDIRECT <id> BCAST PREFIX
 // <prefix>block: PREFIX <prefix>allow: PREFIX <prefix>quota:limits:" (a refusal or a timeout is
 // retried every keepalive tick). An override is loaded with GET when first asked for. A set is
-// loaded in the background, SSCAN page by page, one load per key however many requests miss it
-// meanwhile, while those requests are answered with SMISMEMBER: a set of 10^6 members costs
-// Redis small commands within the per-command timeout, never one huge reply that holds up every
-// request behind it. Entries are dropped when Redis says they changed (or on a FLUSH; a load
-// that sees its key change starts again). Whenever either connection is lost or renewed, or the
-// subscriber leaves a PING unanswered for timeout_ms (a half-open link would otherwise keep a
-// stale cache trusted forever), everything cached is dropped and tracking is set up again; until
-// it is, lookups go to Redis (one SMISMEMBER per set, one GET per override), so the answer is
-// never older than the last invalidation Redis could deliver, or than one keepalive interval
-// plus timeout_ms after the subscriber's link went silent.
+// loaded SSCAN page by page, one load per key however many requests miss it meanwhile: the
+// request that starts it waits for the first page (all of a small set), the others, and all of
+// them for a set of several pages, are answered with SMISMEMBER while the load goes on. A set of
+// 10^6 members costs Redis small commands within the per-command timeout, never one huge reply
+// that holds up every request behind it. Entries are dropped when Redis says they changed (or on a
+// FLUSH; a load that sees its key change starts again). Whenever either connection is lost or
+// renewed, or the subscriber leaves a PING unanswered for timeout_ms (a half-open link would
+// otherwise keep a stale cache trusted forever), everything cached is dropped and tracking is set
+// up again; until it is, lookups go to Redis (one SMISMEMBER per set, one GET per override), so the
+// answer is never older than the last invalidation Redis could deliver, or than one keepalive
+// interval plus timeout_ms after the subscriber's link went silent.
 //
 // Memory: bounded in bytes (ListCacheSettings::max_bytes), least recently used entries evicted
 // first; a set larger than the whole budget is not kept (its lookups go to Redis). Each key is read
@@ -97,9 +98,9 @@ class ListCache {
     void get(const std::string& key, GetDone done);
 
     bool tracking() const { return tracking_; }
-    // loads: started; merged: misses that found their set already loading; oversize: loads
-    // given up because the set would not fit in the budget; pings_missed: keepalives that timed
-    // out (each drops the cache and reconnects the subscriber).
+    // loads: started; merged: misses that found their set already loading (they ask Redis);
+    // oversize: loads given up because the set would not fit in the budget; pings_missed:
+    // keepalives that timed out (each drops the cache and reconnects the subscriber).
     struct Stats {
         std::uint64_t hits = 0, loads = 0, merged = 0, oversize = 0, invalidations = 0, resets = 0,
                       pings_missed = 0;
@@ -115,9 +116,10 @@ class ListCache {
     void reset(const char* why);
     void on_invalidate(const redis::Value& message);
     bool usable();
+    struct Batch;
     void fetch(const std::vector<Query>& queries, std::vector<std::size_t> missing,
                std::vector<std::vector<bool>> hits, Done done);
-    void load(std::string_view key);
+    void ask(const std::shared_ptr<Batch>& batch, std::size_t i, const Query& query);
     void scan(const std::string& key, const std::shared_ptr<Load>& load, const std::string& cursor);
     void on_page(const std::string& key, const std::shared_ptr<Load>& load, redis::Reply reply);
     void schedule_tick();
@@ -153,6 +155,10 @@ class ListCache {
         // loading it again until it changes.
         bool oversize = false;
     };
+    // Called with a load's first page: ok=false, Redis did not answer; a null set, ask Redis.
+    using LoadWaiter = std::function<void(bool ok, Set* set)>;
+    bool wait_for_load(std::string_view key, LoadWaiter waiter);
+    static void release(Load& load, bool ok, Set* set);
     static void answer(Set& set, const Query& query, std::vector<bool>* hits);
 
     ByteLru<Set> sets_;
