@@ -124,14 +124,16 @@ void ListCache::tick() {
     if (!running_) return;
     if (subscriber_->connected() && !ping_in_flight_) {
         ping_in_flight_ = true;
-        subscriber_->command({"PING"}, [this, epoch = epoch_](redis::Reply r) {
-            ping_in_flight_ = false;
-            if (r.ok || r.error != "timeout" || !running_) return;
-            ++stats_.pings_missed;
-            if (epoch == epoch_) reset("the subscriber did not answer PING in time");
-            subscriber_->stop();
-            subscriber_->start();
-        });
+        subscriber_->command(
+            {"PING"}, [this, alive = std::weak_ptr<char>(alive_), epoch = epoch_](redis::Reply r) {
+                if (alive.expired()) return;  // answered "stopped" after ~ListCache
+                ping_in_flight_ = false;
+                if (r.ok || r.error != "timeout" || !running_) return;
+                ++stats_.pings_missed;
+                if (epoch == epoch_) reset("the subscriber did not answer PING in time");
+                subscriber_->stop();
+                subscriber_->start();
+            });
     }
     if (!tracking_ && tracking_asked_ != epoch_ + 1) enable_tracking();
     schedule_tick();
@@ -350,7 +352,9 @@ bool ListCache::wait_for_load(std::string_view key, LoadWaiter waiter) {
 void ListCache::scan(const std::string& key, const std::shared_ptr<Load>& load,
                      const std::string& cursor) {
     data_.command({"SSCAN", key, cursor, "COUNT", std::to_string(settings_.scan_count)},
-                  [this, key, load](redis::Reply r) { on_page(key, load, std::move(r)); });
+                  [this, alive = std::weak_ptr<char>(alive_), key, load](redis::Reply r) {
+                      if (!alive.expired()) on_page(key, load, std::move(r));
+                  });
 }
 
 // SSCAN returns every member present from the first page to the last (some perhaps twice);

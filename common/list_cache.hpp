@@ -138,6 +138,8 @@ class ListCache {
     bool ping_in_flight_ = false;
     bool running_ = false;
     boost::asio::steady_timer keepalive_;
+    // Expires with the cache: the clients answer what is pending after it is gone ("stopped").
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
     // Asked with views of the request's names, without copying them into strings.
     struct Hash {
         using is_transparent = void;
