@@ -6,20 +6,33 @@
 //
 // How: a subscriber connection gets its CLIENT ID and SUBSCRIBEs to __redis__:invalidate; the
 // daemon's data connection then turns on "CLIENT TRACKING on REDIRECT <id> BCAST PREFIX
-// <prefix>block: PREFIX <prefix>allow: PREFIX <prefix>quota:limits:". A set is loaded with
-// SMEMBERS (an override with GET) when first asked for and dropped when Redis says it changed
-// (or on a FLUSH). Whenever either connection is lost or renewed, everything cached is dropped
-// and tracking is set up again; until it is, lookups go to Redis (one SMISMEMBER per set, one
-// GET per override), so the answer is never older than the last invalidation Redis could
-// deliver. Each key is read with single-key commands, so this works key by key on Redis Cluster
-// too (tracking there is per node; see README). The quota counters (<prefix>quota:{<login>}:*)
-// are outside the tracked prefixes: their writes cost no invalidation traffic.
+// <prefix>block: PREFIX <prefix>allow: PREFIX <prefix>quota:limits:" (a refusal or a timeout is
+// retried every keepalive tick). An override is loaded with GET when first asked for. A set is
+// loaded SSCAN page by page, one load per key however many requests miss it meanwhile: the
+// request that starts it waits for the first page (all of a small set), the others, and all of
+// them for a set of several pages, are answered with SMISMEMBER while the load goes on. A set of
+// 10^6 members costs Redis small commands within the per-command timeout, never one huge reply
+// that holds up every request behind it. Entries are dropped when Redis says they changed (or on a
+// FLUSH; a load that sees its key change starts again). Whenever either connection is lost or
+// renewed, or the subscriber leaves a PING unanswered for timeout_ms (a half-open link would
+// otherwise keep a stale cache trusted forever), everything cached is dropped and tracking is set
+// up again; until it is, lookups go to Redis (one SMISMEMBER per set, one GET per override), so the
+// answer is never older than the last invalidation Redis could deliver, or than one keepalive
+// interval plus timeout_ms after the subscriber's link went silent.
+//
+// Memory: bounded in bytes (ListCacheSettings::max_bytes), least recently used entries evicted
+// first; a set larger than the whole budget is not kept (its lookups go to Redis). Each key is read
+// with single-key commands, so this works key by key on Redis Cluster too (tracking there is per
+// node; see README). The quota counters (<prefix>quota:{<login>}:*) are outside the tracked
+// prefixes: their writes cost no invalidation traffic.
 //
 // Entry points: start, stop, lookup, get, data_connection_ready. Threading: the io_context's
 // thread.
 #pragma once
 
 #include <bitset>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,10 +43,21 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/byte_lru.hpp"
 #include "common/inet.hpp"
 #include "common/redis.hpp"
 
 namespace postwarden {
+
+struct ListCacheSettings {
+    // What the cached sets and overrides may take in memory, estimated from their members; a
+    // sixteenth of it for the overrides.
+    std::size_t max_bytes = std::size_t{256} << 20;
+    // How often the subscriber is PINGed (and a failed CLIENT TRACKING retried).
+    std::chrono::milliseconds keepalive{1000};
+    std::size_t scan_count = 10000;  // SSCAN COUNT of a load: each page a small command
+    std::size_t max_loads = 64;      // sets loading at once; beyond, misses only ask Redis
+};
 
 class ListCache {
   public:
@@ -52,7 +76,7 @@ class ListCache {
 
     // `data` is the daemon's client; its Options::on_ready must call data_connection_ready().
     ListCache(boost::asio::io_context& io, redis::Client& data, const redis::Options& options,
-              std::string prefix);
+              std::string prefix, ListCacheSettings settings = {});
     ~ListCache();
 
     void start();
@@ -74,28 +98,48 @@ class ListCache {
     void get(const std::string& key, GetDone done);
 
     bool tracking() const { return tracking_; }
+    // loads: started; merged: misses that found their set already loading (they ask Redis);
+    // oversize: loads given up because the set would not fit in the budget; pings_missed:
+    // keepalives that timed out (each drops the cache and reconnects the subscriber).
     struct Stats {
-        std::uint64_t hits = 0, loads = 0, invalidations = 0, resets = 0;
+        std::uint64_t hits = 0, loads = 0, merged = 0, oversize = 0, invalidations = 0, resets = 0,
+                      pings_missed = 0;
     };
     const Stats& stats() const { return stats_; }
+    std::size_t bytes() const { return sets_.bytes() + values_.bytes(); }  // estimated
 
   private:
+    struct Load;
+
     void subscriber_ready();
     void enable_tracking();
     void reset(const char* why);
     void on_invalidate(const redis::Value& message);
     bool usable();
+    struct Batch;
     void fetch(const std::vector<Query>& queries, std::vector<std::size_t> missing,
                std::vector<std::vector<bool>> hits, Done done);
+    void ask(const std::shared_ptr<Batch>& batch, std::size_t i, const Query& query);
+    void scan(const std::string& key, const std::shared_ptr<Load>& load, const std::string& cursor);
+    void on_page(const std::string& key, const std::shared_ptr<Load>& load, redis::Reply reply);
+    void schedule_tick();
+    void tick();
 
     boost::asio::io_context& io_;
     redis::Client& data_;
+    const ListCacheSettings settings_;
     std::unique_ptr<redis::Client> subscriber_;
     std::string prefix_;
     std::string subscriber_id_;
     std::uint64_t epoch_ = 0;          // bumped whenever tracking state is lost
-    std::uint64_t invalidations_ = 0;  // a load that saw one in flight is not kept
+    std::uint64_t invalidations_ = 0;  // a GET that saw one in flight is not kept
     bool tracking_ = false;
+    std::uint64_t tracking_asked_ = 0;  // epoch_ + 1 while CLIENT TRACKING is awaited for it
+    bool ping_in_flight_ = false;
+    bool running_ = false;
+    boost::asio::steady_timer keepalive_;
+    // Expires with the cache: the clients answer what is pending after it is gone ("stopped").
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
     // Asked with views of the request's names, without copying them into strings.
     struct Hash {
         using is_transparent = void;
@@ -109,11 +153,19 @@ class ListCache {
         // first net lookup of the set.
         bool indexed = false;
         std::bitset<129> v4, v6;
+        // Too large for the budget: kept as a name only, so lookups go to Redis without
+        // loading it again until it changes.
+        bool oversize = false;
     };
+    // Called with a load's first page: ok=false, Redis did not answer; a null set, ask Redis.
+    using LoadWaiter = std::function<void(bool ok, Set* set)>;
+    bool wait_for_load(std::string_view key, LoadWaiter waiter);
+    static void release(Load& load, bool ok, Set* set);
     static void answer(Set& set, const Query& query, std::vector<bool>* hits);
 
-    std::unordered_map<std::string, Set, Hash, std::equal_to<>> sets_;
-    std::unordered_map<std::string, redis::Value> values_;
+    ByteLru<Set> sets_;
+    ByteLru<redis::Value> values_;
+    std::unordered_map<std::string, std::shared_ptr<Load>, Hash, std::equal_to<>> loading_;
     Stats stats_;
 };
 

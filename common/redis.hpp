@@ -41,7 +41,9 @@ class CounterFamily;
 namespace postwarden::redis {
 
 // An owned copy of one RESP reply. Strings are binary-safe; arrays nest (hiredis' reader accepts
-// up to 7 levels of nesting and treats deeper replies as a protocol error).
+// up to 7 levels of nesting and treats deeper replies as a protocol error). A reply is bounded
+// in values, string length and bytes (ReplyLimits, redis_protocol.hpp): beyond them, too, the
+// connection is dropped as for a protocol error.
 struct Value {
     enum class Type { nil, integer, string, status, error, array };
     Type type = Type::nil;

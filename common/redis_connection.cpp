@@ -19,6 +19,10 @@
 #include <boost/asio/write.hpp>
 #include <exception>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "common/metrics.hpp"
 
 namespace postwarden::redis {
@@ -105,6 +109,7 @@ void Connection::on_connect(const boost::system::error_code& error) {
     if (options_.address.kind == Endpoint::Kind::inet) {
         boost::system::error_code ignored;  // small commands must not wait for Nagle
         socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+        enable_keepalive();
     }
     start_read();
     if (options_.password.empty()) return become_ready();
@@ -112,6 +117,19 @@ void Connection::on_connect(const boost::system::error_code& error) {
     append_command(output_, {"AUTH", options_.password});
     ++stats_->commands;
     flush();
+}
+
+// A peer that vanished without a FIN or RST (rebooted host, dropped NAT entry) is noticed by the
+// kernel after about a minute even on a connection that only receives, such as the list
+// cache's subscriber (which also PINGs, list_cache.cpp). Best effort: failures are ignored.
+void Connection::enable_keepalive() {
+    boost::system::error_code ignored;
+    socket_.set_option(asio::socket_base::keep_alive(true), ignored);
+    const int fd = socket_.native_handle();
+    const int idle = 30, interval = 10, count = 3;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
 void Connection::become_ready() {

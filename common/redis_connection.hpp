@@ -66,6 +66,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void connect_unix();
     void connect_inet();
     void on_connect(const boost::system::error_code& error);
+    void enable_keepalive();
     void become_ready();
     void fail(const std::string& reason);
 

@@ -4,8 +4,10 @@
 // is sized once when the array header is read, so the pointers hiredis keeps stay valid.
 #include "common/redis_protocol.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <string>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
@@ -55,20 +57,54 @@ void append_command(std::string& out, std::initializer_list<std::string_view> ar
     encode(out, argv);
 }
 
+struct ReplyBudget {
+    ReplyLimits limits;
+    const redisReader* reader = nullptr;
+    std::size_t elements = 0;  // of the reply in progress
+    std::size_t bytes = 0;
+    std::string error;  // the limit a reply broke; hiredis itself only says "Out of memory"
+
+    // Counts one more value of n string bytes; false (with error set) past a limit.
+    bool charge(std::size_t string_bytes) {
+        ++elements;
+        bytes += sizeof(Value) + string_bytes;
+        if (elements > limits.max_elements)
+            error = "reply has more than " + std::to_string(limits.max_elements) + " elements";
+        else if (bytes > limits.max_bytes)
+            error = "reply larger than " + std::to_string(limits.max_bytes) + " bytes";
+        return error.empty();
+    }
+};
+
 namespace {
 
-// The Value a new reply element goes into: a fresh root, or its slot in the parent array.
+using Budget = ReplyBudget;
+
+Budget& budget_of(const redisReadTask* task) {
+    return *static_cast<Budget*>(task->privdata);
+}
+
+// The Value a new reply element goes into: a fresh root, or the next slot of the parent array.
 // hiredis turns a nullptr result into an out-of-memory error, so no exception crosses into C.
-Value* make_value(const redisReadTask* task, Value::Type type) noexcept {
+// A parent grows one element at a time, when the element before is complete: no pointer hiredis
+// keeps (one per open array, each into its parent) points into a vector that is growing.
+Value* make_value(const redisReadTask* task, Value::Type type, std::size_t string_bytes) noexcept {
+    Budget& budget = budget_of(task);
+    if (task->parent == nullptr) budget.elements = budget.bytes = 0;  // a new reply
+    if (!budget.charge(string_bytes)) return nullptr;
     if (task->parent == nullptr) {
         auto* root = new (std::nothrow) Value;
         if (root) root->type = type;
         return root;
     }
-    auto* parent = static_cast<Value*>(task->parent->obj);
-    Value* slot = &parent->elements[static_cast<std::size_t>(task->idx)];
-    slot->type = type;
-    return slot;
+    auto& siblings = static_cast<Value*>(task->parent->obj)->elements;
+    if (static_cast<std::size_t>(task->idx) != siblings.size()) return nullptr;
+    try {
+        siblings.emplace_back().type = type;
+    } catch (...) {
+        return nullptr;
+    }
+    return &siblings.back();
 }
 
 Value::Type string_type(int reply_type) {
@@ -82,38 +118,54 @@ Value::Type string_type(int reply_type) {
     }
 }
 
+// An element inside a parent belongs to the parent (freed with the root); a root is ours to free
+// when it cannot be handed to hiredis.
+void* discard(const redisReadTask* task, Value* value) {
+    if (task->parent == nullptr) delete value;
+    return nullptr;
+}
+
 void* create_string(const redisReadTask* task, char* data, size_t length) {
-    Value* value = make_value(task, string_type(task->type));
+    Value* value = make_value(task, string_type(task->type), length);
     if (value == nullptr) return nullptr;
     try {
         value->str.assign(data, length);
     } catch (...) {
-        if (task->parent == nullptr) delete value;
-        return nullptr;
+        return discard(task, value);
     }
     return value;
 }
 
+// Room for the announced elements, but never for more than the bytes already received could
+// hold (each takes at least 3: "+\r\n"): "*10000000" in 12 bytes reserves next to nothing, and
+// the vector then grows with what really arrives.
 void* create_array(const redisReadTask* task, int elements) {
-    Value* value = make_value(task, Value::Type::array);
-    if (value == nullptr) return nullptr;
-    try {
-        value->elements.resize(static_cast<std::size_t>(elements));
-    } catch (...) {  // a hostile length: report out of memory instead of throwing through C
-        if (task->parent == nullptr) delete value;
+    Budget& budget = budget_of(task);
+    const auto announced = static_cast<std::size_t>(elements);
+    if (announced > budget.limits.max_elements) {
+        budget.error = "reply announces " + std::to_string(announced) + " elements, more than " +
+                       std::to_string(budget.limits.max_elements);
         return nullptr;
+    }
+    Value* value = make_value(task, Value::Type::array, 0);
+    if (value == nullptr) return nullptr;
+    const std::size_t received = budget.reader->len - budget.reader->pos;
+    try {
+        value->elements.reserve(std::min(announced, received / 3));
+    } catch (...) {
+        return discard(task, value);
     }
     return value;
 }
 
 void* create_integer(const redisReadTask* task, long long integer) {
-    Value* value = make_value(task, Value::Type::integer);
+    Value* value = make_value(task, Value::Type::integer, 0);
     if (value) value->integer = integer;
     return value;
 }
 
 void* create_nil(const redisReadTask* task) {
-    return make_value(task, Value::Type::nil);
+    return make_value(task, Value::Type::nil, 0);
 }
 
 // hiredis frees only roots (a reply it could not finish, or one still held at redisReaderFree).
@@ -130,13 +182,26 @@ void ReplyReader::Free::operator()(redisReader* reader) const {
     redisReaderFree(reader);
 }
 
-ReplyReader::ReplyReader() : reader_(redisReaderCreateWithFunctions(&value_functions)) {
+ReplyReader::ReplyReader(ReplyLimits limits)
+    : budget_(std::make_unique<ReplyBudget>()),
+      reader_(redisReaderCreateWithFunctions(&value_functions)) {
     if (!reader_) throw std::bad_alloc();
+    budget_->limits = limits;
+    budget_->reader = reader_.get();
+    reader_->privdata = budget_.get();  // redisReaderSetPrivdata casts to int in C++
 }
 
 ReplyReader::~ReplyReader() = default;
 
+// hiredis buffers a string (or a line) until all of it has arrived, and would buffer whatever
+// the peer sends: what stays undecoded after the callers' next() calls is one partial item, and
+// may not exceed the longest string allowed.
 bool ReplyReader::feed(const char* data, std::size_t size) {
+    const std::size_t undecoded = reader_->len - reader_->pos;
+    if (undecoded + size > budget_->limits.max_string + 64 && budget_->error.empty())
+        budget_->error = "reply has a string longer than " +
+                         std::to_string(budget_->limits.max_string) + " bytes";
+    if (!budget_->error.empty()) return false;
     return redisReaderFeed(reader_.get(), data, size) == REDIS_OK;
 }
 
@@ -180,6 +245,7 @@ ReplyReader::Status ReplyReader::next(Value& out) {
 }
 
 std::string ReplyReader::error() const {
+    if (!budget_->error.empty()) return budget_->error;
     return reader_->err ? std::string(reader_->errstr) : std::string();
 }
 

@@ -24,14 +24,30 @@ namespace postwarden::redis {
 void append_command(std::string& out, const std::vector<std::string>& argv);
 void append_command(std::string& out, std::initializer_list<std::string_view> argv);
 
+// What one reply may hold: whoever controls the bytes (a compromised Redis, a man in the middle
+// on a plain TCP link) must not make the reader allocate more than this. The defaults lie far
+// above anything postwarden reads (a list of 10^6 members, the CLI's SMEMBERS of one). Nesting
+// is bounded by hiredis (7 levels), and an array announced as huge costs nothing until its
+// elements arrive: room is reserved for no more elements than the bytes received could hold.
+struct ReplyLimits {
+    std::size_t max_elements = std::size_t{1} << 22;  // values in one reply, nested ones included
+    std::size_t max_string = std::size_t{32} << 20;   // bytes of one string (or line) on the wire
+    // Bytes one decoded reply takes in memory: its strings plus sizeof(Value) per element.
+    std::size_t max_bytes = std::size_t{256} << 20;
+};
+
+struct ReplyBudget;  // what the reply in progress has used of the limits (redis_protocol.cpp)
+
 // Incremental reply decoder. Bytes may be fed in any split; replies come out whole, built
-// directly as Values (no intermediate redisReply copy). After an error the reader is unusable:
-// the connection it decodes must be dropped.
+// directly as Values (no intermediate redisReply copy). A reply beyond the limits is an error
+// that says which limit. After an error the reader is unusable: the connection it decodes must
+// be dropped. Callers take every complete reply (next() until incomplete) after each feed(): the
+// string limit bounds what stays buffered of the reply in progress.
 class ReplyReader {
   public:
     enum class Status { reply, incomplete, error };
 
-    ReplyReader();
+    explicit ReplyReader(ReplyLimits limits = {});
     ~ReplyReader();
     ReplyReader(const ReplyReader&) = delete;
     ReplyReader& operator=(const ReplyReader&) = delete;
@@ -46,6 +62,7 @@ class ReplyReader {
     struct Free {
         void operator()(redisReader* reader) const;
     };
+    std::unique_ptr<ReplyBudget> budget_;
     std::unique_ptr<redisReader, Free> reader_;
 };
 

@@ -314,9 +314,12 @@ TEST_CASE("lists are answered from memory, and every edit still counts on the ne
         wait_until([&] { return policyd.log().find("list cache on") != std::string::npos; }, 5s));
     CHECK(client.ask(mail) == "DUNNO");  // loads the sets once
     auto loads = redis.info_field("commandstats", "cmdstat_smembers");
+    auto pages = redis.info_field("commandstats", "cmdstat_sscan");
+    CHECK_FALSE(pages.empty());  // the sets were read
     for (int i = 0; i < 20; ++i)
         CHECK(client.ask(mail) == "DUNNO");
     CHECK(redis.info_field("commandstats", "cmdstat_smembers") == loads);
+    CHECK(redis.info_field("commandstats", "cmdstat_sscan") == pages);
     CHECK(redis.info_field("commandstats", "cmdstat_smismember").empty());
     for (int i = 0; i < 20; ++i) {
         sadd(redis, "pw:block:domain", "shop.example");

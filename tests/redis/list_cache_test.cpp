@@ -91,10 +91,12 @@ TEST_CASE("lists come from memory once tracking is on, and edits are seen at onc
     CHECK(f.has("pw:block:sender", "b@x.example") == false);
     auto loads = f.cache->stats().loads;
     auto smembers = f.server.info_field("commandstats", "cmdstat_smembers");
+    auto pages = f.server.info_field("commandstats", "cmdstat_sscan");
     for (int i = 0; i < 50; ++i)
         CHECK(f.has("pw:block:sender", "a@x.example") == true);
     CHECK(f.cache->stats().loads == loads);  // answered from memory
     CHECK(f.server.info_field("commandstats", "cmdstat_smembers") == smembers);
+    CHECK(f.server.info_field("commandstats", "cmdstat_sscan") == pages);
 
     // an edit from another connection (redis-cli) reaches the next lookup
     f.edit({"SADD", "pw:block:sender", "b@x.example"});

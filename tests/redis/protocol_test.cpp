@@ -112,3 +112,56 @@ TEST_CASE("a script's SHA1 is the one Redis computes", "[redis][protocol]") {
     CHECK(Script("return 1").sha1() == "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
     CHECK(Script("").sha1() == "da39a3ee5e6b4b0d3255bfef95601890afd80709");
 }
+
+TEST_CASE("replies beyond the reader's limits are errors that name the limit",
+          "[redis][protocol]") {
+    auto decode = [](const std::string& wire, const ReplyLimits& limits) {
+        ReplyReader reader(limits);
+        Value v;
+        if (!reader.feed(wire.data(), wire.size())) return reader.error();
+        return reader.next(v) == ReplyReader::Status::error ? reader.error() : "";
+    };
+    const ReplyLimits ten_elements{10, 100, 1 << 20};
+    CHECK(decode("*11\r\n", ten_elements) == "reply announces 11 elements, more than 10");
+    // Ten elements announced, but nested ones count too.
+    CHECK(decode("*3\r\n*3\r\n:1\r\n:2\r\n:3\r\n*3\r\n:1\r\n:2\r\n:3\r\n*2\r\n:4\r\n:5\r\n",
+                 ten_elements) == "reply has more than 10 elements");
+    const ReplyLimits small{10, 100, 4 * sizeof(Value) + 100};
+    const std::string forty = "$40\r\n" + std::string(40, 'a') + "\r\n";
+    CHECK(decode("*3\r\n" + forty + forty + forty, small) ==
+          "reply larger than " + std::to_string(small.max_bytes) + " bytes");
+    CHECK(decode("$1000\r\n" + std::string(500, 'x'), small) ==
+          "reply has a string longer than 100 bytes");
+    CHECK(decode(std::string(500, 'x'), small) ==
+          "reply has a string longer than 100 bytes");  // a line without its end
+    // Within the limits, and the budget starts again with every reply.
+    ReplyReader reader(small);
+    for (int i = 0; i < 5; ++i) {
+        std::string wire = "*3\r\n:1\r\n$90\r\n" + std::string(90, 'y') + "\r\n+OK\r\n";
+        REQUIRE(reader.feed(wire.data(), wire.size()));
+        Value v;
+        REQUIRE(reader.next(v) == ReplyReader::Status::reply);
+        CHECK(v.elements.size() == 3);
+    }
+}
+
+TEST_CASE("the default limits read a set of a million members", "[redis][protocol]") {
+    // What the list cache loads and the CLI lists: SMEMBERS of 10^6 members, read in the
+    // connection's 64 KiB chunks.
+    std::string wire = "*1000000\r\n";
+    for (int i = 0; i < 1000000; ++i) {
+        std::string member = "sender" + std::to_string(i) + "@example.org";
+        wire += "$" + std::to_string(member.size()) + "\r\n" + member + "\r\n";
+    }
+    ReplyReader reader;
+    Value v;
+    auto status = ReplyReader::Status::incomplete;
+    for (std::size_t i = 0; i < wire.size(); i += 65536) {
+        REQUIRE(reader.feed(wire.data() + i, std::min<std::size_t>(65536, wire.size() - i)));
+        status = reader.next(v);
+        REQUIRE(status != ReplyReader::Status::error);
+    }
+    REQUIRE(status == ReplyReader::Status::reply);
+    REQUIRE(v.elements.size() == 1000000);
+    CHECK(v.elements[999999].str == "sender999999@example.org");
+}
