@@ -6,6 +6,7 @@
 #include "common/mail_header.hpp"
 
 #include "common/address.hpp"
+#include "common/idna.hpp"
 
 namespace postwarden {
 
@@ -93,6 +94,9 @@ std::optional<std::string> parse_domain(std::string_view text) {
             return std::nullopt;
         }
     }
+    // A name DNS cannot hold (not UTF-8, emoji …) has no DMARC policy anyone could find: it
+    // is unreadable, not a domain without a policy.
+    if (!is_ascii(d) && !to_a_label(d)) return std::nullopt;
     return d;
 }
 

@@ -21,7 +21,8 @@ struct MailAddress {
 
 // Every mailbox of an address-list (display names, comments, quoted local parts, groups and
 // obsolete routes understood). nullopt when any part is not a mailbox we can read: an unbalanced
-// '<' or '>' or quote, a missing '@', an empty or address-literal domain. A group without members
+// '<' or '>' or quote, a missing '@', an empty or address-literal domain, a non-ASCII domain
+// that has no A-label spelling (idna.hpp). A group without members
 // contributes nothing; an empty list gives an empty vector.
 std::optional<std::vector<MailAddress>> parse_address_list(std::string_view value);
 
