@@ -37,12 +37,6 @@ bool fits_dns(std::string_view name) {
 
 }  // namespace
 
-bool is_ascii(std::string_view text) {
-    for (char c : text)
-        if (static_cast<unsigned char>(c) >= 0x80) return false;
-    return true;
-}
-
 std::optional<std::string> to_a_label(std::string_view domain) {
     if (is_ascii(domain)) {
         std::string out(domain);

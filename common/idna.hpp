@@ -10,14 +10,38 @@
 // scan for a byte >= 0x80.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace postwarden {
 
-// No byte >= 0x80: nothing to convert.
-bool is_ascii(std::string_view text);
+// No byte >= 0x80: nothing to convert. Inline and eight bytes a step: the daemons ask it of
+// every name on their hot paths (list lookups, greylist keys, SPF, the DNS cache).
+inline bool is_ascii(std::string_view text) {
+    const char* p = text.data();
+    const std::size_t size = text.size();
+    std::uint64_t seen = 0;
+    if (size >= 8) {
+        std::uint64_t word;
+        for (std::size_t i = 0; i + 8 <= size; i += 8) {
+            std::memcpy(&word, p + i, 8);
+            seen |= word;
+        }
+        std::memcpy(&word, p + size - 8, 8);  // the rest, overlapping what was read
+        seen |= word;
+    } else {
+        std::uint32_t half = 0;
+        std::uint16_t quarter = 0;
+        if (size & 4) std::memcpy(&half, p, 4);
+        if (size & 2) std::memcpy(&quarter, p + (size & 4), 2);
+        seen = half | quarter;
+        if (size & 1) seen |= static_cast<unsigned char>(p[size - 1]);
+    }
+    return (seen & 0x8080808080808080ULL) == 0;
+}
 
 // The A-label spelling of a domain name, lower-cased, a trailing dot kept.
 // - An ASCII name is only lower-cased: it is already what goes on the wire, and its syntax is

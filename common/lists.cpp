@@ -83,12 +83,17 @@ void ListPlan::add_level(const ListLevelKeys& keys, bool per_domain, const ListS
 
 namespace {
 
-// `name` itself when it is ASCII (no copy: the common case), else its canonical spelling kept
-// in `own`.
-std::string_view canonical(std::string_view name, std::string* own, bool address) {
-    if (is_ascii(name)) return name;
+// `name` itself when it is ASCII (no copy: the common case, checked inline), else its canonical
+// spelling kept in `own`.
+[[gnu::noinline]] std::string_view respell(std::string_view name, std::string* own, bool address) {
     *own = address ? canonical_address(name) : canonical_domain(name);
     return *own;
+}
+
+inline std::string_view canonical(std::string_view name, std::string* own, bool address) {
+    if (is_ascii(name)) [[likely]]
+        return name;
+    return respell(name, own, address);
 }
 
 }  // namespace

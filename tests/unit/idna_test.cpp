@@ -39,6 +39,14 @@ TEST_CASE("IDN to A-labels: ASCII names are only lower-cased", "[unit][idna]") {
     CHECK(to_a_label("XN--ZZ.example") == "xn--zz.example");
     CHECK(is_ascii("plain.example"));
     CHECK_FALSE(is_ascii("bücher.example"));
+    CHECK(is_ascii(""));
+    for (std::size_t length = 1; length <= 24; ++length)  // eight bytes a step, and the rest
+        for (std::size_t at = 0; at < length; ++at) {
+            std::string text(length, 'a');
+            CHECK(is_ascii(text));
+            text[at] = '\x80';
+            CHECK_FALSE(is_ascii(text));
+        }
 }
 
 TEST_CASE("IDN to A-labels: names that cannot be converted", "[unit][idna]") {
