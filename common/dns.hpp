@@ -98,10 +98,11 @@ class Resolver {
     explicit Resolver(AnswerSource source) : source_(std::move(source)) {}
 
     // Looks up name/type (class IN), following CNAMEs as the server returns them; from the
-    // cache when it holds a fresh answer. A name with non-ASCII bytes is asked, and cached, in
-    // A-labels (idna.hpp); one that has no A-label spelling is nxdomain, asked of nobody. A cached answer's packet is the one first received,
+    // cache when it holds a fresh answer. A cached answer's packet is the one first received,
     // its ID and TTLs not rewritten: libopendkim, which parses it, reads neither (it reads TTLs
     // only for its own key cache, DKIM_LIBFLAGS_CACHE, which dkim.cpp does not turn on).
+    // A name with non-ASCII bytes is asked, and cached, in A-labels (idna.hpp); one that has
+    // no A-label spelling is nxdomain, asked of nobody.
     Answer query(std::string_view name, Type type) const;
     // The cache's fresh answer to name/type, without asking the network; null when there is
     // none (or no cache). A miss is not counted: the caller asks query() next.
