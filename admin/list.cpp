@@ -7,6 +7,8 @@
 #include "admin/commands.hpp"
 #include "admin/json.hpp"
 #include "admin/members.hpp"
+#include "common/address.hpp"
+#include "common/idna.hpp"
 
 namespace postwarden::admin {
 
@@ -81,21 +83,26 @@ Output show_some(Context& ctx, const ListName& list, const std::vector<std::stri
 }
 
 // add and del: which members were (and were not) on the list before the edit, in one round trip
-// with the edit itself.
+// with the edit itself. `also` are edited too but reported only when they were changed: the
+// spellings an older version (or a redis-cli user) may have stored for a member.
 Output edit(Context& ctx, ListAction action, const ListName& list,
-            const std::vector<std::string>& members) {
+            const std::vector<std::string>& members, const std::vector<std::string>& also = {}) {
     auto key = ctx.store.key(list.name);
     std::vector<std::string> check = {"SMISMEMBER", key}, change = {"SADD", key};
     if (action == ListAction::del) change[0] = "SREM";
-    check.insert(check.end(), members.begin(), members.end());
-    change.insert(change.end(), members.begin(), members.end());
+    for (auto* names : {&members, &also}) {
+        check.insert(check.end(), names->begin(), names->end());
+        change.insert(change.end(), names->begin(), names->end());
+    }
     auto replies = ctx.store.batch({std::move(check), std::move(change)});
-    auto was = listed(replies[0], members.size());
+    auto was = listed(replies[0], members.size() + also.size());
 
     bool add = action == ListAction::add;
     std::vector<std::string> done, unchanged;
     for (std::size_t i = 0; i < members.size(); ++i)
         (was[i] != add ? done : unchanged).push_back(members[i]);
+    for (std::size_t i = 0; i < also.size(); ++i)
+        if (was[members.size() + i] != add) done.push_back(also[i]);
 
     Output out;
     JsonWriter json;
@@ -131,12 +138,16 @@ Output list(Context& ctx, ListAction action, std::string_view list_name,
     if (action == ListAction::show && given.empty()) return show_all(ctx, *list);
     if (given.empty()) throw Failure(exit_usage, "list: no MEMBER given");
     if (action == ListAction::add) return edit(ctx, action, *list, valid_members(*list, given));
-    std::vector<std::string> members;
-    for (const auto& g : given)
+    std::vector<std::string> members, typed;
+    for (const auto& g : given) {
         members.push_back(lenient_member(list->kind, g));
+        // An internationalized member stored as typed (U-labels) never matched a lookup: `del`
+        // removes that spelling too.
+        if (!is_ascii(g) && to_lower(g) != members.back()) typed.push_back(to_lower(g));
+    }
     members = unique(std::move(members));
     if (action == ListAction::show) return show_some(ctx, *list, members);
-    return edit(ctx, action, *list, members);
+    return edit(ctx, action, *list, members, unique(std::move(typed)));
 }
 
 }  // namespace postwarden::admin

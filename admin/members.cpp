@@ -2,6 +2,7 @@
 #include "admin/members.hpp"
 
 #include "common/address.hpp"
+#include "common/idna.hpp"
 #include "common/inet.hpp"
 
 namespace postwarden::admin {
@@ -43,7 +44,29 @@ bool valid_address_literal(std::string_view text) {
     return parse_ip(inner).has_value();
 }
 
-std::optional<std::string> domain_member(std::string_view text, std::string* error) {
+// How the daemons compare a domain (common/address.hpp): lower-cased, and an internationalized
+// one in A-labels, "Bücher.example" → "xn--bcher-kva.example". Aliases keep the spelling given:
+// the milter compares them with the header From as written.
+enum class Spelling { a_labels, as_given };
+
+// A domain that is valid as typed, spelled for storing; its DNS limits (labels of 63 octets,
+// 253 in all) apply to the A-label spelling, which is what DNS holds.
+std::optional<std::string> spelled_domain(std::string_view text, Spelling spelling,
+                                          std::string* error) {
+    std::string why;
+    if (spelling == Spelling::as_given || is_ascii(text)) {
+        if (!valid_domain(text, &why)) return *error = why, std::nullopt;
+        return to_lower(text);
+    }
+    auto a_label = to_a_label(text);
+    if (!a_label)
+        return *error = "not a valid internationalized domain name (IDNA2008)", std::nullopt;
+    if (!valid_domain(*a_label, &why)) return *error = *a_label + ": " + why, std::nullopt;
+    return a_label;
+}
+
+std::optional<std::string> domain_member(std::string_view text, std::string* error,
+                                         Spelling spelling = Spelling::a_labels) {
     std::string why;
     if (!text.empty() && text.front() == '@')
         return *error = "write the domain without '@' (" + std::string(text.substr(1)) + ")",
@@ -56,11 +79,11 @@ std::optional<std::string> domain_member(std::string_view text, std::string* err
     if (!text.empty() && text.front() == '[')
         return *error = "an address literal, not a domain (use block:net / allow:net)",
                std::nullopt;
-    if (!valid_domain(text, &why)) return *error = why, std::nullopt;
-    return to_lower(text);
+    return spelled_domain(text, spelling, error);
 }
 
-std::optional<std::string> address_member(std::string_view text, std::string* error) {
+std::optional<std::string> address_member(std::string_view text, std::string* error,
+                                          Spelling spelling = Spelling::a_labels) {
     if (text.size() >= 2 && text.front() == '<' && text.back() == '>')
         return *error = "write the address without <>", std::nullopt;
     auto at = text.rfind('@');
@@ -70,10 +93,11 @@ std::optional<std::string> address_member(std::string_view text, std::string* er
     if (local.empty()) return *error = "empty local part before '@'", std::nullopt;
     if (has_control_or_space(text))
         return *error = "contains a space or control character", std::nullopt;
+    if (valid_address_literal(domain)) return to_lower(text);
     std::string why;
-    if (!valid_address_literal(domain) && !valid_domain(domain, &why))
-        return *error = "domain '" + std::string(domain) + "': " + why, std::nullopt;
-    return to_lower(text);
+    auto spelled = spelled_domain(domain, spelling, &why);
+    if (!spelled) return *error = "domain '" + std::string(domain) + "': " + why, std::nullopt;
+    return to_lower(text.substr(0, at + 1)) + *spelled;  // a UTF-8 local part stays as it is
 }
 
 std::optional<std::string> network_member(std::string_view text, std::string* error) {
@@ -96,20 +120,29 @@ std::optional<std::string> tld_member(std::string_view text, std::string* error)
     if (!text.empty() && text.front() == '.')
         return *error = "write the TLD without the dot (" + std::string(text.substr(1)) + ")",
                std::nullopt;
-    if (text.find('.') != std::string_view::npos)
+    auto one_label = [&] {
         return *error = "one label only (a domain to exempt goes into allow:tld)", std::nullopt;
+    };
+    if (text.find('.') != std::string_view::npos) return one_label();
+    std::string label = to_lower(text);
+    if (!is_ascii(text)) {  // "рф" is stored as "xn--p1ai", as sender domains are looked up
+        auto a_label = to_a_label(text);
+        if (!a_label) return *error = "not a valid internationalized TLD (IDNA2008)", std::nullopt;
+        if (a_label->find('.') != std::string::npos) return one_label();  // "。" is a dot too
+        label = std::move(*a_label);
+    }
     std::string why;
-    if (!valid_label(text, &why)) return *error = why, std::nullopt;
-    return to_lower(text);
+    if (!valid_label(label, &why)) return *error = why, std::nullopt;
+    return label;
 }
 
 std::optional<std::string> alias_member(std::string_view text, std::string* error) {
     if (!text.empty() && text.front() == '@') {
-        auto domain = domain_member(text.substr(1), error);
+        auto domain = domain_member(text.substr(1), error, Spelling::as_given);
         if (!domain) return std::nullopt;
         return "@" + *domain;
     }
-    return address_member(text, error);
+    return address_member(text, error, Spelling::as_given);
 }
 
 }  // namespace
@@ -158,10 +191,12 @@ std::optional<ListName> parse_list_name(std::string_view text, std::string* erro
             kind = MemberKind::network;
         else
             return unknown();
-        if (colon != std::string_view::npos) {  // per recipient domain
+        if (colon != std::string_view::npos) {  // per recipient domain, named as policyd spells it
             std::string why;
-            if (!valid_domain(rest.substr(colon + 1), &why))
+            auto domain = spelled_domain(rest.substr(colon + 1), Spelling::a_labels, &why);
+            if (!domain)
                 return *error = "list " + quoted(text) + ": recipient domain: " + why, std::nullopt;
+            return ListName{lower.substr(0, level.size() + colon + 1) + *domain, kind};
         }
         return ListName{lower, kind};
     }

@@ -1,7 +1,11 @@
 // members.hpp — the operator's lists (SPEC §3) as `postwarden list` names them, and what a member
 // of each must look like, so that the CLI stores exactly what the daemons match: names
 // lower-cased (common/address.hpp, as policyd and the milter lower-case what they look up),
-// networks in the canonical spelling that common/inet.hpp's network_candidates() looks up.
+// internationalized domains in A-labels (common/idna.hpp: "Bücher.example" is stored as
+// "xn--bcher-kva.example", "рф" as "xn--p1ai", in members and in per-recipient-domain list
+// names alike, as policyd spells what it looks up), networks in the canonical spelling that
+// common/inet.hpp's network_candidates() looks up. Alias members keep their domains as given:
+// the milter compares them with the header From as written.
 //
 // Entry points: parse_list_name, normalize_member, lenient_member, known_lists_text.
 // Pure: no Redis, no I/O.
@@ -48,6 +52,7 @@ std::string_view known_lists_text();
 
 // A domain name as senders and recipients carry it: labels of letters, digits and hyphens (or
 // UTF-8 bytes, for SMTPUTF8 mail), at most 63 bytes each and 253 in all, no trailing dot.
+// The members above check an internationalized name in its A-label spelling.
 bool valid_domain(std::string_view domain, std::string* error);
 
 }  // namespace postwarden::admin

@@ -1,6 +1,9 @@
-// address.cpp — address and domain helpers; ASCII lower-casing only (8-bit bytes pass unchanged,
-// so a UTF-8 name is compared byte for byte, as Postfix does with smtputf8 addresses).
+// address.cpp — address and domain helpers. to_lower() folds ASCII only (8-bit bytes pass
+// unchanged); canonical_domain() and canonical_address() also bring internationalized domains
+// to A-labels, so that every spelling of one domain compares equal.
 #include "common/address.hpp"
+
+#include "common/idna.hpp"
 
 namespace postwarden {
 
@@ -9,6 +12,19 @@ std::string to_lower(std::string_view text) {
     for (char& c : out)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     return out;
+}
+
+std::string canonical_domain(std::string_view domain) {
+    if (is_ascii(domain)) return to_lower(domain);
+    auto a_label = to_a_label(domain);
+    return a_label ? std::move(*a_label) : to_lower(domain);
+}
+
+std::string canonical_address(std::string_view address) {
+    if (is_ascii(address)) return to_lower(address);
+    auto at = address.rfind('@');
+    if (at == std::string_view::npos) return to_lower(address);
+    return to_lower(address.substr(0, at + 1)) + canonical_domain(address.substr(at + 1));
 }
 
 std::string domain_of(std::string_view address) {

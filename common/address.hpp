@@ -1,5 +1,6 @@
 // address.hpp — envelope addresses and domain names as postwarden compares them: lower-cased
-// (SPEC §3), split at the last '@', domains walked up to their parents. Pure.
+// (SPEC §3), split at the last '@', domains walked up to their parents, internationalized
+// domains in A-labels (common/idna.hpp). Pure.
 #pragma once
 
 #include <string>
@@ -9,6 +10,16 @@
 namespace postwarden {
 
 std::string to_lower(std::string_view text);
+
+// The one spelling of a domain that lists hold and lookups use: A-labels, lower-cased
+// (to_a_label). A name that cannot be converted is only lower-cased (ASCII): it then equals
+// nothing but itself, and an entry for one of its parent domains still covers it.
+std::string canonical_domain(std::string_view domain);
+
+// An address the same way: the local part lower-cased (ASCII only; UTF-8 local parts are
+// otherwise kept as they are), the domain after the last '@' as canonical_domain() spells it.
+// ASCII addresses cost one scan and the lower-casing.
+std::string canonical_address(std::string_view address);
 
 // The domain part of an address, lower-cased: "" for "<>" / "" or an address without '@'.
 std::string domain_of(std::string_view address);

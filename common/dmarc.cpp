@@ -67,7 +67,7 @@ std::vector<std::pair<std::string, std::string_view>> split_tags(std::string_vie
 }
 
 std::string normalize_domain(std::string_view domain) {
-    auto d = to_lower(domain);
+    auto d = canonical_domain(domain);  // A-labels: "bücher.example" aligns with its xn-- form
     while (!d.empty() && d.back() == '.')
         d.pop_back();
     return d;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/dns_cache.hpp"
+#include "common/idna.hpp"
 #include "common/metrics.hpp"
 
 namespace postwarden::dns {
@@ -480,11 +481,20 @@ Resolver::Resolver(ResolverOptions options) : options_(std::move(options)) {
     pool_ = std::make_shared<ChannelPool>(options_.timeout_ms, std::move(servers));
 }
 
+// A name with non-ASCII bytes goes to the wire (and the cache) in A-labels: a policy or key
+// published for "bücher.example" lives at "xn--bcher-kva.example". One that cannot be converted
+// cannot exist in DNS: nxdomain, as for a name c-ares cannot encode. ASCII names pass as they are.
 Answer Resolver::query(std::string_view name, Type type) const {
     return query(name, type, Clock::time_point::max());
 }
 
 Answer Resolver::query(std::string_view name, Type type, Clock::time_point deadline) const {
+    std::string a_label;
+    if (!is_ascii(name)) {
+        auto converted = to_a_label(name);
+        if (!converted) return Answer{Status::nxdomain, {}, {}, {}, {}, {}, "not a valid IDN"};
+        name = a_label = std::move(*converted);
+    }
     AnswerCache* cache = options_.cache.get();
     if (cache)
         if (auto kept = cache->find(name, type, Clock::now())) return *kept;
@@ -500,7 +510,10 @@ Answer Resolver::query(std::string_view name, Type type, Clock::time_point deadl
 
 std::shared_ptr<const Answer> Resolver::cached(std::string_view name, Type type) const {
     AnswerCache* cache = options_.cache.get();
-    return cache ? cache->find(name, type, Clock::now(), false) : nullptr;
+    if (!cache) return nullptr;
+    if (is_ascii(name)) return cache->find(name, type, Clock::now(), false);
+    auto a_label = to_a_label(name);  // as query() spells what it stores
+    return a_label ? cache->find(*a_label, type, Clock::now(), false) : nullptr;
 }
 
 Answer Resolver::lookup(std::string_view name, Type type, Clock::time_point deadline) const {

@@ -102,6 +102,8 @@ class Resolver {
     // cache when it holds a fresh answer. A cached answer's packet is the one first received,
     // its ID and TTLs not rewritten: libopendkim, which parses it, reads neither (it reads TTLs
     // only for its own key cache, DKIM_LIBFLAGS_CACHE, which dkim.cpp does not turn on).
+    // A name with non-ASCII bytes is asked, and cached, in A-labels (idna.hpp); one that has
+    // no A-label spelling is nxdomain, asked of nobody.
     Answer query(std::string_view name, Type type) const;
     // The same, waiting on the network no later than `deadline` (nor longer than timeout_ms):
     // a caller's budget for several lookups (an SPF check). Past it: temp_error "deadline",

@@ -20,7 +20,7 @@ GreylistKeys greylist_keys(const std::optional<IpAddress>& client, std::string_v
                            const Config& config) {
     GreylistKeys k;
     if (!spf_domain.empty()) {
-        k.identity = sanitize_tag(to_lower(spf_domain));
+        k.identity = sanitize_tag(canonical_domain(spf_domain));
         k.network = false;
     } else if (client) {
         int len = client->v6 ? config.greylist.subnet_v6 : config.greylist.subnet_v4;
@@ -29,7 +29,8 @@ GreylistKeys greylist_keys(const std::optional<IpAddress>& client, std::string_v
         k.identity = "unknown";
     }
     const auto& p = config.redis.prefix;
-    k.triplet = p + "grey:{" + k.identity + "}:" + to_lower(sender) + ":" + to_lower(recipient);
+    k.triplet = p + "grey:{" + k.identity + "}:" + canonical_address(sender) + ":" +
+                canonical_address(recipient);
     k.client = p + "awl-domains:{" + k.identity + "}";
     return k;
 }

@@ -23,8 +23,10 @@ struct GreylistKeys {
     bool network = true;  // the identity is the client network, not an SPF domain
 };
 
-// sender and recipient as the envelope has them (lower-cased here); spf_domain empty unless SPF
-// passed (the sender's domain, or the HELO name for the null sender).
+// sender and recipient as the envelope has them; spf_domain empty unless SPF passed (the
+// sender's domain, or the HELO name for the null sender). All three are spelled here as
+// canonical_address() / canonical_domain() (address.hpp) do: lower-cased, internationalized
+// domains in A-labels, so every spelling of one sender is one triplet and one client.
 GreylistKeys greylist_keys(const std::optional<IpAddress>& client, std::string_view sender,
                            std::string_view recipient, std::string_view spf_domain,
                            const Config& config);

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/address.hpp"
+#include "common/idna.hpp"
 
 namespace postwarden {
 
@@ -80,12 +81,29 @@ void ListPlan::add_level(const ListLevelKeys& keys, bool per_domain, const ListS
     }
 }
 
+namespace {
+
+// `name` itself when it is ASCII (no copy: the common case, checked inline), else its canonical
+// spelling kept in `own`.
+[[gnu::noinline]] std::string_view respell(std::string_view name, std::string* own, bool address) {
+    *own = address ? canonical_address(name) : canonical_domain(name);
+    return *own;
+}
+
+inline std::string_view canonical(std::string_view name, std::string* own, bool address) {
+    if (is_ascii(name)) [[likely]]
+        return name;
+    return respell(name, own, address);
+}
+
+}  // namespace
+
 ListPlan::ListPlan(const ListSubject& f, const Config& config, ListKeys* keys)
-    : client_(f.client),
-      sender_(f.sender),
-      tld_(top_level_domain(f.sender_domain)),
-      login_(f.login),
-      domains_(domain_and_parents(f.sender_domain)) {
+    : client_(f.client), sender_(canonical(f.sender, &own_sender_, true)), login_(f.login) {
+    auto sender_domain = canonical(f.sender_domain, &own_sender_domain_, false);
+    auto recipient_domain = canonical(f.recipient_domain, &own_recipient_domain_, false);
+    tld_ = top_level_domain(sender_domain);
+    domains_ = domain_and_parents(sender_domain);
     const auto& prefix = config.redis.prefix;
     ListKeys own;
     if (!keys) keys = &own;
@@ -93,8 +111,8 @@ ListPlan::ListPlan(const ListSubject& f, const Config& config, ListKeys* keys)
     if (f.outbound && !login_.empty())
         add(ListKind::block, ListWhat::login, global_keys_->block_login, false, {&login_, 1});
     // Outbound mail goes to foreign domains: only the global lists speak for it.
-    if (!f.outbound && !f.recipient_domain.empty()) {
-        domain_keys_ = keys->level(prefix, f.recipient_domain);
+    if (!f.outbound && !recipient_domain.empty()) {
+        domain_keys_ = keys->level(prefix, recipient_domain);
         add_level(*domain_keys_, true, f);
     }
     add_level(*global_keys_, false, f);

@@ -20,8 +20,11 @@
 
 namespace postwarden {
 
-// What the lists look at, normalised (lower-cased) by the caller. Views: the strings must outlive
-// the ListPlan made from them.
+// What the lists look at, lower-cased by the caller. Views: the strings must outlive the ListPlan
+// made from them. A sender or domain with non-ASCII bytes is brought to A-labels by the plan
+// (canonical_address(), canonical_domain()): list members and per-recipient-domain key names
+// are stored that way (`postwarden list` converts what it is given), so every spelling of an
+// internationalized domain meets the entry.
 struct ListSubject {
     std::optional<IpAddress> client;
     std::string_view sender;  // "" for the null sender
@@ -101,6 +104,8 @@ class ListPlan {
     void add_level(const ListLevelKeys& keys, bool per_domain, const ListSubject& subject);
 
     std::shared_ptr<const ListLevelKeys> domain_keys_, global_keys_;
+    // A-label spellings of the subject's non-ASCII names; the views below point here then.
+    std::string own_sender_, own_sender_domain_, own_recipient_domain_;
     std::optional<IpAddress> client_;
     std::string_view sender_, tld_, login_;
     std::vector<std::string_view> domains_;

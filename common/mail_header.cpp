@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "common/address.hpp"
+#include "common/idna.hpp"
 
 namespace postwarden {
 
@@ -441,6 +442,9 @@ class Parser {
                 return fail("domain label longer than 63 bytes", k);
             }
         }
+        // A name DNS cannot hold (an emoji …) has no DMARC policy anyone could find: it is
+        // unreadable, not a domain without a policy.
+        if (!is_ascii(d) && !to_a_label(d)) return fail("domain has no A-label spelling", k);
         return true;
     }
 

@@ -52,7 +52,8 @@ struct AddressList {
 // (unbalanced '<' '>' '(' ')' or quotes, a '\' outside quotes, words without '.' or '<' between
 // them, a missing '@' or domain, ';' outside a group, a group without ';' or inside a group, text
 // after '>'), a domain that is not a host name (an address literal "[192.0.2.1]", characters
-// other than letters, digits, '-', '_' and UTF-8, a label over 63 or a name over 253 bytes),
+// other than letters, digits, '-', '_' and UTF-8, a label over 63 or a name over 253 bytes, a
+// non-ASCII name with no A-label spelling: idna.hpp),
 // invalid UTF-8 or control characters in an address, and the bounds. A group without members
 // contributes nothing; an empty list gives an empty vector.
 AddressList read_address_list(std::string_view value);

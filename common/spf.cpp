@@ -33,6 +33,7 @@
 #include <mutex>
 #include <optional>
 
+#include "common/idna.hpp"
 #include "common/inet.hpp"
 #include "common/log.hpp"
 #include "common/spf_record.hpp"
@@ -699,6 +700,11 @@ std::optional<Outcome> Checker::mailfrom(std::string_view client_ip, std::string
 std::optional<Outcome> Checker::check(std::string_view client_ip, std::string_view local_part,
                                       std::string_view domain, std::string_view helo,
                                       bool cache_only, Clock::time_point deadline) const {
+    // RFC 8616 §4: internationalized names are checked, and expanded by macros, as A-labels;
+    // one without an A-label spelling stays as it is, and checkable_domain() refuses it (none).
+    std::string domain_a, helo_a;
+    if (!is_ascii(domain)) domain = domain_a = to_a_label(domain).value_or(std::string(domain));
+    if (!is_ascii(helo)) helo = helo_a = to_a_label(helo).value_or(std::string(helo));
     Outcome outcome{Result::none, std::string(domain), {}};
     if (!checkable_domain(domain)) return outcome;
     if (!usable_local_part(local_part)) {

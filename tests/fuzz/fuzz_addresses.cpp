@@ -1,5 +1,6 @@
 // fuzz_addresses.cpp — address, domain, IP, CIDR, endpoint and quota-window parsing on hostile
-// text; a parsed network must print back to something that parses to the same network.
+// text; a parsed network must print back to something that parses to the same network, and an
+// internationalized domain's A-label spelling is ASCII that converts to itself.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -8,6 +9,7 @@
 #include "common/address.hpp"
 #include "common/config.hpp"
 #include "common/endpoint.hpp"
+#include "common/idna.hpp"
 #include "common/inet.hpp"
 
 using namespace postwarden;
@@ -30,5 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)parse_quota_windows(text, &error);
     (void)domain_and_parents(domain_of(text));
     (void)top_level_domain(text);
+    if (auto a_label = to_a_label(text))
+        if (!is_ascii(*a_label) || to_a_label(*a_label) != a_label) __builtin_trap();
+    (void)canonical_address(text);
     return 0;
 }
