@@ -50,7 +50,7 @@ std::vector<std::string> greylist_count_args(const GreylistKeys& keys,
                                              std::string_view sender_domain, long long now_ms,
                                              const Config& config) {
     auto args = greylist_args(keys, now_ms, config);
-    args.push_back(to_lower(sender_domain));
+    args.push_back(canonical_domain(sender_domain));
     return args;
 }
 

@@ -107,7 +107,8 @@ std::optional<NetworkState> read_network(const Services& services, const Config&
     s.threshold = greylist_auto_allow(s.keys.front(), config);
     if (s.threshold > 0) {
         commands.push_back({"SCARD", s.keys.front().client});
-        commands.push_back({"SISMEMBER", s.keys.front().client, to_lower(domain_of(sender))});
+        commands.push_back(
+            {"SISMEMBER", s.keys.front().client, canonical_domain(domain_of(sender))});
     }
     auto replies = services.redis.batch(std::move(commands));
     for (const auto& r : replies)
@@ -193,6 +194,18 @@ GreylistResult greylist_message(const Services& services, const Config& config,
         !network->domain_counted && !domain_of(sender).empty())
         out.countable = network->keys[*network_pass];
     return out;
+}
+
+std::optional<GreylistKeys> countable_passed(const Services& services, const Config& config,
+                                             const std::optional<IpAddress>& client,
+                                             std::string_view sender,
+                                             const std::vector<std::string>& recipients) {
+    if (recipients.empty() || domain_of(sender).empty()) return std::nullopt;
+    auto network = read_network(services, config, client, sender, recipients);
+    if (!network || network->threshold <= 0 || network->domain_counted) return std::nullopt;
+    for (std::size_t i = 0; i < recipients.size(); ++i)
+        if (network->passed[i]) return network->keys[i];
+    return std::nullopt;
 }
 
 void count_accepted(const Services& services, const Config& config, const GreylistKeys& keys,

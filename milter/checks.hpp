@@ -48,6 +48,14 @@ GreylistResult greylist_message(const Services& services, const Config& config,
                                 const std::vector<std::string>& recipients,
                                 std::string_view spf_domain, long long now_ms);
 
+// For mail policyd greylisted at RCPT (trust_authenticated off: the milter does not greylist):
+// the network triplet of a recipient that passed, when accepting the message would add its
+// sender domain to the client's auto-allow count. One round trip, only with auto-allow on.
+std::optional<GreylistKeys> countable_passed(const Services& services, const Config& config,
+                                             const std::optional<IpAddress>& client,
+                                             std::string_view sender,
+                                             const std::vector<std::string>& recipients);
+
 // The message was accepted: counts its sender's domain towards the client network's auto-allow
 // (greylist.lua). Its outcome is only logged: the message is accepted whatever it is.
 void count_accepted(const Services& services, const Config& config, const GreylistKeys& keys,

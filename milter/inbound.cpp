@@ -153,6 +153,9 @@ Effects Session::end_of_message_inbound() {
                                   "Policy service unavailable");
             }
         }
+    } else if (config.greylist.enabled && config.greylist.auto_allow_clients > 0) {
+        // policyd greylisted this mail at RCPT; accepting it still earns the client auto-allow.
+        countable = countable_passed(services_, config, client_, m.sender, m.recipients);
     }
 
     // Accepted: remove forged verdicts, then add ours at the top.

@@ -194,3 +194,27 @@ TEST_CASE("greylisting: an SPF domain that authorizes every address never earns 
     fresh.client_ip = "192.0.2.99";
     CHECK(name_of(w.attempt(fresh)) == std::string("deferred"));
 }
+
+TEST_CASE("greylisting: without trust_authenticated, accepted mail still earns auto-allow",
+          "[milter][greylist]") {
+    // policyd greylists everything at RCPT; the milter only counts what it accepted. Every
+    // spelling of one internationalized domain is one domain.
+    World w("delay = 1\nretry_window = 60\nauto_allow_clients = 2\ntrust_authenticated = no\n");
+    const std::string client = "pw:awl-domains:{192.0.2.0/24}";
+    auto pass_once = [&](const Transaction& t) {
+        REQUIRE(name_of(w.attempt(t)) == std::string("deferred"));
+        std::this_thread::sleep_for(1100ms);
+        REQUIRE(name_of(w.attempt(t)) == std::string("greylist-passed"));
+    };
+    pass_once(
+        message("a@b\xc3\xbc"
+                "cher.example"));
+    pass_once(message("b@xn--bcher-kva.example"));
+    CHECK(w.redis.run({"SCARD", client}).integer == 1);
+    pass_once(message("c@none2.test"));
+    CHECK(w.redis.run({"SCARD", client}).integer == 2);
+    auto newcomer = message("z@none1.test");
+    newcomer.recipients = {"erin@rcpt.example"};
+    CHECK(name_of(w.attempt(newcomer)) == std::string("greylist-passed"));
+    CHECK(w.policyd.log().find("reason=greylist-client") != std::string::npos);
+}
