@@ -40,6 +40,14 @@ int syslog_priority(Level level) {
 
 // The length of the valid UTF-8 character that starts at s[i] (2 to 4 bytes), 0 when there is
 // none: a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, or cut short.
+// Characters that are well-formed UTF-8 yet act on a terminal or a log viewer: the C1 controls
+// (U+009B is an 8-bit CSI), the line and paragraph separators, and the bidirectional controls
+// that reorder what follows them. They are escaped like the C0 controls.
+bool controls(std::uint32_t cp) {
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 std::size_t utf8_length(std::string_view s, std::size_t i) {
     auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
     const unsigned char c = at(i);
@@ -61,7 +69,10 @@ std::size_t utf8_length(std::string_view s, std::size_t i) {
     if (i + n > s.size() || at(i + 1) < low || at(i + 1) > high) return 0;
     for (std::size_t k = 2; k < n; ++k)
         if ((at(i + k) & 0xc0) != 0x80) return 0;
-    return n;
+    std::uint32_t cp = c & (0xff >> (n + 1));
+    for (std::size_t k = 1; k < n; ++k)
+        cp = cp << 6 | (at(i + k) & 0x3f);
+    return controls(cp) ? 0 : n;
 }
 
 // True when every byte of s is printable ASCII (0x20-0x7e), eight bytes at a time: every line

@@ -4,7 +4,8 @@
 //
 // Text in a line may come from clients (addresses, HELO names, header values, request
 // attributes), so write() makes whatever it is given one safe line: control bytes (CR, LF, ESC
-// ...), DEL and bytes that are not UTF-8 become \xNN, and the text is cut at line_max bytes. No
+// ...), DEL, the C1, separator and bidirectional control characters, and bytes that are not
+// UTF-8 become \xNN (each byte), and the text is cut at line_max bytes. No
 // caller can forge or overlay another line, or fill the log with one request. Decision lines
 // (SPEC §6) are built by the caller in a fixed field order, each client field through
 // append_printable, so that one long value cannot push the fields after it out of the line.
@@ -25,8 +26,9 @@ constexpr std::size_t field_max = 200;
 // Most bytes of a line's text (after escaping, before "..."); the program tag comes on top.
 constexpr std::size_t line_max = 4096;
 
-// Appends text to out as write() logs it: control bytes 0x00-0x1f, DEL and bytes that are not
-// part of a valid UTF-8 character become \xNN. At most max bytes are appended, then "..." if
+// Appends text to out as write() logs it: control bytes 0x00-0x1f, DEL, the characters U+0080-
+// U+009F, U+061C, U+200E, U+200F, U+2028-U+202E and U+2066-U+2069 (C1, separators, bidi), and
+// bytes that are not part of a valid UTF-8 character become \xNN. At most max bytes are appended, then "..." if
 // text did not fit; the cut never splits an escape or a character. Backslashes are left alone,
 // as Postfix does: "\x0a" in a line may be the client's own text.
 void append_printable(std::string& out, std::string_view text, std::size_t max = field_max);

@@ -44,8 +44,9 @@ bool printable_ascii(const std::string& s) {
     return true;
 }
 
-// True when s is UTF-8 without control bytes or DEL (checked as std::mbrtowc would not be, with
-// the ranges of RFC 3629 spelled out, so that it does not share code with the log).
+// True when s is UTF-8 without control characters (C0, DEL, C1, separators, bidi controls) (checked
+// as std::mbrtowc would not be, with the ranges of RFC 3629 spelled out, so that it does not share
+// code with the log).
 bool printable_utf8(const std::string& s) {
     for (std::size_t i = 0; i < s.size();) {
         auto c = static_cast<unsigned char>(s[i]);
@@ -65,6 +66,10 @@ bool printable_utf8(const std::string& s) {
         }
         const std::uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
         if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        // C1 controls, line and paragraph separators, bidirectional controls
+        if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+            (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+            return false;
         i += n;
     }
     return true;
@@ -158,4 +163,18 @@ TEST_CASE("log: every call is one line of printable text, at most line_max long"
                     0) == 0);
     CHECK(out.size() == tag.size() + 9 + log::line_max + 3);  // "warning: ", the text, "..."
     CHECK(out.substr(out.size() - 4) == "y...");
+}
+
+TEST_CASE("log: UTF-8 that acts on a terminal or reorders text is escaped", "[log]") {
+    CHECK(log::printable("x\xc2\x9b"
+                         "2J") == "x\\xc2\\x9b2J");  // U+009B, an 8-bit CSI
+    CHECK(log::printable("a\xc2\x85"
+                         "b") == "a\\xc2\\x85b");  // U+0085, NEL
+    CHECK(log::printable("a\xe2\x80\xa8"
+                         "b") == "a\\xe2\\x80\\xa8b");  // U+2028
+    CHECK(log::printable("\xe2\x80\xae"
+                         "gpj.exe") == "\\xe2\\x80\\xaegpj.exe");  // U+202E
+    CHECK(log::printable("\xe2\x81\xa6"
+                         "x") == "\\xe2\\x81\\xa6x");                 // U+2066
+    CHECK(log::printable("\xc2\xa0\xc2\xbf") == "\xc2\xa0\xc2\xbf");  // U+00A0, U+00BF stay
 }
