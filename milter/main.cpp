@@ -93,8 +93,10 @@ int serve(postwarden::milter::Services& services, const std::string& path) {
     const sigset_t set = signal_set({SIGUSR1, SIGUSR2, SIGTERM, SIGINT});
     int status = 0;
     while (!milter_ended) {
-        // The handler interrupts sigwaitinfo (EINTR); a SIGHUP during a reload reloads again.
-        const int signo = sigwaitinfo(&set, nullptr);
+        // The handler interrupts the wait (EINTR). One that lands between the check of hangup
+        // and the wait, or during a reload, is seen within a second: the wait is bounded.
+        const timespec second{1, 0};
+        const int signo = sigtimedwait(&set, nullptr, &second);
         if (hangup) {
             hangup = 0;
             reload(services, path);
