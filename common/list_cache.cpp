@@ -1,6 +1,7 @@
 // list_cache.cpp — see list_cache.hpp for the protocol with Redis and why it stays exact.
 #include "common/list_cache.hpp"
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
@@ -393,6 +394,18 @@ void ListCache::on_page(const std::string& key, const std::shared_ptr<Load>& loa
         sets_.put(key, std::move(marker));
         log::warning("list " + key + " is larger than the list cache (" +
                      std::to_string(sets_.max_bytes()) + " bytes): it is asked from Redis");
+        release(*load, true, nullptr);
+        return void(loading_.erase(it));
+    }
+    // Loads in progress are outside sets_: together they may hold at most its budget again, or
+    // a few large sets loading at once would hold many budgets. This one gives up (its misses,
+    // and later ones, ask Redis; a later miss tries to load it again).
+    std::size_t loading = 0;
+    for (const auto& [k, other] : loading_)
+        loading += other->bytes;
+    stats_.peak_loading_bytes = std::max(stats_.peak_loading_bytes, loading);
+    if (loading > sets_.max_bytes()) {
+        ++stats_.loads_abandoned;
         release(*load, true, nullptr);
         return void(loading_.erase(it));
     }

@@ -21,7 +21,8 @@
 // interval plus timeout_ms after the subscriber's link went silent.
 //
 // Memory: bounded in bytes (ListCacheSettings::max_bytes), least recently used entries evicted
-// first; a set larger than the whole budget is not kept (its lookups go to Redis). Each key is read
+// first; a set larger than the whole budget is not kept (its lookups go to Redis), and the sets
+// being loaded hold at most the budget again together (a load past it gives up). Each key is read
 // with single-key commands, so this works key by key on Redis Cluster too (tracking there is per
 // node; see README). The quota counters (<prefix>quota:{<login>}:*) are outside the tracked
 // prefixes: their writes cost no invalidation traffic.
@@ -103,7 +104,8 @@ class ListCache {
     // keepalives that timed out (each drops the cache and reconnects the subscriber).
     struct Stats {
         std::uint64_t hits = 0, loads = 0, merged = 0, oversize = 0, invalidations = 0, resets = 0,
-                      pings_missed = 0;
+                      pings_missed = 0, loads_abandoned = 0;
+        std::size_t peak_loading_bytes = 0;  // the most the loads in progress held together
     };
     const Stats& stats() const { return stats_; }
     std::size_t bytes() const { return sets_.bytes() + values_.bytes(); }  // estimated

@@ -5,6 +5,7 @@
 // domains fill it, keeping the lists in use.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 
 #include "common/list_cache.hpp"
@@ -153,4 +154,38 @@ TEST_CASE("list cache: bounded in bytes, a hot list survives many large recipien
     const long grown_mib = (rss_kib() - rss_before) / 1024;
     INFO("RSS grew by " << grown_mib << " MiB");
     CHECK(grown_mib < 24);  // 12,000 domains of 4 KB names would be over 48 MB unbounded
+}
+
+TEST_CASE("list cache: sets loading at once hold at most the budget together",
+          "[redis][cache][bounds]") {
+    RedisServer server;
+    ListCacheSettings settings;
+    settings.max_bytes = 2 << 20;  // sets get 15/16 of it
+    settings.scan_count = 200;     // many pages per load, so the loads overlap
+    Fixture f(server, server.endpoint(), server.endpoint(), settings);
+    REQUIRE(run_until(f.io, [&] { return f.cache->tracking(); }));
+    // Six sets of 9,000 members (~0.7 MiB each): each fits the budget, together they do not.
+    const int sets = 6, members = 9000;
+    for (int s = 0; s < sets; ++s) {
+        std::vector<std::string> sadd{"SADD", "pw:block:sender:d" + std::to_string(s) + ".example"};
+        for (int m = 0; m < members; ++m)
+            sadd.push_back("m" + std::to_string(m) + "@x.example");
+        server.run(sadd);
+    }
+    for (int s = 0; s < sets; ++s)  // each miss starts a load that goes on in the background
+        REQUIRE(f.has("pw:block:sender:d" + std::to_string(s) + ".example", "m1@x.example") ==
+                true);
+    run_for(f.io, 2s);
+    const std::size_t page = settings.scan_count * (72 + 20) * 2;  // SSCAN may return a bit more
+    INFO("peak " << f.cache->stats().peak_loading_bytes << ", abandoned "
+                 << f.cache->stats().loads_abandoned);
+    CHECK(f.cache->stats().loads_abandoned > 0);
+    CHECK(f.cache->stats().peak_loading_bytes <= settings.max_bytes + page);
+    CHECK(f.cache->bytes() <= settings.max_bytes);
+    // Whatever was given up, every answer is still right.
+    for (int s = 0; s < sets; ++s) {
+        const std::string key = "pw:block:sender:d" + std::to_string(s) + ".example";
+        CHECK(f.has(key, "m8999@x.example") == true);
+        CHECK(f.has(key, "nobody@x.example") == false);
+    }
 }
