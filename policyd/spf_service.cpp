@@ -77,7 +77,9 @@ void SpfService::check(std::string ip, std::string sender, std::string helo,
 }
 
 // Joins the evaluation of the same client, domain and HELO name already queued or running
-// (per_sender: of the same sender), or queues a new one.
+// (per_sender: of the same sender), or queues a new one. A request that joins shares the
+// evaluation's deadline, the first request's: it may get temperror sooner than its own deadline
+// (greylisting by network), never later.
 void SpfService::join_or_start(Request request, bool per_sender) {
     const std::string& key = per_sender ? request.keys.sender : request.keys.domain;
     if (auto it = flights_.find(key); it != flights_.end()) {
