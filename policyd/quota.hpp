@@ -75,7 +75,7 @@ std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 
 // What this process did lately for each key of a user, so that the reservation transaction
 // leaves out what was done already (each command costs Redis 5-8k instructions whatever it
-// does; BENCHMARKS.md, items 33 and 34):
+// does; docs/benchmarks.md, What the measurements decided):
 // - a window key (used:<s>, tried:<s>) → the bucket in which its TTL was last set. Once per
 //   bucket is enough, as quota.lua does it: a TTL set at any moment of bucket b (window +
 //   bucket) outlives b's counts. A key that disappears meanwhile (DEL by hand, or emptied by a
@@ -109,9 +109,9 @@ class QuotaMemo {
 // TTLs, then reads what decides: every window, the throttle's until, and whether a reservation
 // is old enough to be given back (or a released one old enough to be pruned). Counting first keeps
 // it exact under concurrency: what the reads show includes every other request's count. About a
-// third of quota.lua's instructions in Redis (BENCHMARKS.md, item 28). With a memo, a window's TTL
-// and the question about due reservations are left out while fresh (QuotaMemo); held's TTL is set
-// every time, since a commit that takes its last member deletes it.
+// third of quota.lua's instructions in Redis (docs/benchmarks.md, What the measurements decided).
+// With a memo, a window's TTL and the question about due reservations are left out while fresh
+// (QuotaMemo); held's TTL is set every time, since a commit that takes its last member deletes it.
 struct ReserveTransaction {
     redis::Batch commands;
     // Per window, limits then auto_block as the script's KEYS order them.
@@ -190,7 +190,7 @@ class Reservations {
 // ZREM names live reservations only, and a released one, renamed "<instance> \n<rcpt>"
 // (quota.lua's header), is left for the ZSCAN to find and the script to charge. So the
 // transaction never counts a released reservation as committed. About a fifth of what the
-// script costs Redis (BENCHMARKS.md, item 35). nullopt when the script must commit: no
+// script costs Redis (docs/benchmarks.md). nullopt when the script must commit: no
 // reservation known, Postfix accepted fewer recipients than were reserved (the rest are given
 // back), or one is due for release (older than reserve_ttl: the script gives it back and
 // charges it again, now).
