@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""layering.py SOURCE_DIR — fails when an `#include "..."` breaks the layers (STYLE §1):
+"""layering.py SOURCE_DIR — fails when an #include breaks the layers (STYLE §1):
 
 - common/ includes a program's folder (policyd/, milter/, admin/, web/);
 - a program's folder includes another program's folder (programs share code through common/);
+- a header of common/ brings in Asio, hiredis or libmilter, directly or through the headers it
+  includes, unless it is one of the SHELLS below: the rest of common/ (parsers, decisions, key
+  schemes, the Redis client's pimpl interface) compiles without them;
 - a quoted include does not name a file from the top of the tree ("common/dns.hpp"), so the
   rules above could not see it;
 - files include each other in a cycle. A header and the .cpp of the same name are one unit, so
@@ -10,7 +13,8 @@
   includes itself: the two could not be understood, tested or replaced one without the other.
   Each cycle prints once, as the units of one strongly connected component.
 
-Reads the source files only; tests/ may include any folder, and only takes part in the cycle check.
+Reads the source files only. tests/ may include any folder; its includes must still be paths
+from the top and form no cycle.
 """
 
 import re
@@ -21,6 +25,9 @@ PROGRAMS = ("policyd", "milter", "admin", "web")
 FOLDERS = ("common",) + PROGRAMS + ("tests",)
 SUFFIXES = (".cpp", ".hpp", ".h", ".cc")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
+# The headers of common/ that are shells around I/O and may include the libraries below.
+SHELLS = {"common/list_cache.hpp", "common/redis_connection.hpp"}
+IO_LIBRARY = re.compile(r'^\s*#\s*include\s+<(boost/asio|hiredis|libmilter)[/.>]', re.MULTILINE)
 
 
 def sources(root):
@@ -28,6 +35,33 @@ def sources(root):
         base = root / folder
         if base.is_dir():
             yield from (p for p in sorted(base.rglob("*")) if p.suffix in SUFFIXES)
+
+
+def io_headers(root, graph):
+    """The headers that include an I/O library themselves."""
+    return {p for p in graph if not p.endswith(".cpp")
+            and IO_LIBRARY.search((root / p).read_text(errors="replace"))}
+
+
+def purity_errors(root, graph):
+    direct = io_headers(root, graph)
+    errors = []
+    for path in sorted(graph):
+        if not path.startswith("common/") or path.endswith(".cpp") or path in SHELLS:
+            continue
+        seen, todo = set(), [path]
+        while todo:
+            here = todo.pop()
+            if here in seen or here not in graph:
+                continue
+            seen.add(here)
+            if here in direct:
+                via = "" if here == path else f" through \"{here}\""
+                errors.append(f"{path}: includes Asio, hiredis or libmilter{via}, and is not a "
+                              "shell header (SHELLS in tests/layering.py)")
+                break
+            todo += graph[here]
+    return errors
 
 
 def includes(root):
@@ -102,7 +136,7 @@ def cycles(graph):
 def main():
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     graph = includes(root)
-    errors = layer_errors(root, graph)
+    errors = layer_errors(root, graph) + purity_errors(root, graph)
     errors += ["include cycle among the units " + ", ".join(c) for c in cycles(graph)]
     for error in errors:
         print(error, file=sys.stderr)
