@@ -99,8 +99,8 @@ struct ConfigKeyInfo {
 };
 
 namespace config_detail {
-// Blanks (spaces, tabs, a final '\r') off both ends: how the loader and the value parsers
-// read a value.
+// Spaces and tabs off both ends, carriage returns off the end: how the loader reads a line's
+// parts and parse_quota_windows its items.
 std::string_view trim(std::string_view s);
 }  // namespace config_detail
 
