@@ -1,7 +1,6 @@
 // cli.cpp — argument parsing, usage texts and dispatch of `postwarden`; see cli.hpp.
 #include "admin/cli.hpp"
 
-#include <chrono>
 #include <map>
 #include <ostream>
 #include <string>
@@ -10,6 +9,7 @@
 #include "admin/commands.hpp"
 #include "admin/json.hpp"
 #include "admin/members.hpp"
+#include "common/clock.hpp"
 #include "common/log.hpp"
 
 namespace postwarden::admin {
@@ -161,11 +161,6 @@ bool known_command(const std::string& word) {
     return command_help().contains(word);
 }
 
-long long now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 // Loads the configuration, runs the command, prints its output; Failure propagates.
 int run_command(const Arguments& a, std::ostream& out, std::ostream& err) {
     std::string error;
@@ -176,7 +171,7 @@ int run_command(const Arguments& a, std::ostream& out, std::ostream& err) {
     log::open("postwarden", true);
     log::set_min_level(log::Level::warning);
     Store store(*config);
-    Context ctx{*config, store, now_ms()};
+    Context ctx{*config, store, unix_now_ms()};
     auto output = dispatch(a, ctx);
     out << (a.json ? output.json : output.text);
     if (!output.message.empty()) err << "postwarden: " << output.message << "\n";

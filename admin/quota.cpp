@@ -2,21 +2,19 @@
 // way the script reads it (see its header): a window's usage is the sum of its buckets that have
 // not left the window, less the reservations older than reserve_ttl that the script gives back
 // at the user's next request; the throttle is the announced time T in quota:{login}:throttle.
-// Key names and the limits in force come from policyd/quota.hpp, so they cannot drift from the
-// daemon's. Read-only: nothing is pruned or released here.
-#include "policyd/quota.hpp"
-
+// Key names and the limits in force come from common/quota_keys.hpp, as policyd's do, so they
+// cannot drift from the daemon's. Read-only: nothing is pruned or released here.
 #include <map>
 
 #include "admin/commands.hpp"
 #include "admin/json.hpp"
 #include "common/address.hpp"
+#include "common/quota_keys.hpp"
+#include "common/redis.hpp"
 
 namespace postwarden::admin {
 
 namespace {
-
-using policy::QuotaLimits;
 
 struct WindowUsage {
     QuotaWindow window;
@@ -27,7 +25,7 @@ struct WindowUsage {
 // RCPT times) that the script would release first.
 long long window_usage(const QuotaWindow& w, const redis::Value& buckets,
                        const std::vector<long long>& expired, long long now_ms) {
-    long long bucket = policy::bucket_ms(w), span = w.seconds * 1000;
+    long long bucket = bucket_ms(w), span = w.seconds * 1000;
     std::map<long long, long long> live;
     for (const auto& [field, count] : hash_of(buckets))
         live[std::stoll(field)] += std::stoll(count);
@@ -43,7 +41,7 @@ std::string limits_text(const std::vector<QuotaWindow>& windows) {
     if (windows.empty()) return "none";
     std::string out;
     for (const auto& w : windows)
-        out += (out.empty() ? "" : ", ") + policy::window_text(w);
+        out += (out.empty() ? "" : ", ") + window_text(w);
     return out;
 }
 
@@ -58,13 +56,11 @@ struct QuotaState {
 };
 
 void read_usage(Context& ctx, QuotaState& s) {
-    auto blocks = policy::block_windows(ctx.config);
+    auto blocks = block_windows(ctx.config);
     if (s.limits.windows.empty() && blocks.empty()) return;
-    policy::Facts facts;
-    facts.login = s.login;
-    // reserve_call's KEYS are the user's keys in the script's order: held, throttle, used:<s>
-    // per limit window, tried:<s> per auto_block window.
-    auto keys = policy::reserve_call(facts, s.limits.windows, ctx.now_ms, ctx.config).keys;
+    // The user's keys in the script's order: held, throttle, used:<s> per limit window, tried:<s>
+    // per auto_block window.
+    auto keys = quota_script_keys(s.login, s.limits.windows, blocks, ctx.config);
     std::vector<std::vector<std::string>> commands = {{"ZRANGE", keys[0], "0", "-1", "WITHSCORES"},
                                                       {"HGET", keys[1], "until"}};
     for (std::size_t i = 2; i < keys.size(); ++i)
@@ -106,7 +102,7 @@ std::string quota_text(const Context& ctx, const QuotaState& s) {
                    printable(s.limits.warning) + "); [quota] limits apply\n";
         std::vector<std::vector<std::string>> rows = {{"WINDOW", "USED", "LEFT"}};
         for (const auto& u : s.used)
-            rows.push_back({policy::window_text(u.window), std::to_string(u.figure),
+            rows.push_back({window_text(u.window), std::to_string(u.figure),
                             std::to_string(std::max(0L, u.window.count - (long)u.figure))});
         if (!s.used.empty()) out += columns(rows);
         out += "reserved    " + std::to_string(s.reserved) +
@@ -115,9 +111,9 @@ std::string quota_text(const Context& ctx, const QuotaState& s) {
             out += "expired     " + std::to_string(s.expired) +
                    " reservations, given back at the user's next request (not counted)\n";
         for (const auto& t : s.tried)
-            out += "auto_block  " + policy::window_text(t.window) + ": " +
-                   std::to_string(t.figure) + " recipients attempted\n";
-        out += s.throttled_until ? "throttled   until " + policy::rfc3339(s.throttled_until) + "\n"
+            out += "auto_block  " + window_text(t.window) + ": " + std::to_string(t.figure) +
+                   " recipients attempted\n";
+        out += s.throttled_until ? "throttled   until " + rfc3339(s.throttled_until) + "\n"
                                  : "throttled   no\n";
     }
     out += "blocked     " +
@@ -153,7 +149,7 @@ std::string quota_json(const Context& ctx, const QuotaState& s) {
             .field("attempted", t.figure)
             .end_object();
     json.end_array().key("throttled_until");
-    s.throttled_until ? json.value(policy::rfc3339(s.throttled_until)) : json.null();
+    s.throttled_until ? json.value(rfc3339(s.throttled_until)) : json.null();
     json.key("throttled_until_ms");
     s.throttled_until ? json.value(s.throttled_until) : json.null();
     json.field("blocked", s.blocked).key("block_reason");
@@ -167,13 +163,13 @@ Output quota(Context& ctx, std::string_view login) {
     QuotaState s;
     s.login = to_lower(login);  // as policyd's sasl_username
     if (s.login.empty()) throw Failure(exit_usage, "quota: empty login");
-    auto replies = ctx.store.batch({{"GET", policy::quota_override_key(s.login, ctx.config)},
+    auto replies = ctx.store.batch({{"GET", quota_override_key(s.login, ctx.config)},
                                     {"SISMEMBER", ctx.store.key("block:login"), s.login},
                                     {"HGET", ctx.store.key("block:why"), s.login}});
     if (replies[0].type == redis::Value::Type::string) s.override_text = replies[0].str;
     s.blocked = replies[1].integer != 0;
     if (replies[2].type == redis::Value::Type::string) s.block_why = replies[2].str;
-    s.limits = policy::effective_limits(s.override_text, ctx.config);
+    s.limits = effective_limits(s.override_text, ctx.config);
     // With both off policyd makes no quota lookups at all, overrides included (quota_applies).
     if (ctx.config.quota.limits.empty() && ctx.config.quota.auto_block.empty())
         s.limits.windows.clear();

@@ -4,7 +4,8 @@
 // The keys are one table (config_table.cpp: section, name, default, one line of doc, setter);
 // the parser, --check-config, the shipped conf/postwarden.conf and its test all follow from it.
 // A loaded Config is immutable and shared as shared_ptr<const Config>: a reload (SIGHUP) swaps
-// the pointer and sessions keep the snapshot they started with.
+// the pointer and sessions keep the snapshot they started with. The types (Config and what it
+// holds) are in config_types.hpp, which the key table includes without including the loader.
 #pragma once
 
 #include <memory>
@@ -13,92 +14,11 @@
 #include <string_view>
 #include <vector>
 
-#include "common/endpoint.hpp"
-#include "common/inet.hpp"
-#include "common/log.hpp"
+#include "common/config_types.hpp"
 
 namespace postwarden {
 
-enum class FailMode { open, closed };
-std::string_view to_string(FailMode mode);
-
-// One sending-quota window: at most `count` recipients per `seconds`.
-struct QuotaWindow {
-    long count = 0;
-    long seconds = 0;
-};
-// "100/3600, 1000/86400" → windows; "0" or "" → none (off). Used for [quota] and
-// quota:limits:<login>.
-std::optional<std::vector<QuotaWindow>> parse_quota_windows(std::string_view text,
-                                                            std::string* error);
-
-struct Config {
-    struct Redis {
-        Endpoint address;
-        std::string password;
-        std::string prefix;
-        int timeout_ms = 0;
-    } redis;
-    struct Policyd {
-        std::vector<Endpoint> listen;
-        FailMode fail_mode = FailMode::open;
-        std::vector<Cidr> trusted_networks;
-        int max_connections = 0;
-        int idle_timeout = 0;
-        std::string user;  // switch to it after binding; empty: stay as started (daemon.hpp)
-        unsigned socket_mode = 0;  // of unix: listen sockets
-        std::string socket_group;  // of unix: listen sockets; empty: the daemon's group
-    } policyd;
-    struct Lists {
-        FailMode fail_mode = FailMode::open;  // resolved: inherits [policyd] fail_mode when unset
-    } lists;
-    struct Greylist {
-        bool enabled = true;
-        long delay = 0, retry_window = 0, pass_ttl = 0;
-        long auto_allow_clients = 0;
-        bool trust_authenticated = true;
-        int subnet_v4 = 24, subnet_v6 = 64;
-        FailMode fail_mode = FailMode::open;  // resolved
-    } greylist;
-    struct Quota {
-        std::vector<QuotaWindow> limits;
-        long penalty_max = 0;
-        std::vector<QuotaWindow> auto_block;  // empty: off
-        long reserve_ttl = 0;
-        FailMode fail_mode = FailMode::closed;  // resolved
-    } quota;
-    struct Milter {
-        std::string listen;
-        std::string authserv_id;  // resolved: the host name when empty
-        std::string dmarc_reject, dmarc_quarantine;
-        bool enforce_from = true;
-        std::string user;          // as [policyd] user
-        unsigned socket_mode = 0;  // of a unix: listen socket
-        std::string socket_group;  // of a unix: listen socket; empty: the daemon's group
-    } milter;
-    struct Dns {
-        std::vector<std::string> nameservers;
-        int timeout_ms = 0;
-        int cache_entries = 0;  // 0: no answer cache
-        // One whole SPF check, every lookup included.
-        int spf_deadline_ms = 20000;
-    } dns;
-    struct Metrics {
-        std::optional<Endpoint> policyd_listen, milter_listen;
-    } metrics;
-    struct Log {
-        log::Level level = log::Level::info;
-    } log;
-    struct Replies {
-        std::string blocked_login, blocked_sender, blocked_network, blocked_tld;
-        std::string greylisted, greylist_passed, throttled, unavailable;
-    } replies;
-};
-
 // Every key of the table, for documentation and the shipped-file test.
-struct ConfigKeyInfo {
-    std::string_view section, name, default_value, doc;
-};
 const std::vector<ConfigKeyInfo>& config_keys();
 
 // A Config holding every default.

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/config.hpp"
+#include "common/config_types.hpp"
 
 namespace postwarden::config_detail {
 

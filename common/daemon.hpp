@@ -1,6 +1,6 @@
 // daemon.hpp — how both daemons start: the command line every postwarden program shares
 // (SPEC §2: -c FILE, -f, --check-config), the configuration, and the log; and how they give up
-// root once their sockets are bound (issue 7: least privilege).
+// root once their sockets are bound (least privilege).
 //
 //   postwarden-policyd [-c FILE] [-f] [--check-config]
 //   postwarden-milter  [-c FILE] [-f] [--check-config]

@@ -404,27 +404,6 @@ void drive(ares_channel channel, const Pending& pending, Clock::time_point deadl
 
 }  // namespace
 
-std::vector<std::string> status_labels() {
-    std::vector<std::string> out;
-    for (auto s : {Status::ok, Status::nxdomain, Status::nodata, Status::temp_error})
-        out.emplace_back(to_string(s));
-    return out;
-}
-
-std::string_view to_string(Status status) {
-    switch (status) {
-        case Status::ok:
-            return "ok";
-        case Status::nxdomain:
-            return "nxdomain";
-        case Status::nodata:
-            return "nodata";
-        case Status::temp_error:
-            return "temp_error";
-    }
-    return "?";
-}
-
 std::vector<std::string> split_nameservers(std::string_view value) {
     std::vector<std::string> entries;
     while (!value.empty()) {

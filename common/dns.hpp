@@ -1,7 +1,8 @@
 // dns.hpp — a blocking stub resolver for [dns] (SPEC §2), on c-ares. SPF (common/spf.hpp)
 // sends every lookup through it, and the milter feeds its raw answers to libopendkim.
 //
-// Entry points: validate_nameservers() for the configuration parser; Resolver::query().
+// Entry points: validate_nameservers() for the configuration parser; Resolver::query(). What
+// an answer holds (Type, Status, Answer) is in dns_answer.hpp, which this header includes.
 //
 // Threading: Resolver is immutable after construction and query() takes a c-ares channel of
 // its own for the call (reused between calls, mutex-guarded), so one Resolver may be shared by
@@ -20,6 +21,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/dns_answer.hpp"
 
 namespace postwarden::metrics {
 class Histogram;
@@ -52,34 +55,6 @@ std::string validate_nameservers(std::string_view value);
 
 // Splits a valid nameservers value into ResolverOptions::nameservers entries.
 std::vector<std::string> split_nameservers(std::string_view value);
-
-enum class Type : std::uint16_t { a = 1, ptr = 12, mx = 15, txt = 16, aaaa = 28, spf = 99 };
-
-enum class Status {
-    ok,          // at least one record of the asked type
-    nxdomain,    // the name does not exist (or cannot be encoded as a DNS name)
-    nodata,      // the name exists, but has no record of that type
-    temp_error,  // timeout, SERVFAIL, REFUSED, network error: ask again later
-};
-
-std::string_view to_string(Status status);
-// Every Status spelled, in the enum's order (label values of the lookups metric).
-std::vector<std::string> status_labels();
-
-struct MxRecord {
-    std::uint16_t preference = 0;
-    std::string host;
-};
-
-struct Answer {
-    Status status = Status::temp_error;
-    std::vector<std::string> addresses;  // A, AAAA: textual addresses
-    std::vector<std::string> texts;      // TXT, SPF: each record's strings concatenated
-    std::vector<MxRecord> mx;            // MX
-    std::vector<std::string> names;      // PTR: host names, without the trailing dot
-    std::vector<unsigned char> packet;   // the raw answer as received, when there was one
-    std::string error;                   // for temp_error: what went wrong, for the log
-};
 
 // Decodes a reply packet as query() does once c-ares has one: the status from its RCODE and
 // answer count (NXDOMAIN: nxdomain; other errors: temp_error), the records of `type` from its

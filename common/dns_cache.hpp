@@ -32,7 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/dns.hpp"
+#include "common/dns_answer.hpp"
 
 namespace postwarden::metrics {
 class CounterFamily;

@@ -244,8 +244,4 @@ void Batch::append(const Batch& other) {
     count_ += other.count_;
 }
 
-std::vector<std::string> failure_labels() {
-    return {std::begin(failure_names), std::end(failure_names)};
-}
-
 }  // namespace postwarden::redis

@@ -21,8 +21,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/redis.hpp"
 #include "common/redis_protocol.hpp"
+#include "common/redis_types.hpp"
 
 namespace postwarden::redis {
 

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/redis.hpp"
+#include "common/redis_types.hpp"
 
 struct redisReader;
 

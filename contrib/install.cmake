@@ -1,4 +1,4 @@
-# install.cmake — what `cmake --install` puts beside the programs (issue 8): the configuration,
+# install.cmake — what `cmake --install` puts beside the programs: the configuration,
 # the systemd units and their user, and the manual pages. Included by the top-level
 # CMakeLists.txt; the programs install themselves (policyd/, milter/: sbin; admin/: bin).
 #

@@ -4,10 +4,10 @@
 // Order, and why: a permanent DMARC verdict comes before greylisting (no point in making a
 // sender retry a message we will refuse); the forged Authentication-Results headers are removed
 // and ours is added only when the message is accepted.
-#include <chrono>
 #include <random>
 
 #include "common/address.hpp"
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "milter/checks.hpp"
 #include "milter/metrics.hpp"
@@ -18,21 +18,9 @@ namespace postwarden::milter {
 
 namespace {
 
-long long unix_now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 int random_percent() {
     thread_local std::mt19937 rng{std::random_device{}()};
     return std::uniform_int_distribution<int>(0, 99)(rng);
-}
-
-std::string printable(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s.substr(0, 256))
-        out.push_back(c < ' ' || c == 0x7f ? '?' : char(c));
-    return out;
 }
 
 dmarc::Identifiers identifiers(const std::optional<spf::Outcome>& spf,

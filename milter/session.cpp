@@ -49,13 +49,6 @@ Effects unavailable(const Config& config) {
 }
 
 // Addresses for the log: control characters would forge log lines.
-std::string printable(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s.substr(0, 256))
-        out.push_back(c < ' ' || c == 0x7f ? '?' : char(c));
-    return out;
-}
-
 std::string strip_brackets(std::string_view s) {
     while (!s.empty() && (s.front() == '<' || s.front() == ' '))
         s.remove_prefix(1);
@@ -65,6 +58,13 @@ std::string strip_brackets(std::string_view s) {
 }
 
 }  // namespace
+
+std::string printable(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s.substr(0, 256))
+        out.push_back(c < ' ' || c == 0x7f ? '?' : char(c));
+    return out;
+}
 
 std::string_view trim_header_value(std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))

@@ -95,4 +95,9 @@ class Session {
 
 std::string_view trim_header_value(std::string_view value);
 
+// Client text as the milter puts it in a log line or in an SMTP reply's text: control bytes and
+// DEL become '?', and at most 256 bytes are kept. Not log::printable: a reply may carry neither a
+// control byte nor that function's \xNN escapes, and log lines keep the spelling they have.
+std::string printable(std::string_view s);
+
 }  // namespace postwarden::milter

@@ -3,7 +3,7 @@
 //
 // Why: a known triplet is most of what a greylisting server sees (the same correspondents, every
 // day), and each one ran greylist.lua in Redis — 11 µs of Redis CPU per request, the largest
-// cost left on policyd's busiest path (BENCHMARKS.md). A pass is final until its key expires
+// cost left on policyd's busiest path (docs/benchmarks.md). A pass is final until its key expires
 // (pass_ttl, 35 days by default), so remembering it for a moment changes nothing in the answer.
 //
 // What it changes: the script refreshes the TTL of a passed triplet (and of its client's

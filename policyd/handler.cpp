@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "common/scripts.hpp"
 #include "policyd/decision.hpp"
@@ -18,11 +19,6 @@
 namespace postwarden::policy {
 
 namespace {
-
-long long unix_now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 // The quota script, hashed once per process (EVALSHA sends the hash).
 const redis::Script& quota_script() {

@@ -4,13 +4,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <ctime>
 
 namespace postwarden::policy {
 
 namespace {
-
-constexpr long long buckets_per_window = 60;
 
 // A number as text, without the heap: for Batch::add's string_views.
 class Digits {
@@ -23,28 +20,6 @@ class Digits {
     char text_[24];
     std::ptrdiff_t size_;
 };
-
-// "<prefix>quota:{<login>}:", the start of every quota key of a user. The login is the keys'
-// hash tag: braces would move the tag, so they (and '%', to keep the encoding unambiguous) are
-// percent-encoded; two logins never share keys.
-std::string key_base(const Facts& facts, const Config& config) {
-    std::string out;
-    out.reserve(config.redis.prefix.size() + facts.login.size() + 40);  // room for a key's tail
-    out += config.redis.prefix;
-    out += "quota:{";
-    for (char c : facts.login) {
-        if (c == '{')
-            out += "%7b";
-        else if (c == '}')
-            out += "%7d";
-        else if (c == '%')
-            out += "%25";
-        else
-            out.push_back(c);
-    }
-    out += "}:";
-    return out;
-}
 
 // The member's first space ends the instance, so the instance must not contain one.
 std::string instance_of(const Facts& facts) {
@@ -63,26 +38,13 @@ void add_windows(std::vector<std::string>& args, const std::vector<QuotaWindow>&
     }
 }
 
-void add_keys(std::vector<std::string>& keys, const std::string& base, std::string_view kind,
-              const std::vector<QuotaWindow>& windows) {
-    for (const auto& w : windows) {
-        auto& key = keys.emplace_back(base);
-        key += kind;
-        key += ':';
-        key += Digits(w.seconds);
-    }
-}
-
 // KEYS and ARGV[1..4], the part common to both operations of quota.lua.
 ScriptCall script_call(std::string_view op, const Facts& facts,
                        const std::vector<QuotaWindow>& limits,
                        const std::vector<QuotaWindow>& blocks, long long now_ms,
                        const Config& config) {
-    auto base = key_base(facts, config);
     ScriptCall call;
-    call.keys = {base + "held", base + "throttle"};
-    add_keys(call.keys, base, "used", limits);
-    add_keys(call.keys, base, "tried", blocks);
+    call.keys = quota_script_keys(facts.login, limits, blocks, config);
     call.args = {std::string(op), std::to_string(now_ms), instance_of(facts),
                  std::to_string(config.quota.reserve_ttl)};
     return call;
@@ -127,43 +89,6 @@ bool quota_applies(const Facts& facts, const Config& config) {
            (!config.quota.limits.empty() || !config.quota.auto_block.empty());
 }
 
-std::string quota_override_key(std::string_view login, const Config& config) {
-    return config.redis.prefix + "quota:limits:" + std::string(login);
-}
-
-std::vector<QuotaWindow> merge_windows(std::vector<QuotaWindow> windows) {
-    std::sort(windows.begin(), windows.end(), [](const QuotaWindow& a, const QuotaWindow& b) {
-        return a.seconds < b.seconds || (a.seconds == b.seconds && a.count < b.count);
-    });
-    auto same = [](const QuotaWindow& a, const QuotaWindow& b) { return a.seconds == b.seconds; };
-    windows.erase(std::unique(windows.begin(), windows.end(), same), windows.end());
-    return windows;
-}
-
-QuotaLimits effective_limits(const std::optional<std::string>& override_text,
-                             const Config& config) {
-    QuotaLimits out;
-    if (override_text) {
-        std::string error;
-        if (auto w = parse_quota_windows(*override_text, &error)) {
-            out.windows = merge_windows(*w);
-            out.overridden = true;
-            return out;
-        }
-        out.warning = error;
-    }
-    out.windows = merge_windows(config.quota.limits);
-    return out;
-}
-
-std::vector<QuotaWindow> block_windows(const Config& config) {
-    return merge_windows(config.quota.auto_block);
-}
-
-long long bucket_ms(const QuotaWindow& window) {
-    return (window.seconds * 1000 + buckets_per_window - 1) / buckets_per_window;
-}
-
 ScriptCall reserve_call(const Facts& facts, const std::vector<QuotaWindow>& limits,
                         long long now_ms, const Config& config, Undo undo) {
     auto blocks = block_windows(config);
@@ -197,11 +122,11 @@ ReserveTransaction reserve_transaction(const Facts& facts, const std::vector<Quo
                                        const QuotaMemo* memo) {
     auto blocks = block_windows(config);
     const std::size_t n = limits.size() + blocks.size();
-    auto base = key_base(facts, config);
+    auto base = quota_key_base(facts.login, config);
     std::vector<std::string> keys;  // of the windows, limits first, as the script's KEYS
     keys.reserve(n);
-    add_keys(keys, base, "used", limits);
-    add_keys(keys, base, "tried", blocks);
+    add_quota_window_keys(keys, base, "used", limits);
+    add_quota_window_keys(keys, base, "tried", blocks);
     ReserveTransaction t;
     t.held = base + "held";
     t.second = now_ms / 1000;
@@ -320,7 +245,7 @@ void Reservations::add(const std::string& held, const std::string& member, long 
 }
 
 std::vector<Reservations::Reserved> Reservations::take(const Facts& facts, const Config& config) {
-    auto it = messages_.find(key_base(facts, config) + "held" + instance_of(facts));
+    auto it = messages_.find(quota_key_base(facts.login, config) + "held" + instance_of(facts));
     if (it == messages_.end()) return {};
     auto known = std::move(it->second);
     messages_.erase(it);
@@ -336,7 +261,7 @@ std::optional<redis::Batch> commit_transaction(const Facts& facts, long recipien
     const long long cutoff = now_ms - config.quota.reserve_ttl * 1000LL;  // quota.lua's
     for (const auto& r : known)
         if (r.ms <= cutoff) return std::nullopt;
-    const auto held = key_base(facts, config) + "held";
+    const auto held = quota_key_base(facts.login, config) + "held";
     std::vector<std::string> zrem{"ZREM", held};
     zrem.reserve(2 + known.size());
     for (const auto& r : known)
@@ -448,19 +373,6 @@ std::string block_reason(const QuotaOutcome& o, const Config& config, long long 
                              : std::string("?");
     return "auto_block " + window + ": " + std::to_string(o.figure) + " recipients attempted at " +
            rfc3339(now_ms / 1000 * 1000);
-}
-
-std::string rfc3339(long long unix_ms) {
-    std::time_t seconds = static_cast<std::time_t>((unix_ms + 999) / 1000);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return text;
-}
-
-std::string window_text(const QuotaWindow& window) {
-    return std::to_string(window.count) + "/" + std::to_string(window.seconds);
 }
 
 }  // namespace postwarden::policy

@@ -6,7 +6,8 @@
 //
 // Entry points: quota_applies, quota_override_key, effective_limits, reserve_transaction,
 // read_reserve_transaction, note_transaction (with a QuotaMemo), reserve_call, commit_call,
-// parse_reserve_reply, parse_commit_reply, quota_decision, block_reason, rfc3339.
+// parse_reserve_reply, parse_commit_reply, quota_decision, block_reason. The key scheme and
+// window arithmetic it shares with the admin CLI are in common/quota_keys.hpp.
 // Threading: pure functions, callable from any thread; a QuotaMemo belongs to one thread.
 #pragma once
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "common/quota_keys.hpp"
 #include "common/redis.hpp"
 #include "policyd/decision.hpp"
 
@@ -27,27 +29,15 @@ namespace postwarden::policy {
 // set; with both off no quota lookup is made (per-user overrides included).
 bool quota_applies(const Facts& facts, const Config& config);
 
-// <prefix>quota:limits:<login>: the operator's per-user override of [quota] limits.
-std::string quota_override_key(std::string_view login, const Config& config);
-
-// Windows of the same length would share one Redis key: they are merged, the smaller count wins.
-std::vector<QuotaWindow> merge_windows(std::vector<QuotaWindow> windows);
-
-struct QuotaLimits {
-    std::vector<QuotaWindow> windows;
-    bool overridden = false;
-    std::string warning;  // set when the override text is invalid (the default applies)
-};
-
-// The limits for a user: the override text (GET's answer; nullopt when the key is absent) when
-// it parses, else [quota] limits. "0" in the override means no limit for that user.
-QuotaLimits effective_limits(const std::optional<std::string>& override_text, const Config& config);
-
-// The auto_block windows, merged like the limits.
-std::vector<QuotaWindow> block_windows(const Config& config);
-
-// The time unit of a window's counters: 1/60 of its length, in milliseconds, rounded up.
-long long bucket_ms(const QuotaWindow& window);
+// The key scheme and window arithmetic, shared with the admin CLI (common/quota_keys.hpp).
+using postwarden::block_windows;
+using postwarden::bucket_ms;
+using postwarden::effective_limits;
+using postwarden::merge_windows;
+using postwarden::quota_override_key;
+using postwarden::QuotaLimits;
+using postwarden::rfc3339;
+using postwarden::window_text;
 
 struct ScriptCall {
     std::vector<std::string> keys, args;
@@ -85,7 +75,7 @@ std::optional<QuotaOutcome> parse_reserve_reply(const redis::Value& reply);
 
 // What this process did lately for each key of a user, so that the reservation transaction
 // leaves out what was done already (each command costs Redis 5-8k instructions whatever it
-// does; BENCHMARKS.md, items 33 and 34):
+// does; docs/benchmarks.md, What the measurements decided):
 // - a window key (used:<s>, tried:<s>) → the bucket in which its TTL was last set. Once per
 //   bucket is enough, as quota.lua does it: a TTL set at any moment of bucket b (window +
 //   bucket) outlives b's counts. A key that disappears meanwhile (DEL by hand, or emptied by a
@@ -119,9 +109,9 @@ class QuotaMemo {
 // TTLs, then reads what decides: every window, the throttle's until, and whether a reservation
 // is old enough to be given back (or a released one old enough to be pruned). Counting first keeps
 // it exact under concurrency: what the reads show includes every other request's count. About a
-// third of quota.lua's instructions in Redis (BENCHMARKS.md, item 28). With a memo, a window's TTL
-// and the question about due reservations are left out while fresh (QuotaMemo); held's TTL is set
-// every time, since a commit that takes its last member deletes it.
+// third of quota.lua's instructions in Redis (docs/benchmarks.md, What the measurements decided).
+// With a memo, a window's TTL and the question about due reservations are left out while fresh
+// (QuotaMemo); held's TTL is set every time, since a commit that takes its last member deletes it.
 struct ReserveTransaction {
     redis::Batch commands;
     // Per window, limits then auto_block as the script's KEYS order them.
@@ -200,7 +190,7 @@ class Reservations {
 // ZREM names live reservations only, and a released one, renamed "<instance> \n<rcpt>"
 // (quota.lua's header), is left for the ZSCAN to find and the script to charge. So the
 // transaction never counts a released reservation as committed. About a fifth of what the
-// script costs Redis (BENCHMARKS.md, item 35). nullopt when the script must commit: no
+// script costs Redis (docs/benchmarks.md). nullopt when the script must commit: no
 // reservation known, Postfix accepted fewer recipients than were reserved (the rest are given
 // back), or one is due for release (older than reserve_ttl: the script gives it back and
 // charges it again, now).
@@ -240,12 +230,5 @@ Decision quota_decision(const QuotaOutcome& outcome, const std::vector<QuotaWind
 
 // The block:why value written when auto_block blocks a login: the reason, the figure, the time.
 std::string block_reason(const QuotaOutcome& outcome, const Config& config, long long now_ms);
-
-// "2024-05-01T12:00:01Z": UTC, rounded up to the whole second, so that a client retrying at the
-// announced time is never early.
-std::string rfc3339(long long unix_ms);
-
-// "100/3600".
-std::string window_text(const QuotaWindow& window);
 
 }  // namespace postwarden::policy

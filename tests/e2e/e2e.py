@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """e2e.py — end-to-end scenarios: real mail through a stock Debian Postfix and Dovecot wired to
-postwarden as conf/main.cf.example shows (issue 5).
+postwarden as conf/main.cf.example shows.
 
     e2e.py --source DIR --build DIR SCENARIO     run one scenario (ctest runs each as one test)
     e2e.py --source DIR --build DIR --list       list the scenarios

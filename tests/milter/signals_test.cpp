@@ -1,4 +1,4 @@
-// signals_test.cpp — postwarden-milter's signals (issue 8): SIGHUP, like SIGUSR1, reloads the
+// signals_test.cpp — postwarden-milter's signals: SIGHUP, like SIGUSR1, reloads the
 // configuration (a bad file is refused and the running one stays; a connection keeps the snapshot
 // it started with; a burst of them neither stops the milter nor loses a message); SIGTERM finishes
 // the message in progress, answers new connections and messages 451 4.3.2, and exits 0.

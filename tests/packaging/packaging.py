@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """packaging.py — what postwarden ships beside its programs, and how the daemons give up
-privileges (issues 7 and 8). One ctest test per check:
+privileges. One ctest test per check:
 
     packaging.py --source DIR --build DIR CHECK     run one check
     packaging.py --source DIR --build DIR --list    list them

@@ -2,6 +2,7 @@
 // in any split, nesting limits and hostile input, and Script's SHA1.
 #include <catch2/catch.hpp>
 
+#include "common/redis.hpp"
 #include "common/redis_protocol.hpp"
 
 using namespace postwarden::redis;

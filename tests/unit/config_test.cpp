@@ -133,8 +133,8 @@ TEST_CASE("conf/postwarden.conf lists every key with its default", "[config]") {
     CHECK(lines.size() == config_keys().size());
 }
 
-// Issue 7: the accounts a daemon switches to and its milter socket's permissions. The names are
-// looked up when the file is read, so a typo stops the start with its line.
+// Least privilege: the accounts a daemon switches to and its milter socket's permissions. The names
+// are looked up when the file is read, so a typo stops the start with its line.
 TEST_CASE("user, socket_group and socket_mode", "[config]") {
     std::string error;
     auto c = parse(
