@@ -28,9 +28,9 @@ constexpr std::size_t line_max = 4096;
 
 // Appends text to out as write() logs it: control bytes 0x00-0x1f, DEL, the characters U+0080-
 // U+009F, U+061C, U+200E, U+200F, U+2028-U+202E and U+2066-U+2069 (C1, separators, bidi), and
-// bytes that are not part of a valid UTF-8 character become \xNN. At most max bytes are appended, then "..." if
-// text did not fit; the cut never splits an escape or a character. Backslashes are left alone,
-// as Postfix does: "\x0a" in a line may be the client's own text.
+// bytes that are not part of a valid UTF-8 character become \xNN. At most max bytes are appended,
+// then "..." if text did not fit; the cut never splits an escape or a character. Backslashes are
+// left alone, as Postfix does: "\x0a" in a line may be the client's own text.
 void append_printable(std::string& out, std::string_view text, std::size_t max = field_max);
 std::string printable(std::string_view text, std::size_t max = field_max);
 
