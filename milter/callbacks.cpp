@@ -41,6 +41,12 @@ namespace postwarden::milter {
 
 namespace {
 
+// Docker and podman name a container's host after its id: 12 or 64 hexadecimal digits.
+bool looks_like_container_id(const std::string& host) {
+    if (host.size() != 12 && host.size() != 64) return false;
+    return host.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
 const Services* services = nullptr;
 bool unix_listener = false;  // [milter] listen is a unix socket (set before serving)
 
@@ -370,6 +376,11 @@ bool open_milter(const Services& shared) {
     // No 40 ms stall per message over inet sockets (milter/nodelay.hpp).
     set_nodelay_on_new_listeners(listeners);
     log::info("listening on " + listen + ", authserv_id " + config->milter.authserv_id);
+    if (looks_like_container_id(config->milter.authserv_id))
+        log::warning("authserv_id " + config->milter.authserv_id +
+                     " looks like a container's host name, which changes with every container: "
+                     "set [milter] authserv_id to the MX's name, or forged Authentication-Results "
+                     "carrying that name are not removed");
     return true;
 }
 
