@@ -66,7 +66,7 @@ struct Shared {
 };
 
 template <typename Socket>
-class Connection : public std::enable_shared_from_this<Connection<Socket>>, public Closable {
+class Connection final : public std::enable_shared_from_this<Connection<Socket>>, public Closable {
   public:
     Connection(Socket socket, Shared& shared)
         : socket_(std::move(socket)),
