@@ -145,7 +145,10 @@ TEST_CASE("hostile replies: a string announced as 2 GB and streamed is cut off a
     auto outcome = answer_with("$2000000000\r\n", 160, 2000);
     CHECK_FALSE(outcome.reply.ok);
     CHECK(outcome.reply.error.find("protocol error: reply has a string longer than") == 0);
+#if !defined(__SANITIZE_ADDRESS__)
+    // Under ASan the RSS says nothing about our buffers: its quarantine keeps freed memory.
     CHECK(outcome.peak_growth_mib < 100);  // the 32 MiB limit, buffered, and no more
+#endif
 }
 
 TEST_CASE("hostile replies: nesting deeper than seven levels is a protocol error",
