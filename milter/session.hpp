@@ -22,9 +22,11 @@
 #include <vector>
 
 #include "common/dkim.hpp"
+#include "common/greylist.hpp"
 #include "common/inet.hpp"
 #include "common/spf.hpp"
 #include "milter/effects.hpp"
+#include "milter/inbound_decision.hpp"
 #include "milter/services.hpp"
 
 namespace postwarden::milter {
@@ -70,7 +72,9 @@ class Session {
 
   private:
     bool outbound() const;
-    Effects end_of_message_inbound();
+    Effects end_of_message_inbound();  // inbound.cpp
+    Facts inbound_facts();
+    std::optional<GreylistKeys> look_up(Decision::Lookup what, Facts& facts);
     Effects end_of_message_outbound();
     Effects refuse_forged() const;
     void remove_forged(Effects& e) const;
