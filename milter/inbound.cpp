@@ -1,15 +1,13 @@
-// inbound.cpp — the end of an inbound message (SPEC §5): DKIM verdicts, DMARC for every From
-// domain, enforcement, trusted greylisting (S2), and our one Authentication-Results header.
-//
-// Order, and why: a permanent DMARC verdict comes before greylisting (no point in making a
-// sender retry a message we will refuse); the forged Authentication-Results headers are removed
-// and ours is added only when the message is accepted.
+// inbound.cpp — the end of an inbound message (SPEC §5), the shell around inbound_decision.hpp:
+// gather the facts (DKIM verdicts, DMARC for every From domain: DNS), decide, look up
+// greylisting (Redis) when the decision asks for it and decide again, then log the one line,
+// count the metrics and, for mail accepted as it is, the client's auto-allow.
 #include <random>
 
-#include "common/address.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "milter/checks.hpp"
+#include "milter/inbound_decision.hpp"
 #include "milter/metrics.hpp"
 #include "milter/session.hpp"
 #include "milter/verdict.hpp"
@@ -38,137 +36,84 @@ dmarc::Identifiers identifiers(const std::optional<spf::Outcome>& spf,
     return ids;
 }
 
-Effects with_reply(Effects e, Effects::Step step, std::string rcode, std::string xcode,
-                   std::string text) {
-    e.step = step;
-    e.rcode = std::move(rcode);
-    e.xcode = std::move(xcode);
-    e.text = std::move(text);
-    return e;
+// DMARC for every From domain: two TXT lookups each.
+std::vector<dmarc::Evaluation> evaluate_dmarc(const Services& services, const Facts& f) {
+    auto ids = identifiers(f.spf_mailfrom, f.signatures);
+    auto lookup = [&services](const std::string& name) {
+        return services.resolver.query(name, dns::Type::txt);
+    };
+    std::vector<dmarc::Evaluation> evaluations;
+    int draw = random_percent();  // one draw per message, so pct applies to messages
+    for (const auto& domain : f.from.domains)
+        evaluations.push_back(dmarc::evaluate(domain, dmarc::discover(domain, lookup, services.psl),
+                                              ids, services.psl, draw));
+    return evaluations;
 }
 
-std::string summary(const std::optional<spf::Outcome>& spf,
-                    const std::vector<dkim::Signature>& sigs,
-                    const std::vector<dmarc::Evaluation>& evals) {
-    std::string s = " spf=" + std::string(spf ? spf::to_string(spf->result) : "none");
-    std::string dkim = sigs.empty() ? "none" : "";
-    for (const auto& g : sigs)
-        dkim += (dkim.empty() ? "" : ",") + std::string(dkim::to_string(g.result)) +
-                (g.domain.empty() ? "" : ":" + printable(g.domain));
-    std::string dm = evals.empty() ? "none" : "";
-    for (const auto& e : evals)
-        dm += (dm.empty() ? "" : ",") + std::string(dmarc::to_string(e.result)) + ":" +
-              printable(e.from_domain);
-    return s + " dkim=" + dkim + " dmarc=" + dm;
+GreylistFacts::Deferred deferred(CheckResult r) {
+    switch (r) {
+        case CheckResult::yes:
+            return GreylistFacts::Deferred::yes;
+        case CheckResult::unavailable:
+            return GreylistFacts::Deferred::unavailable;
+        case CheckResult::no:
+            break;
+    }
+    return GreylistFacts::Deferred::no;
 }
 
 }  // namespace
 
-Effects Session::end_of_message_inbound() {
-    const auto& config = *config_;
+// What the message says and DNS answers: the DKIM verdicts (key lookups) and DMARC.
+Facts Session::inbound_facts() {
     auto& m = message_;
-    auto signatures = m.dkim ? m.dkim->finish() : std::vector<dkim::Signature>{};
-    auto from = read_from(m.from_fields, m.from_count, m.from_too_long);
-    auto ids = identifiers(m.spf_mailfrom, signatures);
-    auto lookup = [this](const std::string& name) {
-        return services_.resolver.query(name, dns::Type::txt);
-    };
-    std::vector<dmarc::Evaluation> evaluations;
-    int draw = random_percent();  // one draw per message, so pct applies to messages
-    for (const auto& domain : from.domains)
-        evaluations.push_back(dmarc::evaluate(
-            domain, dmarc::discover(domain, lookup, services_.psl), ids, services_.psl, draw));
+    Facts f;
+    f.queue_id = m.queue_id;
+    f.client = client_;
+    f.sender = m.sender;
+    f.spf_mailfrom = m.spf_mailfrom;
+    f.spf_helo = m.spf_helo;
+    f.signatures = m.dkim ? m.dkim->finish() : std::vector<dkim::Signature>{};
+    f.from = read_from(m.from_fields, m.from_count, m.from_too_long);
+    f.evaluations = evaluate_dmarc(services_, f);
+    auto domains = f.from.domains;
+    if (spf_passed(f)) domains.push_back(f.spf_mailfrom->domain);
+    f.dkim_aligned = dkim_aligned_with(f.signatures, domains, services_.psl);
+    f.forged_auth_results = m.forged_auth_results;
+    return f;
+}
 
-    std::string line = log_prefix() + "client=" + (client_ ? client_->to_string() : "unknown") +
-                       " sender=<" + printable(m.sender) + ">" +
-                       summary(m.spf_mailfrom, signatures, evaluations);
-    auto action = dmarc_action(from, evaluations, config);
-    count_verdicts(m.spf_mailfrom, signatures, evaluations);
-    Effects e;
-    if (action.kind == DmarcAction::Kind::reject) {
-        count_action("reject", "dmarc");
-        log::info(log_prefix() + "action=reject reason=dmarc " + printable(action.reason) + " " +
-                  line.substr(log_prefix().size()));
-        std::string text = action.domain.empty()
-                               ? "Rejected by DMARC policy: " + printable(action.reason)
-                               : "Rejected by DMARC policy for " + printable(action.domain);
-        return with_reply(e, Effects::Step::reject, "550", "5.7.1", text);
+// Adds the answer to f; returns the network triplet that accepting the message would count.
+std::optional<GreylistKeys> Session::look_up(Decision::Lookup what, Facts& f) {
+    const auto& config = *config_;
+    if (what == Decision::Lookup::auto_allow) {
+        auto countable =
+            countable_passed(services_, config, client_, f.sender, message_.recipients);
+        f.auto_allow_countable = countable.has_value();
+        return countable;
     }
-    if (action.kind == DmarcAction::Kind::tempfail) {
-        count_action("tempfail", "dmarc-temperror");
-        log::info(log_prefix() + "action=tempfail reason=dmarc-temperror " +
-                  line.substr(log_prefix().size()));
-        return with_reply(e, Effects::Step::tempfail, "451", "4.7.1",
-                          "DMARC policy for " + printable(action.domain) +
-                              " could not be evaluated, try again later");
-    }
+    auto g = greylist_message(services_, config, client_, f.sender, message_.recipients,
+                              spf_passed(f) ? f.spf_mailfrom->domain : "", unix_now_ms());
+    f.greylist = GreylistFacts{deferred(g.deferred), g.detail, g.countable.has_value()};
+    return g.countable;
+}
 
-    if (action.kind == DmarcAction::Kind::unknown_policy) {
-        count_action("tempfail", "dmarc-temperror");
-        log::info(log_prefix() + "action=tempfail reason=dmarc-temperror " +
-                  printable(action.reason) + " " + line.substr(log_prefix().size()));
-        return with_reply(e, Effects::Step::tempfail, "451", "4.7.5",
-                          "DMARC policy for " + printable(action.domain) +
-                              " could not be looked up, try again later");
-    }
-
-    // S2: trusted when SPF passes and a valid DKIM signature aligns with the envelope sender's
-    // or the From domain; else greylisted here (checks.hpp), whatever policyd's own SPF lookup
-    // answered at RCPT: it hands SPF-passing mail over without deferring it.
-    std::string reason = "verified", detail;
+// Gather, decide; when the decision asks for Redis, look it up and decide again (the second
+// decision has its answer and asks for nothing more); then count, log and answer.
+Effects Session::end_of_message_inbound() {
+    auto facts = inbound_facts();
+    count_verdicts(facts.spf_mailfrom, facts.signatures, facts.evaluations);
+    auto decision = decide(facts, *config_);
     std::optional<GreylistKeys> countable;
-    const auto& spf = m.spf_mailfrom;
-    if (config.greylist.enabled && config.greylist.trust_authenticated) {
-        const bool spf_pass = spf && spf->result == spf::Result::pass && !spf->domain.empty();
-        auto domains = from.domains;
-        if (spf_pass) domains.push_back(spf->domain);
-        if (spf_pass && dkim_aligned_with(signatures, domains, services_.psl)) {
-            reason = "trusted";
-        } else {
-            auto g = greylist_message(services_, config, client_, m.sender, m.recipients,
-                                      spf_pass ? spf->domain : "", unix_now_ms());
-            countable = g.countable;
-            detail = " greylist=" + (g.detail.empty() ? std::string("-") : g.detail);
-            if (g.deferred == CheckResult::yes || (g.deferred == CheckResult::unavailable &&
-                                                   config.greylist.fail_mode == FailMode::closed)) {
-                count_action("tempfail", "greylist");
-                log::info(log_prefix() + "action=tempfail reason=greylist " +
-                          line.substr(log_prefix().size()) + detail);
-                if (g.deferred == CheckResult::yes)
-                    return with_reply(e, Effects::Step::tempfail, "451", "4.7.1",
-                                      "Greylisted, please try again later");
-                return with_reply(e, Effects::Step::tempfail, "451", "4.3.0",
-                                  "Policy service unavailable");
-            }
-        }
-    } else if (config.greylist.enabled && config.greylist.auto_allow_clients > 0) {
-        // policyd greylisted this mail at RCPT; accepting it still earns the client auto-allow.
-        countable = countable_passed(services_, config, client_, m.sender, m.recipients);
+    if (decision.lookup != Decision::Lookup::none) {
+        countable = look_up(decision.lookup, facts);
+        decision = decide(facts, *config_);
     }
-
-    // Accepted: remove forged verdicts, then add ours at the top.
-    remove_forged(e);
-    e.insert_headers.emplace_back(
-        "Authentication-Results",
-        format_auth_results(auth_results_for(config.milter.authserv_id, m.spf_mailfrom, m.spf_helo,
-                                             signatures, from, evaluations)));
-    if (action.kind == DmarcAction::Kind::header)
-        e.insert_headers.emplace_back("X-Postwarden-DMARC", "quarantine");
-    if (action.kind == DmarcAction::Kind::hold)
-        e.quarantine =
-            "DMARC policy for " + printable(action.domain.empty() ? "From" : action.domain);
-    std::string verb = action.kind == DmarcAction::Kind::hold ? "hold" : "accept";
-    if (action.kind != DmarcAction::Kind::none || !action.reason.empty()) reason = "dmarc";
-    count_action(verb, reason);
-    log::info(log_prefix() + "action=" + verb + " reason=" + reason + " " +
-              line.substr(log_prefix().size()) + detail + removed_note());
-    // Auto-allow counts mail accepted as it is (no DMARC failure, even one set to pass), from a
-    // sender whose SPF does not disown the client.
-    if (countable && action.kind == DmarcAction::Kind::none && action.reason.empty() &&
-        !(spf && spf->result == spf::Result::fail))
-        count_accepted(services_, config, *countable, m.sender, unix_now_ms());
-    e.step = Effects::Step::accept;
-    return e;
+    count_action(decision.action, decision.reason);
+    log::info(log_line(facts, decision));
+    if (decision.count_auto_allow && countable)
+        count_accepted(services_, *config_, *countable, facts.sender, unix_now_ms());
+    return decision.effects;
 }
 
 }  // namespace postwarden::milter

@@ -29,7 +29,7 @@ std::vector<std::vector<std::string>> verdict_pairs() {
     return out;
 }
 
-// Every (action, reason) pair session.cpp and inbound.cpp log (README "Log lines"), then
+// Every (action, reason) pair session.cpp and inbound_decision.cpp log (README "Log lines"), then
 // ("other", "other") so that a pair added later is counted before it is listed here.
 std::vector<std::vector<std::string>> action_pairs() {
     return {{"accept", "verified"},

@@ -59,13 +59,6 @@ std::string strip_brackets(std::string_view s) {
 
 }  // namespace
 
-std::string printable(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s.substr(0, 256))
-        out.push_back(c < ' ' || c == 0x7f ? '?' : char(c));
-    return out;
-}
-
 std::string_view trim_header_value(std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
         v.remove_prefix(1);
@@ -77,8 +70,7 @@ bool Session::outbound() const {
 }
 
 std::string Session::log_prefix() const {
-    return (message_.queue_id.empty() ? std::string("NOQUEUE") : printable(message_.queue_id)) +
-           ": ";
+    return milter::log_prefix(message_.queue_id);
 }
 
 Effects Session::connect(std::string_view client_name, std::string_view client_ip) {

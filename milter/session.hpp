@@ -22,20 +22,14 @@
 #include <vector>
 
 #include "common/dkim.hpp"
+#include "common/greylist.hpp"
 #include "common/inet.hpp"
 #include "common/spf.hpp"
+#include "milter/effects.hpp"
+#include "milter/inbound_decision.hpp"
 #include "milter/services.hpp"
 
 namespace postwarden::milter {
-
-// What a callback answers and what it asks the MTA to change.
-struct Effects {
-    enum class Step { next, accept, reject, tempfail } step = Step::next;
-    std::string rcode, xcode, text;        // the SMTP reply for reject / tempfail
-    std::vector<int> remove_auth_results;  // indices, highest first (Postfix renumbers)
-    std::vector<std::pair<std::string, std::string>> insert_headers;  // at the top, in order
-    std::string quarantine;                                           // hold with this reason
-};
 
 constexpr std::size_t max_recipients = 1000;
 constexpr std::size_t max_from_fields = 8;
@@ -78,7 +72,9 @@ class Session {
 
   private:
     bool outbound() const;
-    Effects end_of_message_inbound();
+    Effects end_of_message_inbound();  // inbound.cpp
+    Facts inbound_facts();
+    std::optional<GreylistKeys> look_up(Decision::Lookup what, Facts& facts);
     Effects end_of_message_outbound();
     Effects refuse_forged() const;
     void remove_forged(Effects& e) const;
@@ -94,10 +90,5 @@ class Session {
 };
 
 std::string_view trim_header_value(std::string_view value);
-
-// Client text as the milter puts it in a log line or in an SMTP reply's text: control bytes and
-// DEL become '?', and at most 256 bytes are kept. Not log::printable: a reply may carry neither a
-// control byte nor that function's \xNN escapes, and log lines keep the spelling they have.
-std::string printable(std::string_view s);
 
 }  // namespace postwarden::milter
