@@ -11,7 +11,6 @@
 #include "common/log.hpp"
 #include "common/scripts.hpp"
 #include "policyd/decision.hpp"
-#include "policyd/greylist_memo.hpp"
 #include "policyd/metrics.hpp"
 #include "policyd/quota.hpp"
 #include "policyd/spf_service.hpp"
@@ -26,12 +25,6 @@ const redis::Script& quota_script() {
     return script;
 }
 
-// SCARD's reply; nullopt for an error (a key of another type).
-std::optional<long> members_of(const redis::Value& value) {
-    if (value.type != redis::Value::Type::integer) return std::nullopt;
-    return static_cast<long>(value.integer);
-}
-
 // END-OF-MESSAGE's recipient_count; -1 when absent or not a number.
 long recipient_count_of(const Request& request) {
     auto n = whole_number(request.get("recipient_count"));
@@ -43,7 +36,7 @@ struct Job : std::enable_shared_from_this<Job> {
     SpfService& spf;
     ListCache& lists;
     ListKeys& list_keys;
-    Greylisting& greylisting;
+    GreylistStore& greylist;
     QuotaState& quota;
     std::shared_ptr<const Config> config;
     Facts facts;
@@ -53,16 +46,14 @@ struct Job : std::enable_shared_from_this<Job> {
     std::vector<std::vector<bool>> hits;
     bool lists_failed = false;
     long recipient_count = -1;  // END-OF-MESSAGE only
-    GreylistKeys greylist_keys;
-    std::optional<long> client_count;  // the client's auto-allow domains, read before first_sight
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaState& q,
+    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, GreylistStore& g, QuotaState& q,
         std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
           list_keys(k),
-          greylisting(g),
+          greylist(g),
           quota(q),
           config(std::move(c)),
           facts(std::move(f)),
@@ -78,9 +69,7 @@ struct Job : std::enable_shared_from_this<Job> {
     void lists_done();
     void after_lists(const ListOutcome& outcome);
     void start_greylist();
-    void run_greylist(const std::string& spf_domain, const std::string& spf_detail);
-    void first_sight(const std::string& spf_detail);
-    void run_script(const std::string& spf_detail);
+    void run_greylist(const std::string& spf_domain, std::string spf_detail);
     void greylist_failed();
     void finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail);
     void start_quota();
@@ -150,74 +139,20 @@ void Job::start_greylist() {
                   if (pass) detail += " spf_domain=" + o.domain;
                   if (pass && self->config->greylist.trust_authenticated)
                       return self->finish(dunno("spf-handoff", detail));
-                  self->run_greylist(pass ? o.domain : "", detail);
+                  self->run_greylist(pass ? o.domain : "", std::move(detail));
               });
 }
 
-// A pass remembered in memory answers at once (greylist_memo.hpp); a new triplet is written by
-// one plain command (first_sight); anything else runs the script.
-void Job::run_greylist(const std::string& spf_domain, const std::string& spf_detail) {
-    greylist_keys =
+// The greylist store answers (greylist_store.hpp): from memory, by first sight, or by the script.
+void Job::run_greylist(const std::string& spf_domain, std::string spf_detail) {
+    auto keys =
         postwarden::greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
-    if (auto remembered = greylisting.memo.recall(greylist_keys, *config, unix_now_ms()))
-        return finish_greylist(*remembered, spf_detail);
-    if (!greylist_first_sight_applies(*config) ||
-        std::chrono::steady_clock::now() < greylisting.first_sight_off_until)
-        return run_script(spf_detail);
-    // The script reads the client's count first. Here the SCARD goes out with the SET, in one
-    // write (one round trip); its reply arrives first and decides what the SET's means.
-    if (greylist_auto_allow(greylist_keys, *config) > 0)
-        redis.command({"SCARD", greylist_keys.client}, [self = shared_from_this()](redis::Reply r) {
-            self->client_count = r.ok ? members_of(r.value) : std::nullopt;
-        });
-    first_sight(spf_detail);
-}
-
-void Job::first_sight(const std::string& spf_detail) {
-    redis.command(
-        greylist_first_sight_command(greylist_keys, unix_now_ms(), *config),
-        [self = shared_from_this(), spf_detail](redis::Reply r) {
-            if (!r.ok) return self->greylist_failed();
-            const auto& g = self->config->greylist;
-            const bool written = r.value.type == redis::Value::Type::nil;
-            const long threshold = greylist_auto_allow(self->greylist_keys, *self->config);
-            const bool below =
-                threshold <= 0 || (self->client_count && *self->client_count < threshold);
-            if (written && below)
-                return self->finish_greylist({GreylistVerdict::defer_new, g.delay}, spf_detail);
-            // A Redis before 7.0 refuses NX with GET: the script does it all for ten minutes.
-            auto& off_until = self->greylisting.first_sight_off_until;
-            if (r.value.is_error() && r.value.str.find("syntax") != std::string::npos) {
-                auto now = std::chrono::steady_clock::now();
-                if (now >= off_until)
-                    log::warning("Redis refused SET NX GET (" + r.value.str +
-                                 "): new triplets go through the greylist script for 10 minutes");
-                off_until = now + std::chrono::minutes(10);
-            }
-            // A client the script may allow (at the threshold, or its count unknown) gets no
-            // triplet record from it: the one just written goes, in the write before the script.
-            if (written)
-                self->redis.command({"DEL", self->greylist_keys.triplet}, [](redis::Reply) {});
-            self->run_script(spf_detail);  // seen before, or the client's: the script decides
-        });
-}
-
-void Job::run_script(const std::string& spf_detail) {
-    redis.eval(greylisting.script, {greylist_keys.triplet, greylist_keys.client},
-               greylist_args(greylist_keys, unix_now_ms(), *config),
-               [self = shared_from_this(), spf_detail](redis::Reply r) {
-                   std::optional<GreylistOutcome> outcome;
-                   const auto& v = r.value;
-                   if (r.ok && v.type == redis::Value::Type::array && v.elements.size() == 2)
-                       outcome = parse_greylist_reply(v.elements[0].str, v.elements[1].integer);
-                   if (!outcome) {
-                       if (r.ok) log::warning("greylist script: unexpected reply " + v.str);
-                       return self->greylist_failed();
-                   }
-                   self->greylisting.memo.remember(self->greylist_keys, *outcome, *self->config,
-                                                   unix_now_ms());
-                   self->finish_greylist(*outcome, spf_detail);
-               });
+    greylist.check(std::move(keys), config,
+                   [self = shared_from_this(),
+                    spf_detail = std::move(spf_detail)](std::optional<GreylistOutcome> outcome) {
+                       if (!outcome) return self->greylist_failed();
+                       self->finish_greylist(*outcome, spf_detail);
+                   });
 }
 
 void Job::greylist_failed() {
@@ -377,10 +312,7 @@ void Job::quota_failed() {
 }  // namespace
 
 Handler::Handler(redis::Client& redis, SpfService& spf, ListCache& lists)
-    : redis_(redis),
-      spf_(spf),
-      lists_(lists),
-      greylisting_{redis::Script(std::string(script_text("greylist"))), GreylistMemo(), {}} {}
+    : redis_(redis), spf_(spf), lists_(lists), greylist_(redis) {}
 
 void Handler::handle(const Request& request, std::shared_ptr<const Config> config,
                      std::function<void(std::string)> reply) {
@@ -393,13 +325,13 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_,
+        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
                                          std::move(config), std::move(facts), std::move(reply));
         job->recipient_count = recipient_count_of(request);
         return job->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_,
+    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
                                      std::move(config), std::move(facts), std::move(reply));
     job->start_lists();
 }
