@@ -100,21 +100,8 @@ void Job::start_lists() {
 }
 
 void Job::lists_done() {
-    if (lists_failed) {
-        if (config->lists.fail_mode == FailMode::closed)
-            return finish(unavailable_decision(FailMode::closed, "lists", *config));
-        // Redis did not answer: greylisting, on the same Redis, would only wait out another
-        // timeout. Answer for it now, so the request stays within one timeout_ms.
-        // Likewise for the quota of a SASL user.
-        if (facts.outbound) {
-            bool quota = quota_applies(facts, *config);
-            return finish(unavailable_decision(quota ? config->quota.fail_mode : FailMode::open,
-                                               quota ? "quota" : "lists", *config));
-        }
-        return finish(unavailable_decision(
-            config->greylist.enabled ? config->greylist.fail_mode : FailMode::open,
-            config->greylist.enabled ? "greylist" : "lists", *config));
-    }
+    if (lists_failed)
+        return finish(lists_unavailable_decision(facts, quota_applies(facts, *config), *config));
     after_lists(evaluate_lists(plan->queries(), hits, facts.outbound));
 }
 
