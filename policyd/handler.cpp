@@ -1,5 +1,7 @@
-// handler.cpp — the asynchronous steps of one decision. A Job holds the request's state while
-// Redis and SPF answer; each step ends in finish() or starts the next step.
+// handler.cpp — the asynchronous steps of one request. A RequestFlow holds a request's state while
+// Redis and SPF answer, and reads in the order it runs: lists → greylisting (inbound) → quota
+// (SASL users); each step ends in finish() or starts the next one. The state each check keeps in
+// Redis is behind its store (greylist_store.hpp); what the answers mean is decision.hpp.
 #include "policyd/handler.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -31,7 +33,7 @@ long recipient_count_of(const Request& request) {
     return n && *n >= 0 ? *n : -1;
 }
 
-struct Job : std::enable_shared_from_this<Job> {
+struct RequestFlow : std::enable_shared_from_this<RequestFlow> {
     redis::Client& redis;
     SpfService& spf;
     ListCache& lists;
@@ -47,8 +49,9 @@ struct Job : std::enable_shared_from_this<Job> {
     bool lists_failed = false;
     long recipient_count = -1;  // END-OF-MESSAGE only
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, GreylistStore& g, QuotaState& q,
-        std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
+    RequestFlow(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, GreylistStore& g,
+                QuotaState& q, std::shared_ptr<const Config> c, Facts f,
+                std::function<void(std::string)> cb)
         : redis(r),
           spf(s),
           lists(l),
@@ -85,7 +88,7 @@ struct Job : std::enable_shared_from_this<Job> {
 
 // All list lookups of a request in one go: from memory while the list cache tracks the lists,
 // otherwise in one pipelined batch (list_cache.hpp).
-void Job::start_lists() {
+void RequestFlow::start_lists() {
     plan.emplace(list_subject(facts), *config, &list_keys);
     if (plan->empty()) return after_lists({});
     std::vector<ListCache::Query> asked;
@@ -99,13 +102,13 @@ void Job::start_lists() {
     });
 }
 
-void Job::lists_done() {
+void RequestFlow::lists_done() {
     if (lists_failed)
         return finish(lists_unavailable_decision(facts, quota_applies(facts, *config), *config));
     after_lists(evaluate_lists(plan->queries(), hits, facts.outbound));
 }
 
-void Job::after_lists(const ListOutcome& outcome) {
+void RequestFlow::after_lists(const ListOutcome& outcome) {
     if (outcome.verdict != ListVerdict::none && outcome.verdict != ListVerdict::allow)
         return finish(list_decision(outcome, *config));
     // Outbound allow-list entries do not skip the quota (SPEC §4).
@@ -116,7 +119,7 @@ void Job::after_lists(const ListOutcome& outcome) {
     start_greylist();
 }
 
-void Job::start_greylist() {
+void RequestFlow::start_greylist() {
     if (!config->greylist.enabled) return finish(dunno("greylist-off"));
     if (!facts.client) return run_greylist("", "");
     spf.check(facts.client->to_string(), facts.sender, facts.helo,
@@ -131,7 +134,7 @@ void Job::start_greylist() {
 }
 
 // The greylist store answers (greylist_store.hpp): from memory, by first sight, or by the script.
-void Job::run_greylist(const std::string& spf_domain, std::string spf_detail) {
+void RequestFlow::run_greylist(const std::string& spf_domain, std::string spf_detail) {
     auto keys =
         postwarden::greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
     greylist.check(std::move(keys), config,
@@ -142,11 +145,11 @@ void Job::run_greylist(const std::string& spf_domain, std::string spf_detail) {
                    });
 }
 
-void Job::greylist_failed() {
+void RequestFlow::greylist_failed() {
     finish(unavailable_decision(config->greylist.fail_mode, "greylist", *config));
 }
 
-void Job::finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail) {
+void RequestFlow::finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail) {
     auto d = greylist_decision(outcome, *config);
     if (!spf_detail.empty()) d.detail = d.detail.empty() ? spf_detail : d.detail + " " + spf_detail;
     finish(d);
@@ -156,7 +159,7 @@ void Job::finish_greylist(const GreylistOutcome& outcome, const std::string& spf
 // changes; a GET only when it is not cached): it lies outside the user's hash tag (one Redis
 // Cluster slot per script), and exactness does not depend on it, since the script counts
 // atomically against whatever windows it is given.
-void Job::start_quota() {
+void RequestFlow::start_quota() {
     auto key = quota_override_key(facts.login, *config);
     lists.get(key, [self = shared_from_this(), key](bool ok, const redis::Value& value) {
         if (!ok) return self->quota_failed();
@@ -175,7 +178,7 @@ void Job::start_quota() {
 // script decides, one round trip later, after taking back what the transaction wrote. Without
 // limits only auto_block counts, and the script does it all. A key the transaction made anew
 // without its TTL gets it from a PEXPIRE sent at once; the decision does not wait for it.
-void Job::run_reserve(std::vector<QuotaWindow> limits) {
+void RequestFlow::run_reserve(std::vector<QuotaWindow> limits) {
     auto now = unix_now_ms();
     if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing, {});
     auto transaction = reserve_transaction(facts, limits, now, *config, &quota.memo);
@@ -207,8 +210,8 @@ void Job::run_reserve(std::vector<QuotaWindow> limits) {
 
 // t: the transaction that came first, whose reservation is remembered for the commit when the
 // script makes it (none without limits: then nothing is reserved, only auto_block counts).
-void Job::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
-                             ReserveTransaction t) {
+void RequestFlow::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
+                                     ReserveTransaction t) {
     auto call = reserve_call(facts, limits, now, *config, undo);
     redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
                [self = shared_from_this(), limits, now, held = std::move(t.held),
@@ -229,7 +232,7 @@ void Job::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Und
 // auto_block: the reason first, then the login, so a blocked login never lacks its reason. These
 // operator keys are not under the user's hash tag, so they are written here, not in the script;
 // both writes are idempotent. The script decided: the reply is the block whatever they answer.
-void Job::write_block(std::string reason, Decision decision) {
+void RequestFlow::write_block(std::string reason, Decision decision) {
     const auto& p = config->redis.prefix;
     redis.command({"HSET", p + "block:why", facts.login, std::move(reason)},
                   [self = shared_from_this(), decision, p](redis::Reply r) {
@@ -250,7 +253,7 @@ void Job::write_block(std::string reason, Decision decision) {
 // The usual commit is one transaction (commit_transaction) that takes the reservations this
 // process made; the script commits whatever else the message holds, and every commit it cannot
 // take. done: what the transaction committed before the script, for the log.
-void Job::run_commit(std::vector<QuotaWindow> limits) {
+void RequestFlow::run_commit(std::vector<QuotaWindow> limits) {
     auto now = unix_now_ms();
     auto transaction = commit_transaction(facts, recipient_count,
                                           quota.reservations.take(facts, *config), now, *config);
@@ -269,7 +272,7 @@ void Job::run_commit(std::vector<QuotaWindow> limits) {
     });
 }
 
-void Job::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
+void RequestFlow::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
     // Postfix accepted recipient_count; done of them are committed already.
     long left = recipient_count < 0 ? -1 : std::max(0L, recipient_count - static_cast<long>(done));
     auto call = commit_call(facts, left, limits, unix_now_ms(), *config);
@@ -285,13 +288,13 @@ void Job::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
                });
 }
 
-void Job::finish_commit(const CommitOutcome& outcome) {
+void RequestFlow::finish_commit(const CommitOutcome& outcome) {
     finish(dunno("quota-commit", commit_detail(outcome)));
 }
 
 // At RCPT per [quota] fail_mode. END-OF-MESSAGE is always DUNNO (SPEC §4): the reservations keep
 // counting until reserve_ttl, so an uncommitted message still holds its room meanwhile.
-void Job::quota_failed() {
+void RequestFlow::quota_failed() {
     if (facts.state != "RCPT") return finish(dunno("quota-unavailable", "commit=failed"));
     finish(unavailable_decision(config->quota.fail_mode, "quota", *config));
 }
@@ -312,15 +315,17 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
-                                         std::move(config), std::move(facts), std::move(reply));
-        job->recipient_count = recipient_count_of(request);
-        return job->start_quota();
+        auto flow =
+            std::make_shared<RequestFlow>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
+                                          std::move(config), std::move(facts), std::move(reply));
+        flow->recipient_count = recipient_count_of(request);
+        return flow->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
-                                     std::move(config), std::move(facts), std::move(reply));
-    job->start_lists();
+    auto flow =
+        std::make_shared<RequestFlow>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
+                                      std::move(config), std::move(facts), std::move(reply));
+    flow->start_lists();
 }
 
 }  // namespace postwarden::policy
