@@ -1,17 +1,13 @@
 // handler.cpp — the asynchronous steps of one request. A RequestFlow holds a request's state while
 // Redis and SPF answer, and reads in the order it runs: lists → greylisting (inbound) → quota
 // (SASL users); each step ends in finish() or starts the next one. The state each check keeps in
-// Redis is behind its store (greylist_store.hpp); what the answers mean is decision.hpp.
+// Redis is behind its store (greylist_store.hpp, quota_store.hpp); what the answers mean is
+// decision.hpp. No Redis command is spelled here.
 #include "policyd/handler.hpp"
 
 #include <boost/asio/io_context.hpp>
 
-#include <algorithm>
-#include <chrono>
-
-#include "common/clock.hpp"
 #include "common/log.hpp"
-#include "common/scripts.hpp"
 #include "policyd/decision.hpp"
 #include "policyd/metrics.hpp"
 #include "policyd/quota.hpp"
@@ -21,12 +17,6 @@ namespace postwarden::policy {
 
 namespace {
 
-// The quota script, hashed once per process (EVALSHA sends the hash).
-const redis::Script& quota_script() {
-    static const redis::Script script(std::string(script_text("quota")));
-    return script;
-}
-
 // END-OF-MESSAGE's recipient_count; -1 when absent or not a number.
 long recipient_count_of(const Request& request) {
     auto n = whole_number(request.get("recipient_count"));
@@ -34,12 +24,11 @@ long recipient_count_of(const Request& request) {
 }
 
 struct RequestFlow : std::enable_shared_from_this<RequestFlow> {
-    redis::Client& redis;
     SpfService& spf;
     ListCache& lists;
     ListKeys& list_keys;
     GreylistStore& greylist;
-    QuotaState& quota;
+    QuotaStore& quota;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
@@ -47,13 +36,12 @@ struct RequestFlow : std::enable_shared_from_this<RequestFlow> {
     std::optional<ListPlan> plan;  // views into facts
     std::vector<std::vector<bool>> hits;
     bool lists_failed = false;
-    long recipient_count = -1;  // END-OF-MESSAGE only
+    long recipient_count = -1;        // END-OF-MESSAGE only
+    std::vector<QuotaWindow> limits;  // the user's, read in start_quota
 
-    RequestFlow(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, GreylistStore& g,
-                QuotaState& q, std::shared_ptr<const Config> c, Facts f,
-                std::function<void(std::string)> cb)
-        : redis(r),
-          spf(s),
+    RequestFlow(SpfService& s, ListCache& l, ListKeys& k, GreylistStore& g, QuotaStore& q,
+                std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
+        : spf(s),
           lists(l),
           list_keys(k),
           greylist(g),
@@ -76,13 +64,8 @@ struct RequestFlow : std::enable_shared_from_this<RequestFlow> {
     void greylist_failed();
     void finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail);
     void start_quota();
-    void run_reserve(std::vector<QuotaWindow> limits);
-    void run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
-                            ReserveTransaction t);
-    void run_commit(std::vector<QuotaWindow> limits);
-    void run_commit_script(std::vector<QuotaWindow> limits, long long done);
-    void finish_commit(const CommitOutcome& outcome);
-    void write_block(std::string reason, Decision decision);
+    void run_reserve();
+    void run_commit();
     void quota_failed();
 };
 
@@ -169,127 +152,28 @@ void RequestFlow::start_quota() {
         auto limits = effective_limits(text, *self->config);
         if (!limits.warning.empty())
             log::warning(key + ": " + limits.warning + "; [quota] limits apply");
-        if (self->facts.state == "RCPT") return self->run_reserve(std::move(limits.windows));
-        self->run_commit(std::move(limits.windows));
+        self->limits = std::move(limits.windows);
+        if (self->facts.state == "RCPT") return self->run_reserve();
+        self->run_commit();
     });
 }
 
-// The usual reservation is one transaction (reserve_transaction); whatever else it finds, the
-// script decides, one round trip later, after taking back what the transaction wrote. Without
-// limits only auto_block counts, and the script does it all. A key the transaction made anew
-// without its TTL gets it from a PEXPIRE sent at once; the decision does not wait for it.
-void RequestFlow::run_reserve(std::vector<QuotaWindow> limits) {
-    auto now = unix_now_ms();
-    if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing, {});
-    auto transaction = reserve_transaction(facts, limits, now, *config, &quota.memo);
-    const auto commands = std::move(transaction.commands);
-    redis.transaction(commands, [self = shared_from_this(), limits, now,
-                                 t = std::move(transaction)](redis::Reply r) mutable {
-        if (!r.ok) return self->quota_failed();
-        auto read = read_reserve_transaction(r.value, t, limits, now, *self->config);
-        if (!read) {
-            log::warning("quota transaction: unexpected reply " +
-                         (r.value.is_error() ? r.value.str : "shape"));
-            return self->quota_failed();
-        }
-        for (auto& argv : note_transaction(self->quota.memo, t, *read)) {
-            auto key = argv[1];
-            self->redis.command(std::move(argv), [key](redis::Reply e) {
-                if (!e.ok || e.value.is_error())
-                    log::warning(key + ": TTL not set (" + (e.ok ? e.value.str : e.error) +
-                                 "); the user's next recipient sets it");
-            });
-        }
-        if (read->reserved) {
-            self->quota.reservations.add(t.held, t.member, now);
-            return self->finish(quota_decision(*read->reserved, limits, *self->config));
-        }
-        self->run_reserve_script(std::move(limits), now, read->undo, std::move(t));
-    });
-}
-
-// t: the transaction that came first, whose reservation is remembered for the commit when the
-// script makes it (none without limits: then nothing is reserved, only auto_block counts).
-void RequestFlow::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
-                                     ReserveTransaction t) {
-    auto call = reserve_call(facts, limits, now, *config, undo);
-    redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
-               [self = shared_from_this(), limits, now, held = std::move(t.held),
-                member = std::move(t.member)](redis::Reply r) {
-                   auto outcome = r.ok ? parse_reserve_reply(r.value) : std::nullopt;
-                   if (!outcome) {
-                       if (r.ok) log::warning("quota script: unexpected reply " + r.value.str);
-                       return self->quota_failed();
-                   }
-                   if (outcome->verdict == QuotaVerdict::reserved && !member.empty())
-                       self->quota.reservations.add(held, member, now);
-                   auto d = quota_decision(*outcome, limits, *self->config);
-                   if (outcome->verdict != QuotaVerdict::blocked) return self->finish(d);
-                   self->write_block(block_reason(*outcome, *self->config, now), d);
-               });
-}
-
-// auto_block: the reason first, then the login, so a blocked login never lacks its reason. These
-// operator keys are not under the user's hash tag, so they are written here, not in the script;
-// both writes are idempotent. The script decided: the reply is the block whatever they answer.
-void RequestFlow::write_block(std::string reason, Decision decision) {
-    const auto& p = config->redis.prefix;
-    redis.command({"HSET", p + "block:why", facts.login, std::move(reason)},
-                  [self = shared_from_this(), decision, p](redis::Reply r) {
-                      if (!r.ok || r.value.is_error())
-                          log::error("auto_block of " + self->facts.login +
-                                     ": block:why not written: " + r.error + r.value.str);
-                      self->redis.command(
-                          {"SADD", p + "block:login", self->facts.login},
-                          [self, decision](redis::Reply r) {
-                              if (!r.ok || r.value.is_error())
-                                  log::error("auto_block of " + self->facts.login +
-                                             ": block:login not written: " + r.error + r.value.str);
-                              self->finish(decision);
-                          });
+// The quota store answers (quota_store.hpp); limits and facts stay here, in the flow, while it
+// does.
+void RequestFlow::run_reserve() {
+    quota.reserve(facts, limits, *config,
+                  [self = shared_from_this()](std::optional<QuotaOutcome> outcome) {
+                      if (!outcome) return self->quota_failed();
+                      self->finish(quota_decision(*outcome, self->limits, *self->config));
                   });
 }
 
-// The usual commit is one transaction (commit_transaction) that takes the reservations this
-// process made; the script commits whatever else the message holds, and every commit it cannot
-// take. done: what the transaction committed before the script, for the log.
-void RequestFlow::run_commit(std::vector<QuotaWindow> limits) {
-    auto now = unix_now_ms();
-    auto transaction = commit_transaction(facts, recipient_count,
-                                          quota.reservations.take(facts, *config), now, *config);
-    if (!transaction) return run_commit_script(std::move(limits), 0);
-    redis.transaction(*transaction, [self = shared_from_this(),
-                                     limits = std::move(limits)](redis::Reply r) mutable {
-        auto read = r.ok ? read_commit_transaction(r.value) : std::nullopt;
-        if (!read) {
-            if (r.ok)
-                log::warning("quota commit transaction: unexpected reply " +
-                             (r.value.is_error() ? r.value.str : "shape"));
-            return self->quota_failed();
-        }
-        if (read->others) return self->run_commit_script(std::move(limits), read->committed);
-        self->finish_commit({read->committed, 0});
-    });
-}
-
-void RequestFlow::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
-    // Postfix accepted recipient_count; done of them are committed already.
-    long left = recipient_count < 0 ? -1 : std::max(0L, recipient_count - static_cast<long>(done));
-    auto call = commit_call(facts, left, limits, unix_now_ms(), *config);
-    redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
-               [self = shared_from_this(), done](redis::Reply r) {
-                   auto outcome = r.ok ? parse_commit_reply(r.value) : std::nullopt;
-                   if (!outcome) {
-                       if (r.ok) log::warning("quota commit: unexpected reply " + r.value.str);
-                       return self->quota_failed();
-                   }
-                   outcome->committed += done;
-                   self->finish_commit(*outcome);
-               });
-}
-
-void RequestFlow::finish_commit(const CommitOutcome& outcome) {
-    finish(dunno("quota-commit", commit_detail(outcome)));
+void RequestFlow::run_commit() {
+    quota.commit(facts, recipient_count, limits, *config,
+                 [self = shared_from_this()](std::optional<CommitOutcome> outcome) {
+                     if (!outcome) return self->quota_failed();
+                     self->finish(dunno("quota-commit", commit_detail(*outcome)));
+                 });
 }
 
 // At RCPT per [quota] fail_mode. END-OF-MESSAGE is always DUNNO (SPEC §4): the reservations keep
@@ -302,7 +186,7 @@ void RequestFlow::quota_failed() {
 }  // namespace
 
 Handler::Handler(redis::Client& redis, SpfService& spf, ListCache& lists)
-    : redis_(redis), spf_(spf), lists_(lists), greylist_(redis) {}
+    : spf_(spf), lists_(lists), greylist_(redis), quota_(redis) {}
 
 void Handler::handle(const Request& request, std::shared_ptr<const Config> config,
                      std::function<void(std::string)> reply) {
@@ -316,14 +200,14 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
         auto flow =
-            std::make_shared<RequestFlow>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
+            std::make_shared<RequestFlow>(spf_, lists_, list_keys_, greylist_, quota_,
                                           std::move(config), std::move(facts), std::move(reply));
         flow->recipient_count = recipient_count_of(request);
         return flow->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
     auto flow =
-        std::make_shared<RequestFlow>(redis_, spf_, lists_, list_keys_, greylist_, quota_,
+        std::make_shared<RequestFlow>(spf_, lists_, list_keys_, greylist_, quota_,
                                       std::move(config), std::move(facts), std::move(reply));
     flow->start_lists();
 }

@@ -17,18 +17,11 @@
 #include "common/redis.hpp"
 #include "policyd/greylist_store.hpp"
 #include "policyd/protocol.hpp"
-#include "policyd/quota.hpp"
+#include "policyd/quota_store.hpp"
 
 namespace postwarden::policy {
 
 class SpfService;
-
-// Quotas as the requests of one policyd share them: what a reservation transaction may leave out,
-// and the reservations the usual commit takes out of held (quota.hpp).
-struct QuotaState {
-    QuotaMemo memo;
-    Reservations reservations;
-};
 
 class Handler {
   public:
@@ -39,12 +32,11 @@ class Handler {
                 std::function<void(std::string)> reply);
 
   private:
-    redis::Client& redis_;
     SpfService& spf_;
     ListCache& lists_;
     ListKeys list_keys_;
     GreylistStore greylist_;
-    QuotaState quota_;
+    QuotaStore quota_;
 };
 
 }  // namespace postwarden::policy
