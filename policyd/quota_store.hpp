@@ -21,8 +21,10 @@
 // What may be left out of Redis, and why it is safe across instances, is QuotaMemo's and
 // Reservations' header (quota.hpp): the memo only skips TTLs and questions that would not change
 // a decision, and Reservations are a hint that the commit transaction checks against held.
-// A replay is harmless: quota.lua and the transaction treat a member already held as the same
-// reservation.
+// A replay is harmless: the transaction's ZADD NX finds the member already held, which is not
+// the usual reservation, so quota.lua decides, after taking back the transaction's counts; it
+// answers a replayed RCPT as the first time, without counting again, and a replayed commit
+// finds nothing left (quota.lua's header, "Replay").
 //
 // Threading: policyd's io thread. `done` is called exactly once, from a Redis callback. facts,
 // limits and config are borrowed until then: the caller keeps them in the object `done` holds
