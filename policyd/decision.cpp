@@ -115,6 +115,16 @@ Decision unavailable_decision(FailMode mode, std::string_view check, const Confi
     return {"DEFER_IF_PERMIT " + config.replies.unavailable, reason, "fail_mode=closed"};
 }
 
+Decision lists_unavailable_decision(const Facts& facts, bool quota_applies, const Config& config) {
+    if (config.lists.fail_mode == FailMode::closed)
+        return unavailable_decision(FailMode::closed, "lists", config);
+    if (facts.outbound && quota_applies)
+        return unavailable_decision(config.quota.fail_mode, "quota", config);
+    if (!facts.outbound && config.greylist.enabled)
+        return unavailable_decision(config.greylist.fail_mode, "greylist", config);
+    return unavailable_decision(FailMode::open, "lists", config);
+}
+
 // Appends in place rather than with operator+ chains: fewer temporaries on a per-request path.
 std::string log_line(const Facts& f, const Decision& d) {
     std::string line;

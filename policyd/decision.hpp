@@ -65,6 +65,13 @@ Decision list_decision(const ListOutcome& outcome, const Config& config);
 Decision greylist_decision(const GreylistOutcome& outcome, const Config& config);
 Decision unavailable_decision(FailMode mode, std::string_view check, const Config& config);
 
+// The answer when the lists could not be read, and whose fail_mode gives it. [lists] fail_mode
+// closed defers. Otherwise the check that would have come next answers for itself, at once: it
+// asks the same Redis, so it would only wait out another timeout, and this keeps the request
+// within one timeout_ms. Outbound, that is the quota (when quota_applies, quota.hpp); inbound,
+// greylisting (when enabled); with neither, the lists' open mode.
+Decision lists_unavailable_decision(const Facts& facts, bool quota_applies, const Config& config);
+
 // The whole of `text` as a decimal integer (a policy attribute, a Redis counter); nullopt when
 // it is not one.
 std::optional<long long> whole_number(std::string_view text);

@@ -1,17 +1,14 @@
-// handler.cpp — the asynchronous steps of one decision. A Job holds the request's state while
-// Redis and SPF answer; each step ends in finish() or starts the next step.
+// handler.cpp — the asynchronous steps of one request. A RequestFlow holds a request's state while
+// Redis and SPF answer, and reads in the order it runs: lists → greylisting (inbound) → quota
+// (SASL users); each step ends in finish() or starts the next one. The state each check keeps in
+// Redis is behind its store (greylist_store.hpp, quota_store.hpp); what the answers mean is
+// decision.hpp. No Redis command is spelled here.
 #include "policyd/handler.hpp"
 
 #include <boost/asio/io_context.hpp>
 
-#include <algorithm>
-#include <chrono>
-
-#include "common/clock.hpp"
 #include "common/log.hpp"
-#include "common/scripts.hpp"
 #include "policyd/decision.hpp"
-#include "policyd/greylist_memo.hpp"
 #include "policyd/metrics.hpp"
 #include "policyd/quota.hpp"
 #include "policyd/spf_service.hpp"
@@ -20,31 +17,18 @@ namespace postwarden::policy {
 
 namespace {
 
-// The quota script, hashed once per process (EVALSHA sends the hash).
-const redis::Script& quota_script() {
-    static const redis::Script script(std::string(script_text("quota")));
-    return script;
-}
-
-// SCARD's reply; nullopt for an error (a key of another type).
-std::optional<long> members_of(const redis::Value& value) {
-    if (value.type != redis::Value::Type::integer) return std::nullopt;
-    return static_cast<long>(value.integer);
-}
-
 // END-OF-MESSAGE's recipient_count; -1 when absent or not a number.
 long recipient_count_of(const Request& request) {
     auto n = whole_number(request.get("recipient_count"));
     return n && *n >= 0 ? *n : -1;
 }
 
-struct Job : std::enable_shared_from_this<Job> {
-    redis::Client& redis;
+struct RequestFlow : std::enable_shared_from_this<RequestFlow> {
     SpfService& spf;
     ListCache& lists;
     ListKeys& list_keys;
-    Greylisting& greylisting;
-    QuotaState& quota;
+    GreylistStore& greylist;
+    QuotaStore& quota;
     std::shared_ptr<const Config> config;
     Facts facts;
     std::function<void(std::string)> reply;
@@ -52,17 +36,15 @@ struct Job : std::enable_shared_from_this<Job> {
     std::optional<ListPlan> plan;  // views into facts
     std::vector<std::vector<bool>> hits;
     bool lists_failed = false;
-    long recipient_count = -1;  // END-OF-MESSAGE only
-    GreylistKeys greylist_keys;
-    std::optional<long> client_count;  // the client's auto-allow domains, read before first_sight
+    long recipient_count = -1;        // END-OF-MESSAGE only
+    std::vector<QuotaWindow> limits;  // the user's, read in start_quota
 
-    Job(redis::Client& r, SpfService& s, ListCache& l, ListKeys& k, Greylisting& g, QuotaState& q,
-        std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
-        : redis(r),
-          spf(s),
+    RequestFlow(SpfService& s, ListCache& l, ListKeys& k, GreylistStore& g, QuotaStore& q,
+                std::shared_ptr<const Config> c, Facts f, std::function<void(std::string)> cb)
+        : spf(s),
           lists(l),
           list_keys(k),
-          greylisting(g),
+          greylist(g),
           quota(q),
           config(std::move(c)),
           facts(std::move(f)),
@@ -78,25 +60,18 @@ struct Job : std::enable_shared_from_this<Job> {
     void lists_done();
     void after_lists(const ListOutcome& outcome);
     void start_greylist();
-    void run_greylist(const std::string& spf_domain, const std::string& spf_detail);
-    void first_sight(const std::string& spf_detail);
-    void run_script(const std::string& spf_detail);
+    void run_greylist(const std::string& spf_domain, std::string spf_detail);
     void greylist_failed();
     void finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail);
     void start_quota();
-    void run_reserve(std::vector<QuotaWindow> limits);
-    void run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
-                            ReserveTransaction t);
-    void run_commit(std::vector<QuotaWindow> limits);
-    void run_commit_script(std::vector<QuotaWindow> limits, long long done);
-    void finish_commit(const CommitOutcome& outcome);
-    void write_block(std::string reason, Decision decision);
+    void run_reserve();
+    void run_commit();
     void quota_failed();
 };
 
 // All list lookups of a request in one go: from memory while the list cache tracks the lists,
 // otherwise in one pipelined batch (list_cache.hpp).
-void Job::start_lists() {
+void RequestFlow::start_lists() {
     plan.emplace(list_subject(facts), *config, &list_keys);
     if (plan->empty()) return after_lists({});
     std::vector<ListCache::Query> asked;
@@ -110,26 +85,13 @@ void Job::start_lists() {
     });
 }
 
-void Job::lists_done() {
-    if (lists_failed) {
-        if (config->lists.fail_mode == FailMode::closed)
-            return finish(unavailable_decision(FailMode::closed, "lists", *config));
-        // Redis did not answer: greylisting, on the same Redis, would only wait out another
-        // timeout. Answer for it now, so the request stays within one timeout_ms.
-        // Likewise for the quota of a SASL user.
-        if (facts.outbound) {
-            bool quota = quota_applies(facts, *config);
-            return finish(unavailable_decision(quota ? config->quota.fail_mode : FailMode::open,
-                                               quota ? "quota" : "lists", *config));
-        }
-        return finish(unavailable_decision(
-            config->greylist.enabled ? config->greylist.fail_mode : FailMode::open,
-            config->greylist.enabled ? "greylist" : "lists", *config));
-    }
+void RequestFlow::lists_done() {
+    if (lists_failed)
+        return finish(lists_unavailable_decision(facts, quota_applies(facts, *config), *config));
     after_lists(evaluate_lists(plan->queries(), hits, facts.outbound));
 }
 
-void Job::after_lists(const ListOutcome& outcome) {
+void RequestFlow::after_lists(const ListOutcome& outcome) {
     if (outcome.verdict != ListVerdict::none && outcome.verdict != ListVerdict::allow)
         return finish(list_decision(outcome, *config));
     // Outbound allow-list entries do not skip the quota (SPEC §4).
@@ -140,7 +102,7 @@ void Job::after_lists(const ListOutcome& outcome) {
     start_greylist();
 }
 
-void Job::start_greylist() {
+void RequestFlow::start_greylist() {
     if (!config->greylist.enabled) return finish(dunno("greylist-off"));
     if (!facts.client) return run_greylist("", "");
     spf.check(facts.client->to_string(), facts.sender, facts.helo,
@@ -150,81 +112,27 @@ void Job::start_greylist() {
                   if (pass) detail += " spf_domain=" + o.domain;
                   if (pass && self->config->greylist.trust_authenticated)
                       return self->finish(dunno("spf-handoff", detail));
-                  self->run_greylist(pass ? o.domain : "", detail);
+                  self->run_greylist(pass ? o.domain : "", std::move(detail));
               });
 }
 
-// A pass remembered in memory answers at once (greylist_memo.hpp); a new triplet is written by
-// one plain command (first_sight); anything else runs the script.
-void Job::run_greylist(const std::string& spf_domain, const std::string& spf_detail) {
-    greylist_keys =
+// The greylist store answers (greylist_store.hpp): from memory, by first sight, or by the script.
+void RequestFlow::run_greylist(const std::string& spf_domain, std::string spf_detail) {
+    auto keys =
         postwarden::greylist_keys(facts.client, facts.sender, facts.recipient, spf_domain, *config);
-    if (auto remembered = greylisting.memo.recall(greylist_keys, *config, unix_now_ms()))
-        return finish_greylist(*remembered, spf_detail);
-    if (!greylist_first_sight_applies(*config) ||
-        std::chrono::steady_clock::now() < greylisting.first_sight_off_until)
-        return run_script(spf_detail);
-    // The script reads the client's count first. Here the SCARD goes out with the SET, in one
-    // write (one round trip); its reply arrives first and decides what the SET's means.
-    if (greylist_auto_allow(greylist_keys, *config) > 0)
-        redis.command({"SCARD", greylist_keys.client}, [self = shared_from_this()](redis::Reply r) {
-            self->client_count = r.ok ? members_of(r.value) : std::nullopt;
-        });
-    first_sight(spf_detail);
+    greylist.check(std::move(keys), config,
+                   [self = shared_from_this(),
+                    spf_detail = std::move(spf_detail)](std::optional<GreylistOutcome> outcome) {
+                       if (!outcome) return self->greylist_failed();
+                       self->finish_greylist(*outcome, spf_detail);
+                   });
 }
 
-void Job::first_sight(const std::string& spf_detail) {
-    redis.command(
-        greylist_first_sight_command(greylist_keys, unix_now_ms(), *config),
-        [self = shared_from_this(), spf_detail](redis::Reply r) {
-            if (!r.ok) return self->greylist_failed();
-            const auto& g = self->config->greylist;
-            const bool written = r.value.type == redis::Value::Type::nil;
-            const long threshold = greylist_auto_allow(self->greylist_keys, *self->config);
-            const bool below =
-                threshold <= 0 || (self->client_count && *self->client_count < threshold);
-            if (written && below)
-                return self->finish_greylist({GreylistVerdict::defer_new, g.delay}, spf_detail);
-            // A Redis before 7.0 refuses NX with GET: the script does it all for ten minutes.
-            auto& off_until = self->greylisting.first_sight_off_until;
-            if (r.value.is_error() && r.value.str.find("syntax") != std::string::npos) {
-                auto now = std::chrono::steady_clock::now();
-                if (now >= off_until)
-                    log::warning("Redis refused SET NX GET (" + r.value.str +
-                                 "): new triplets go through the greylist script for 10 minutes");
-                off_until = now + std::chrono::minutes(10);
-            }
-            // A client the script may allow (at the threshold, or its count unknown) gets no
-            // triplet record from it: the one just written goes, in the write before the script.
-            if (written)
-                self->redis.command({"DEL", self->greylist_keys.triplet}, [](redis::Reply) {});
-            self->run_script(spf_detail);  // seen before, or the client's: the script decides
-        });
-}
-
-void Job::run_script(const std::string& spf_detail) {
-    redis.eval(greylisting.script, {greylist_keys.triplet, greylist_keys.client},
-               greylist_args(greylist_keys, unix_now_ms(), *config),
-               [self = shared_from_this(), spf_detail](redis::Reply r) {
-                   std::optional<GreylistOutcome> outcome;
-                   const auto& v = r.value;
-                   if (r.ok && v.type == redis::Value::Type::array && v.elements.size() == 2)
-                       outcome = parse_greylist_reply(v.elements[0].str, v.elements[1].integer);
-                   if (!outcome) {
-                       if (r.ok) log::warning("greylist script: unexpected reply " + v.str);
-                       return self->greylist_failed();
-                   }
-                   self->greylisting.memo.remember(self->greylist_keys, *outcome, *self->config,
-                                                   unix_now_ms());
-                   self->finish_greylist(*outcome, spf_detail);
-               });
-}
-
-void Job::greylist_failed() {
+void RequestFlow::greylist_failed() {
     finish(unavailable_decision(config->greylist.fail_mode, "greylist", *config));
 }
 
-void Job::finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail) {
+void RequestFlow::finish_greylist(const GreylistOutcome& outcome, const std::string& spf_detail) {
     auto d = greylist_decision(outcome, *config);
     if (!spf_detail.empty()) d.detail = d.detail.empty() ? spf_detail : d.detail + " " + spf_detail;
     finish(d);
@@ -234,7 +142,7 @@ void Job::finish_greylist(const GreylistOutcome& outcome, const std::string& spf
 // changes; a GET only when it is not cached): it lies outside the user's hash tag (one Redis
 // Cluster slot per script), and exactness does not depend on it, since the script counts
 // atomically against whatever windows it is given.
-void Job::start_quota() {
+void RequestFlow::start_quota() {
     auto key = quota_override_key(facts.login, *config);
     lists.get(key, [self = shared_from_this(), key](bool ok, const redis::Value& value) {
         if (!ok) return self->quota_failed();
@@ -244,132 +152,33 @@ void Job::start_quota() {
         auto limits = effective_limits(text, *self->config);
         if (!limits.warning.empty())
             log::warning(key + ": " + limits.warning + "; [quota] limits apply");
-        if (self->facts.state == "RCPT") return self->run_reserve(std::move(limits.windows));
-        self->run_commit(std::move(limits.windows));
+        self->limits = std::move(limits.windows);
+        if (self->facts.state == "RCPT") return self->run_reserve();
+        self->run_commit();
     });
 }
 
-// The usual reservation is one transaction (reserve_transaction); whatever else it finds, the
-// script decides, one round trip later, after taking back what the transaction wrote. Without
-// limits only auto_block counts, and the script does it all. A key the transaction made anew
-// without its TTL gets it from a PEXPIRE sent at once; the decision does not wait for it.
-void Job::run_reserve(std::vector<QuotaWindow> limits) {
-    auto now = unix_now_ms();
-    if (limits.empty()) return run_reserve_script(std::move(limits), now, Undo::nothing, {});
-    auto transaction = reserve_transaction(facts, limits, now, *config, &quota.memo);
-    const auto commands = std::move(transaction.commands);
-    redis.transaction(commands, [self = shared_from_this(), limits, now,
-                                 t = std::move(transaction)](redis::Reply r) mutable {
-        if (!r.ok) return self->quota_failed();
-        auto read = read_reserve_transaction(r.value, t, limits, now, *self->config);
-        if (!read) {
-            log::warning("quota transaction: unexpected reply " +
-                         (r.value.is_error() ? r.value.str : "shape"));
-            return self->quota_failed();
-        }
-        for (auto& argv : note_transaction(self->quota.memo, t, *read)) {
-            auto key = argv[1];
-            self->redis.command(std::move(argv), [key](redis::Reply e) {
-                if (!e.ok || e.value.is_error())
-                    log::warning(key + ": TTL not set (" + (e.ok ? e.value.str : e.error) +
-                                 "); the user's next recipient sets it");
-            });
-        }
-        if (read->reserved) {
-            self->quota.reservations.add(t.held, t.member, now);
-            return self->finish(quota_decision(*read->reserved, limits, *self->config));
-        }
-        self->run_reserve_script(std::move(limits), now, read->undo, std::move(t));
-    });
-}
-
-// t: the transaction that came first, whose reservation is remembered for the commit when the
-// script makes it (none without limits: then nothing is reserved, only auto_block counts).
-void Job::run_reserve_script(std::vector<QuotaWindow> limits, long long now, Undo undo,
-                             ReserveTransaction t) {
-    auto call = reserve_call(facts, limits, now, *config, undo);
-    redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
-               [self = shared_from_this(), limits, now, held = std::move(t.held),
-                member = std::move(t.member)](redis::Reply r) {
-                   auto outcome = r.ok ? parse_reserve_reply(r.value) : std::nullopt;
-                   if (!outcome) {
-                       if (r.ok) log::warning("quota script: unexpected reply " + r.value.str);
-                       return self->quota_failed();
-                   }
-                   if (outcome->verdict == QuotaVerdict::reserved && !member.empty())
-                       self->quota.reservations.add(held, member, now);
-                   auto d = quota_decision(*outcome, limits, *self->config);
-                   if (outcome->verdict != QuotaVerdict::blocked) return self->finish(d);
-                   self->write_block(block_reason(*outcome, *self->config, now), d);
-               });
-}
-
-// auto_block: the reason first, then the login, so a blocked login never lacks its reason. These
-// operator keys are not under the user's hash tag, so they are written here, not in the script;
-// both writes are idempotent. The script decided: the reply is the block whatever they answer.
-void Job::write_block(std::string reason, Decision decision) {
-    const auto& p = config->redis.prefix;
-    redis.command({"HSET", p + "block:why", facts.login, std::move(reason)},
-                  [self = shared_from_this(), decision, p](redis::Reply r) {
-                      if (!r.ok || r.value.is_error())
-                          log::error("auto_block of " + self->facts.login +
-                                     ": block:why not written: " + r.error + r.value.str);
-                      self->redis.command(
-                          {"SADD", p + "block:login", self->facts.login},
-                          [self, decision](redis::Reply r) {
-                              if (!r.ok || r.value.is_error())
-                                  log::error("auto_block of " + self->facts.login +
-                                             ": block:login not written: " + r.error + r.value.str);
-                              self->finish(decision);
-                          });
+// The quota store answers (quota_store.hpp); limits and facts stay here, in the flow, while it
+// does.
+void RequestFlow::run_reserve() {
+    quota.reserve(facts, limits, *config,
+                  [self = shared_from_this()](std::optional<QuotaOutcome> outcome) {
+                      if (!outcome) return self->quota_failed();
+                      self->finish(quota_decision(*outcome, self->limits, *self->config));
                   });
 }
 
-// The usual commit is one transaction (commit_transaction) that takes the reservations this
-// process made; the script commits whatever else the message holds, and every commit it cannot
-// take. done: what the transaction committed before the script, for the log.
-void Job::run_commit(std::vector<QuotaWindow> limits) {
-    auto now = unix_now_ms();
-    auto transaction = commit_transaction(facts, recipient_count,
-                                          quota.reservations.take(facts, *config), now, *config);
-    if (!transaction) return run_commit_script(std::move(limits), 0);
-    redis.transaction(*transaction, [self = shared_from_this(),
-                                     limits = std::move(limits)](redis::Reply r) mutable {
-        auto read = r.ok ? read_commit_transaction(r.value) : std::nullopt;
-        if (!read) {
-            if (r.ok)
-                log::warning("quota commit transaction: unexpected reply " +
-                             (r.value.is_error() ? r.value.str : "shape"));
-            return self->quota_failed();
-        }
-        if (read->others) return self->run_commit_script(std::move(limits), read->committed);
-        self->finish_commit({read->committed, 0});
-    });
-}
-
-void Job::run_commit_script(std::vector<QuotaWindow> limits, long long done) {
-    // Postfix accepted recipient_count; done of them are committed already.
-    long left = recipient_count < 0 ? -1 : std::max(0L, recipient_count - static_cast<long>(done));
-    auto call = commit_call(facts, left, limits, unix_now_ms(), *config);
-    redis.eval(quota_script(), std::move(call.keys), std::move(call.args),
-               [self = shared_from_this(), done](redis::Reply r) {
-                   auto outcome = r.ok ? parse_commit_reply(r.value) : std::nullopt;
-                   if (!outcome) {
-                       if (r.ok) log::warning("quota commit: unexpected reply " + r.value.str);
-                       return self->quota_failed();
-                   }
-                   outcome->committed += done;
-                   self->finish_commit(*outcome);
-               });
-}
-
-void Job::finish_commit(const CommitOutcome& outcome) {
-    finish(dunno("quota-commit", commit_detail(outcome)));
+void RequestFlow::run_commit() {
+    quota.commit(facts, recipient_count, limits, *config,
+                 [self = shared_from_this()](std::optional<CommitOutcome> outcome) {
+                     if (!outcome) return self->quota_failed();
+                     self->finish(dunno("quota-commit", commit_detail(*outcome)));
+                 });
 }
 
 // At RCPT per [quota] fail_mode. END-OF-MESSAGE is always DUNNO (SPEC §4): the reservations keep
 // counting until reserve_ttl, so an uncommitted message still holds its room meanwhile.
-void Job::quota_failed() {
+void RequestFlow::quota_failed() {
     if (facts.state != "RCPT") return finish(dunno("quota-unavailable", "commit=failed"));
     finish(unavailable_decision(config->quota.fail_mode, "quota", *config));
 }
@@ -377,10 +186,7 @@ void Job::quota_failed() {
 }  // namespace
 
 Handler::Handler(redis::Client& redis, SpfService& spf, ListCache& lists)
-    : redis_(redis),
-      spf_(spf),
-      lists_(lists),
-      greylisting_{redis::Script(std::string(script_text("greylist"))), GreylistMemo(), {}} {}
+    : spf_(spf), lists_(lists), greylist_(redis), quota_(redis) {}
 
 void Handler::handle(const Request& request, std::shared_ptr<const Config> config,
                      std::function<void(std::string)> reply) {
@@ -393,15 +199,17 @@ void Handler::handle(const Request& request, std::shared_ptr<const Config> confi
     }
     // Only RCPT decides; END-OF-MESSAGE commits quota reservations and answers DUNNO (SPEC §4).
     if (facts.state == "END-OF-MESSAGE" && quota_applies(facts, *config)) {
-        auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_,
-                                         std::move(config), std::move(facts), std::move(reply));
-        job->recipient_count = recipient_count_of(request);
-        return job->start_quota();
+        auto flow =
+            std::make_shared<RequestFlow>(spf_, lists_, list_keys_, greylist_, quota_,
+                                          std::move(config), std::move(facts), std::move(reply));
+        flow->recipient_count = recipient_count_of(request);
+        return flow->start_quota();
     }
     if (facts.state != "RCPT") return reply("DUNNO");
-    auto job = std::make_shared<Job>(redis_, spf_, lists_, list_keys_, greylisting_, quota_,
-                                     std::move(config), std::move(facts), std::move(reply));
-    job->start_lists();
+    auto flow =
+        std::make_shared<RequestFlow>(spf_, lists_, list_keys_, greylist_, quota_,
+                                      std::move(config), std::move(facts), std::move(reply));
+    flow->start_lists();
 }
 
 }  // namespace postwarden::policy

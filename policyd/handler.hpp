@@ -7,7 +7,6 @@
 // Redis failures are answered per the check's fail_mode, within [redis] timeout_ms per step.
 #pragma once
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,30 +15,13 @@
 #include "common/list_cache.hpp"
 #include "common/lists.hpp"
 #include "common/redis.hpp"
-#include "policyd/greylist_memo.hpp"
+#include "policyd/greylist_store.hpp"
 #include "policyd/protocol.hpp"
-#include "policyd/quota.hpp"
+#include "policyd/quota_store.hpp"
 
 namespace postwarden::policy {
 
 class SpfService;
-
-// Greylisting as the requests of one policyd share it: the script, the passes remembered, and
-// until when the first-sight command is not tried: Redis refused it (before 7.0, greylist.hpp).
-// Tried again after a while, so an upgraded Redis, or the primary after a failover to an old
-// replica, gets it back without a restart.
-struct Greylisting {
-    redis::Script script;
-    GreylistMemo memo;
-    std::chrono::steady_clock::time_point first_sight_off_until{};
-};
-
-// Quotas as the requests of one policyd share them: what a reservation transaction may leave out,
-// and the reservations the usual commit takes out of held (quota.hpp).
-struct QuotaState {
-    QuotaMemo memo;
-    Reservations reservations;
-};
 
 class Handler {
   public:
@@ -50,12 +32,11 @@ class Handler {
                 std::function<void(std::string)> reply);
 
   private:
-    redis::Client& redis_;
     SpfService& spf_;
     ListCache& lists_;
     ListKeys list_keys_;
-    Greylisting greylisting_;
-    QuotaState quota_;
+    GreylistStore greylist_;
+    QuotaStore quota_;
 };
 
 }  // namespace postwarden::policy

@@ -177,7 +177,7 @@ TEST_CASE("blocked shows block:why as auto_block writes it, unblock lifts it", "
     RedisServer redis;
     Cli cli(redis);
     auto config = config_of("[quota]\nauto_block = 3000/3600\n");
-    // As policyd writes an auto_block (policyd/handler.cpp): the reason, then the login.
+    // As policyd writes an auto_block (policyd/quota_store.cpp): the reason, then the login.
     policy::QuotaOutcome outcome{policy::QuotaVerdict::blocked, 0, 1, 3001};
     auto reason = policy::block_reason(outcome, *config, 1714556477000);  // 09:41:17Z
     redis.run({"HSET", "pw:block:why", "alice@example.com", reason});

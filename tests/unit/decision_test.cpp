@@ -214,3 +214,35 @@ TEST_CASE("the log line has a fixed field order and no control characters", "[de
     line = log_line(f, greylist_decision({GreylistVerdict::defer_new, 300}, c));
     CHECK(line.find(" sender=<\\x7fa@x.example\\x0d> ") != std::string::npos);
 }
+
+TEST_CASE("when the lists fail, the next check's fail_mode answers", "[decision]") {
+    auto c = default_config();
+    c.lists.fail_mode = FailMode::open;
+    c.greylist.enabled = true;
+    c.greylist.fail_mode = FailMode::closed;
+    c.quota.fail_mode = FailMode::closed;
+    auto in = facts_of(rcpt("a@x.example", "b@y.example"), c);
+    auto out = facts_of(rcpt("a@x.example", "b@y.example", "203.0.113.5", "user"), c);
+
+    auto d = lists_unavailable_decision(in, false, c);
+    CHECK(d.reason == "greylist-unavailable");
+    CHECK(d.detail == "fail_mode=closed");
+    d = lists_unavailable_decision(out, true, c);
+    CHECK(d.reason == "quota-unavailable");
+    CHECK(d.detail == "fail_mode=closed");
+    d = lists_unavailable_decision(out, false, c);  // a SASL user without quotas
+    CHECK(d.reason == "lists-unavailable");
+    CHECK(d.action == "DUNNO");
+
+    c.greylist.enabled = false;
+    d = lists_unavailable_decision(in, false, c);
+    CHECK(d.reason == "lists-unavailable");
+    CHECK(d.detail == "fail_mode=open");
+
+    c.lists.fail_mode = FailMode::closed;  // the lists' own closed mode comes first
+    for (const auto* f : {&in, &out}) {
+        d = lists_unavailable_decision(*f, true, c);
+        CHECK(d.reason == "lists-unavailable");
+        CHECK(d.action == "DEFER_IF_PERMIT 4.3.0 Policy service unavailable");
+    }
+}
