@@ -6,7 +6,8 @@
 // it, which the MTA's kernel delays (40 ms on Linux): one stall per message, about 7 messages/s
 // for one Postfix session through OpenDKIM + OpenDMARC over inet sockets. libmilter offers no hook
 // on its accepted sockets, but Linux copies TCP_NODELAY from a listening socket to the sockets it
-// accepts, so setting it on the listener smfi_opensocket() made is enough (docs/benchmarks.md, Milter).
+// accepts, so setting it on the listener smfi_opensocket() made is enough (docs/benchmarks.md,
+// Milter).
 //
 // Entry points: listening_sockets(), set_nodelay_on_new_listeners().
 // Threading: call from the main thread around smfi_opensocket(), before smfi_main().
