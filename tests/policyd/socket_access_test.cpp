@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "tests/fixtures/policyd_process.hpp"
@@ -58,6 +59,16 @@ int ask_as(const std::string& sock, uid_t uid, gid_t gid) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// The daemon answers on its TCP port before its unix socket exists (the listeners open in
+// order): waits up to 5 s for the socket, and fills *st.
+bool appears(const std::string& sock, struct stat* st) {
+    for (int i = 0; i < 250; ++i) {
+        if (lstat(sock.c_str(), st) == 0) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return false;
+}
+
 }  // namespace
 
 TEST_CASE("unix socket: created with socket_mode, not wider", "[policyd][wire]") {
@@ -66,7 +77,7 @@ TEST_CASE("unix socket: created with socket_mode, not wider", "[policyd][wire]")
     std::string sock = dir.path() + "/policyd.sock";
     PolicydProcess policyd(config_for(redis, sock, "socket_mode = 0600\n"));
     struct stat st {};
-    REQUIRE(lstat(sock.c_str(), &st) == 0);
+    REQUIRE(appears(sock, &st));
     CHECK(S_ISSOCK(st.st_mode));
     CHECK((st.st_mode & 07777) == 0600);
     CHECK(st.st_uid == geteuid());
@@ -99,7 +110,7 @@ TEST_CASE("unix socket: born with its permissions, never changed by path", "[pol
     close(watch);
     CHECK(events == std::vector<std::string>{"create"});
     struct stat st {};
-    REQUIRE(lstat(sock.c_str(), &st) == 0);
+    REQUIRE(appears(sock, &st));
     CHECK((st.st_mode & 07777) == 0640);
 }
 
@@ -122,7 +133,7 @@ TEST_CASE("unix socket: another local user is refused, the socket's group is ser
     // A mode that lets everyone connect: the peer check must still hold.
     PolicydProcess policyd(config_for(redis, sock, "socket_mode = 0666\nsocket_group = mail\n"));
     struct stat st {};
-    REQUIRE(lstat(sock.c_str(), &st) == 0);
+    REQUIRE(appears(sock, &st));
     CHECK((st.st_mode & 07777) == 0666);
     CHECK(st.st_gid == mail_gid);
     CHECK(ask_as(sock, nobody_uid, nobody_gid) == 1);
@@ -152,7 +163,7 @@ TEST_CASE("unix socket: with the default mode another user cannot even connect",
     std::string sock = dir.path() + "/policyd.sock";
     PolicydProcess policyd(config_for(redis, sock, ""));
     struct stat st {};
-    REQUIRE(lstat(sock.c_str(), &st) == 0);
+    REQUIRE(appears(sock, &st));
     CHECK((st.st_mode & 07777) == 0660);
     CHECK(ask_as(sock, nobody_uid, nobody_gid) == 2);
 }
