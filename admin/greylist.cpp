@@ -1,6 +1,6 @@
-// greylist.cpp — `postwarden greylist stats`: what common/lua/greylist.lua has stored. A triplet
-// key <prefix>grey:{<identity>}:<sender>:<rcpt> holds "f<first-ms>" while it waits for its retry
-// and "p" once passed; the SET <prefix>awl-domains:{<identity>} holds the sender domains of
+// greylist.cpp — `postwarden greylist stats`: what common/redis/lua/greylist.lua has stored. A
+// triplet key <prefix>grey:{<identity>}:<sender>:<rcpt> holds "f<first-ms>" while it waits for its
+// retry and "p" once passed; the SET <prefix>awl-domains:{<identity>} holds the sender domains of
 // accepted mail that passed greylisting from a client network, and from auto_allow_clients of
 // them on that network skips greylisting. These keys are not indexed anywhere,
 // so the command walks the keyspace with SCAN MATCH ... COUNT (never KEYS, which would stall

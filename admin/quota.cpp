@@ -1,6 +1,6 @@
-// quota.cpp — `postwarden quota LOGIN`: what common/lua/quota.lua holds for one user, read the
-// way the script reads it (see its header): a window's usage is the sum of its buckets that have
-// not left the window, less the reservations older than reserve_ttl that the script gives back
+// quota.cpp — `postwarden quota LOGIN`: what common/redis/lua/quota.lua holds for one user, read
+// the way the script reads it (see its header): a window's usage is the sum of its buckets that
+// have not left the window, less the reservations older than reserve_ttl that the script gives back
 // at the user's next request; the throttle is the announced time T in quota:{login}:throttle.
 // Key names and the limits in force come from common/quota_keys.hpp, as policyd's do, so they
 // cannot drift from the daemon's. Read-only: nothing is pruned or released here.
@@ -10,7 +10,7 @@
 #include "admin/json.hpp"
 #include "common/address.hpp"
 #include "common/quota_keys.hpp"
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 
 namespace postwarden::admin {
 

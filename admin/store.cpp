@@ -7,7 +7,7 @@
 #include <chrono>
 #include <future>
 
-#include "common/redis_sync.hpp"
+#include "common/redis/redis_sync.hpp"
 
 namespace postwarden::admin {
 

@@ -1,7 +1,7 @@
-// store.hpp — the admin CLI's Redis: the shared blocking client (common/redis_sync.hpp) opened on
-// first use, so that bad input is refused before any connection is made, and Redis failures
-// turned into the CLI's exit codes. The password from [redis] password is only ever given to
-// the client's AUTH; nothing here prints it.
+// store.hpp — the admin CLI's Redis: the shared blocking client (common/redis/redis_sync.hpp)
+// opened on first use, so that bad input is refused before any connection is made, and Redis
+// failures turned into the CLI's exit codes. The password from [redis] password is only ever given
+// to the client's AUTH; nothing here prints it.
 //
 // Entry points: Store (run, batch, key), Failure, the exit codes.
 // Threading: the CLI's main thread (SyncRedis runs its own io thread underneath).
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/config.hpp"
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 
 namespace postwarden {
 class SyncRedis;

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "common/auth_results.hpp"
-#include "common/dns.hpp"
 #include "common/inet.hpp"
 #include "common/log.hpp"
+#include "common/nameservers.hpp"
 
 namespace postwarden::config_detail {
 

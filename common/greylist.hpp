@@ -1,6 +1,6 @@
 // greylist.hpp — the greylisting rules both daemons share (SPEC §4, S1/S2): which keys a triplet
-// uses, the arguments of common/lua/greylist.lua, and what its reply means. policyd applies them
-// at RCPT, the milter at end of message for SPF-passing mail without aligned DKIM, so the same
+// uses, the arguments of common/redis/lua/greylist.lua, and what its reply means. policyd applies
+// them at RCPT, the milter at end of message for SPF-passing mail without aligned DKIM, so the same
 // triplet is the same Redis key whichever program sees it first. Pure: no Redis, no clock.
 #pragma once
 

@@ -1,5 +1,5 @@
 // quota_keys.cpp — quota key names, limits and window arithmetic; see quota_keys.hpp and the
-// header of common/lua/quota.lua.
+// header of common/redis/lua/quota.lua.
 #include "common/quota_keys.hpp"
 
 #include <algorithm>

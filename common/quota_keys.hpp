@@ -1,7 +1,7 @@
 // quota_keys.hpp — the sending-quota key scheme and window arithmetic shared by policyd, which
-// writes the keys through common/lua/quota.lua, and the admin CLI, which reads them: the names of
-// a user's keys, the limits in force for a user, a window's bucket length, and how windows and
-// times are spelled in replies and logs. No Redis I/O, no clock: time is an argument.
+// writes the keys through common/redis/lua/quota.lua, and the admin CLI, which reads them: the
+// names of a user's keys, the limits in force for a user, a window's bucket length, and how windows
+// and times are spelled in replies and logs. No Redis I/O, no clock: time is an argument.
 //
 // Entry points: quota_key_base, add_quota_window_keys, quota_script_keys, quota_override_key,
 // merge_windows, effective_limits, block_windows, bucket_ms, rfc3339, window_text.

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "common/config.hpp"
-#include "common/dkim.hpp"
-#include "common/dmarc.hpp"
+#include "common/dns/spf.hpp"
 #include "common/inet.hpp"
-#include "common/spf.hpp"
+#include "common/mail/dkim.hpp"
+#include "common/mail/dmarc.hpp"
 #include "milter/effects.hpp"
 #include "milter/verdict.hpp"
 

@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "common/dkim.hpp"
-#include "common/dmarc.hpp"
+#include "common/dns/spf.hpp"
+#include "common/mail/dkim.hpp"
+#include "common/mail/dmarc.hpp"
 #include "common/metrics.hpp"
-#include "common/spf.hpp"
 
 namespace postwarden::milter {
 

@@ -1,8 +1,8 @@
 // services.cpp — building the shared services from the configuration; see services.hpp.
 #include "milter/services.hpp"
 
-#include "common/dns_cache.hpp"
-#include "common/scripts.hpp"
+#include "common/dns/dns_cache.hpp"
+#include "common/redis/scripts.hpp"
 #include "milter/metrics.hpp"
 
 namespace postwarden::milter {

@@ -11,12 +11,12 @@
 #include <mutex>
 
 #include "common/config.hpp"
-#include "common/dkim.hpp"
-#include "common/dmarc.hpp"
-#include "common/dns.hpp"
-#include "common/redis.hpp"
-#include "common/redis_sync.hpp"
-#include "common/spf.hpp"
+#include "common/dns/dns.hpp"
+#include "common/dns/spf.hpp"
+#include "common/mail/dkim.hpp"
+#include "common/mail/dmarc.hpp"
+#include "common/redis/redis.hpp"
+#include "common/redis/redis_sync.hpp"
 
 namespace postwarden::milter {
 

@@ -11,8 +11,8 @@
 // Memory per connection is bounded: recipients past max_recipients are not kept (greylisting uses
 // the first ones), at most max_from_fields From fields of at most max_from_bytes are kept, at
 // most max_forged_auth_results indices of forged Authentication-Results, and the DKIM verifier
-// bounds the rest (common/dkim.hpp). The body is hashed, never stored. HARDENING.md lists every
-// bound.
+// bounds the rest (common/mail/dkim.hpp). The body is hashed, never stored. HARDENING.md lists
+// every bound.
 #pragma once
 
 #include <memory>
@@ -21,10 +21,10 @@
 #include <string_view>
 #include <vector>
 
-#include "common/dkim.hpp"
+#include "common/dns/spf.hpp"
 #include "common/greylist.hpp"
 #include "common/inet.hpp"
-#include "common/spf.hpp"
+#include "common/mail/dkim.hpp"
 #include "milter/effects.hpp"
 #include "milter/inbound_decision.hpp"
 #include "milter/services.hpp"

@@ -11,10 +11,10 @@
 
 #include "common/auth_results.hpp"
 #include "common/config.hpp"
-#include "common/dkim.hpp"
-#include "common/dmarc.hpp"
-#include "common/mail_header.hpp"
-#include "common/spf.hpp"
+#include "common/dns/spf.hpp"
+#include "common/mail/dkim.hpp"
+#include "common/mail/dmarc.hpp"
+#include "common/mail/mail_header.hpp"
 
 namespace postwarden::milter {
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "common/log.hpp"
-#include "common/scripts.hpp"
+#include "common/redis/scripts.hpp"
 
 namespace postwarden::policy {
 

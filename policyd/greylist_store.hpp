@@ -1,6 +1,6 @@
 // greylist_store.hpp — greylisting as policyd keeps it in Redis, behind one call: check() answers
 // a triplet's GreylistOutcome, or nullopt when Redis did not (the caller applies [greylist]
-// fail_mode). The rule itself is common/lua/greylist.lua; the keys and arguments are
+// fail_mode). The rule itself is common/redis/lua/greylist.lua; the keys and arguments are
 // common/greylist.hpp. What this file adds are the two ways of answering without the script,
 // each of which must give the answer the script would have given:
 //
@@ -43,7 +43,7 @@
 #include "common/clock.hpp"
 #include "common/config.hpp"
 #include "common/greylist.hpp"
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 #include "policyd/greylist_memo.hpp"
 
 namespace postwarden::policy {

@@ -12,9 +12,9 @@
 #include <string>
 
 #include "common/config.hpp"
-#include "common/list_cache.hpp"
 #include "common/lists.hpp"
-#include "common/redis.hpp"
+#include "common/redis/list_cache.hpp"
+#include "common/redis/redis.hpp"
 #include "policyd/greylist_store.hpp"
 #include "policyd/protocol.hpp"
 #include "policyd/quota_store.hpp"

@@ -1,9 +1,9 @@
 // metrics.cpp — policyd's instruments and their fixed label values; see metrics.hpp.
 #include "policyd/metrics.hpp"
 
-#include "common/dns.hpp"
-#include "common/dns_cache.hpp"
-#include "common/redis.hpp"
+#include "common/dns/dns.hpp"
+#include "common/dns/dns_cache.hpp"
+#include "common/redis/redis.hpp"
 
 namespace postwarden::policy {
 

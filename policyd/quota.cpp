@@ -1,5 +1,5 @@
 // quota.cpp — quota keys, script arguments, reply parsing and replies; see quota.hpp and the
-// header of common/lua/quota.lua.
+// header of common/redis/lua/quota.lua.
 #include "policyd/quota.hpp"
 
 #include <algorithm>

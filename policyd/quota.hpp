@@ -1,8 +1,8 @@
 // quota.hpp — sending quotas of authenticated users (SPEC §3, §4 Quotas; S3, S4), the pure part:
-// which windows apply to a user, the keys and arguments of common/lua/quota.lua ("reserve" at RCPT,
-// "commit" at END-OF-MESSAGE), what its replies mean, and the reply and log detail policyd gives.
-// The semantics themselves (windows, reservations, penalty, auto_block) live in the script; see
-// its header. No Redis I/O, no clock: time is an argument.
+// which windows apply to a user, the keys and arguments of common/redis/lua/quota.lua ("reserve" at
+// RCPT, "commit" at END-OF-MESSAGE), what its replies mean, and the reply and log detail policyd
+// gives. The semantics themselves (windows, reservations, penalty, auto_block) live in the script;
+// see its header. No Redis I/O, no clock: time is an argument.
 //
 // Entry points: quota_applies, quota_override_key, effective_limits, reserve_transaction,
 // read_reserve_transaction, note_transaction (with a QuotaMemo), reserve_call, commit_call,
@@ -20,7 +20,7 @@
 
 #include "common/config.hpp"
 #include "common/quota_keys.hpp"
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 #include "policyd/decision.hpp"
 
 namespace postwarden::policy {

@@ -8,7 +8,7 @@
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
-#include "common/scripts.hpp"
+#include "common/redis/scripts.hpp"
 
 namespace postwarden::policy {
 

@@ -1,7 +1,7 @@
 // quota_store.hpp — sending quotas as policyd keeps them in Redis, behind two calls: reserve()
 // at RCPT answers a QuotaOutcome, commit() at END-OF-MESSAGE a CommitOutcome; nullopt when
 // Redis did not answer or answered nonsense (logged here; the caller applies [quota] fail_mode).
-// The rule itself is common/lua/quota.lua; the keys, commands and reply shapes are quota.hpp.
+// The rule itself is common/redis/lua/quota.lua; the keys, commands and reply shapes are quota.hpp.
 // What this file adds is the order of the round trips and what this process remembers:
 //
 // reserve: with limits, one MULTI ... EXEC (reserve_transaction) makes the usual reservation;
@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "common/config.hpp"
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 #include "policyd/decision.hpp"
 #include "policyd/quota.hpp"
 

@@ -17,9 +17,9 @@
 #include <map>
 
 #include "common/daemon.hpp"
-#include "common/dns_cache.hpp"
+#include "common/dns/dns_cache.hpp"
 #include "common/log.hpp"
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 #include "policyd/handler.hpp"
 #include "policyd/metrics.hpp"
 #include "policyd/session.hpp"

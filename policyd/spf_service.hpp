@@ -35,9 +35,9 @@
 #include <vector>
 
 #include "common/byte_lru.hpp"
-#include "common/dmarc.hpp"
-#include "common/dns.hpp"
-#include "common/spf.hpp"
+#include "common/dns/dns.hpp"
+#include "common/dns/spf.hpp"
+#include "common/mail/dmarc.hpp"
 
 namespace postwarden::policy {
 

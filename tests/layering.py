@@ -2,11 +2,19 @@
 """layering.py SOURCE_DIR — fails when an #include breaks the layers (STYLE §1):
 
 - common/ includes a program's folder (policyd/, milter/, admin/, web/);
+- a layer of common/ includes a layer above it. The layers, each its own CMake target, are
+  the core (common/*: configuration, addresses, logging, key schemes, metrics), dns
+  (common/dns/) and redis (common/redis/) over the core, mail (common/mail/) over dns and the
+  core, and the daemon's metrics endpoint (common/metrics_http.*) over the core; dns and redis
+  do not include each other, so the sub-folders form no cycle;
+- a file of the core includes a third-party I/O library (Asio or any of Boost, hiredis,
+  libmilter, c-ares, libspf2, libopendkim, libpsl): the core target has none of them on its
+  include path, and this says which line is wrong before the compiler does;
 - a program's folder includes another program's folder (programs share code through common/);
 - a header of common/ brings in Asio, hiredis or libmilter, directly or through the headers it
   includes, unless it is one of the SHELLS below: the rest of common/ (parsers, decisions, key
   schemes, the Redis client's pimpl interface) compiles without them;
-- a quoted include does not name a file from the top of the tree ("common/dns.hpp"), so the
+- a quoted include does not name a file from the top of the tree ("common/dns/dns.hpp"), so the
   rules above could not see it;
 - files include each other in a cycle. A header and the .cpp of the same name are one unit, so
   dns.cpp → dns_cache.hpp → dns.hpp is a cycle between dns and dns_cache, though no header
@@ -26,8 +34,25 @@ FOLDERS = ("common",) + PROGRAMS + ("tests",)
 SUFFIXES = (".cpp", ".hpp", ".h", ".cc")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 # The headers of common/ that are shells around I/O and may include the libraries below.
-SHELLS = {"common/list_cache.hpp", "common/redis_connection.hpp"}
+SHELLS = {"common/redis/list_cache.hpp", "common/redis/redis_connection.hpp"}
 IO_LIBRARY = re.compile(r'^\s*#\s*include\s+<(boost/asio|hiredis|libmilter)[/.>]', re.MULTILINE)
+# What the core target may not include at all, headers and .cpp files alike.
+CORE_FORBIDDEN = re.compile(
+    r'^\s*#\s*include\s+<(boost|hiredis|libmilter|ares|spf2|opendkim|libpsl)[/.>_]', re.MULTILINE)
+# The layers of common/ and what each may include besides itself.
+DAEMON = {"common/metrics_http.hpp", "common/metrics_http.cpp"}
+MAY_INCLUDE = {"core": set(), "dns": {"core"}, "redis": {"core"}, "mail": {"core", "dns"},
+               "daemon": {"core"}}
+
+
+def layer(path):
+    """The layer of a file of common/ ("core", "dns", ...); None outside common/."""
+    parts = path.split("/")
+    if parts[0] != "common":
+        return None
+    if path in DAEMON:
+        return "daemon"
+    return parts[1] if len(parts) > 2 else "core"
 
 
 def sources(root):
@@ -64,6 +89,18 @@ def purity_errors(root, graph):
     return errors
 
 
+def core_errors(root, graph):
+    errors = []
+    for path in sorted(graph):
+        if layer(path) != "core":
+            continue
+        match = CORE_FORBIDDEN.search((root / path).read_text(errors="replace"))
+        if match:
+            errors.append(f"{path}: the core includes <{match.group(1)}...>, a third-party I/O "
+                          "library: move the file to the layer that owns it")
+    return errors
+
+
 def includes(root):
     """{file relative to root: [quoted includes, in order]}"""
     return {p.relative_to(root).as_posix(): INCLUDE.findall(p.read_text(errors="replace"))
@@ -80,13 +117,17 @@ def layer_errors(root, graph):
                 errors.append(f"{path}: includes \"{target}\", not a path from the top of the tree")
             elif folder == "common" and top in PROGRAMS:
                 errors.append(f"{path}: common/ includes the program folder \"{target}\"")
+            elif (layer(path) and layer(target) and layer(target) != layer(path)
+                  and layer(target) not in MAY_INCLUDE[layer(path)]):
+                errors.append(f"{path}: the {layer(path)} layer includes \"{target}\" of the "
+                              f"{layer(target)} layer, which is not below it")
             elif folder in PROGRAMS and top in PROGRAMS and top != folder:
                 errors.append(f"{path}: program {folder}/ includes another program's \"{target}\"")
     return errors
 
 
 def unit(path):
-    """"common/dns.cpp" and "common/dns.hpp" → "common/dns"."""
+    """"common/dns/dns.cpp" and "common/dns/dns.hpp" → "common/dns/dns"."""
     return path.rsplit(".", 1)[0]
 
 
@@ -136,7 +177,7 @@ def cycles(graph):
 def main():
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     graph = includes(root)
-    errors = layer_errors(root, graph) + purity_errors(root, graph)
+    errors = layer_errors(root, graph) + purity_errors(root, graph) + core_errors(root, graph)
     errors += ["include cycle among the units " + ", ".join(c) for c in cycles(graph)]
     for error in errors:
         print(error, file=sys.stderr)

@@ -81,10 +81,10 @@ per_call() {
 }
 
 now=1796000000000
-echo "quota.lua reserve instructions/call=$(per_call common/lua/quota.lua "$calls" 3 \
+echo "quota.lua reserve instructions/call=$(per_call common/redis/lua/quota.lua "$calls" 3 \
 	'pw:quota:{u}:held' 'pw:quota:{u}:throttle' 'pw:quota:{u}:used:86400' \
 	reserve $now 'bench.1 r__rand_int__@x.example' 600 3600 1 100000000 86400000 1440000 0)"
-echo "greylist.lua new instructions/call=$(per_call common/lua/greylist.lua "$calls" 2 \
+echo "greylist.lua new instructions/call=$(per_call common/redis/lua/greylist.lua "$calls" 2 \
 	'pw:grey:{198.51.100.0/24}:s__rand_int__@x.example:r@y.example' 'pw:awl-domains:{198.51.100.0/24}' \
 	$now 300 86400 3024000 0)"
 echo "quota transaction reserve instructions/call=$(per_call transaction "$calls")"

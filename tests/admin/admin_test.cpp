@@ -9,7 +9,7 @@
 
 #include "common/greylist.hpp"
 #include "common/inet.hpp"
-#include "common/scripts.hpp"
+#include "common/redis/scripts.hpp"
 #include "policyd/quota.hpp"
 #include "tests/admin/support.hpp"
 

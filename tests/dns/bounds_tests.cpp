@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "common/dkim.hpp"
-#include "common/spf.hpp"
+#include "common/dns/spf.hpp"
+#include "common/mail/dkim.hpp"
 #include "tests/fixtures/dns_server.hpp"
 
 using namespace postwarden;

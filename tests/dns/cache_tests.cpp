@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/dns.hpp"
-#include "common/dns_cache.hpp"
+#include "common/dns/dns.hpp"
+#include "common/dns/dns_cache.hpp"
 #include "common/metrics.hpp"
 #include "tests/fixtures/dns_server.hpp"
 

@@ -3,8 +3,8 @@
 // and cached, at its A-label spelling; one that has no A-label spelling never reaches the wire.
 #include <catch2/catch.hpp>
 
-#include "common/dns.hpp"
-#include "common/dns_cache.hpp"
+#include "common/dns/dns.hpp"
+#include "common/dns/dns_cache.hpp"
 #include "tests/fixtures/dns_server.hpp"
 
 using namespace postwarden;

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 #include "tests/fixtures/dns_server.hpp"
 
 using namespace postwarden;

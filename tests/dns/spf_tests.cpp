@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
-#include "common/dns_cache.hpp"
+#include "common/dns/dns_cache.hpp"
+#include "common/dns/spf.hpp"
 #include "common/metrics.hpp"
-#include "common/spf.hpp"
 #include "tests/fixtures/dns_server.hpp"
 
 using namespace postwarden;

@@ -1116,8 +1116,8 @@ def scenario_s8_from(world):
 
 
 def need_quota(world):
-    if not glob.glob(os.path.join(world.source, "common/lua/quota*.lua")):
-        raise Skip("quota support is not in the tree yet (no common/lua/quota*.lua)")
+    if not glob.glob(os.path.join(world.source, "common/redis/lua/quota*.lua")):
+        raise Skip("quota support is not in the tree yet (no common/redis/lua/quota*.lua)")
 
 
 RFC3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"
@@ -1234,8 +1234,8 @@ def preflight(args, needs):
         binary = os.path.join(args.build, "milter/postwarden-milter")
         if not os.access(binary, os.X_OK):
             raise Skip("postwarden-milter is not built (%s does not exist)" % binary)
-    if needs.get("quota") and not glob.glob(os.path.join(args.source, "common/lua/quota*.lua")):
-        raise Skip("quota support is not in the tree yet (no common/lua/quota*.lua)")
+    if needs.get("quota") and not glob.glob(os.path.join(args.source, "common/redis/lua/quota*.lua")):
+        raise Skip("quota support is not in the tree yet (no common/redis/lua/quota*.lua)")
 
 
 def run(args, name):

@@ -1,4 +1,4 @@
-// fuzz_dkim.cpp — DKIM verification as the milter drives it (common/dkim.hpp), on hostile
+// fuzz_dkim.cpp — DKIM verification as the milter drives it (common/mail/dkim.hpp), on hostile
 // messages: header fields handed over one by one the way Postfix gives them to the milter
 // (bare LF folding, "Name:value"), then the body in pieces, then the verdicts. libopendkim parses
 // the DKIM-Signature tags; its key lookups are answered here, with no network, by DNS reply
@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/dkim.hpp"
+#include "common/mail/dkim.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 
 using namespace postwarden;

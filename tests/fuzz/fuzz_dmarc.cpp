@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/dmarc.hpp"
+#include "common/mail/dmarc.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 
 using namespace postwarden;

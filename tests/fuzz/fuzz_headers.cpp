@@ -14,7 +14,7 @@
 
 #include "common/address.hpp"
 #include "common/auth_results.hpp"
-#include "common/mail_header.hpp"
+#include "common/mail/mail_header.hpp"
 #include "milter/verdict.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 

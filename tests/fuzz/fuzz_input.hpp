@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 
 namespace postwarden::fuzz {
 

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "common/redis_protocol.hpp"
+#include "common/redis/redis_protocol.hpp"
 
 using namespace postwarden::redis;
 

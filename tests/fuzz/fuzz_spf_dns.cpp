@@ -1,4 +1,4 @@
-// fuzz_spf_dns.cpp — SPF (common/spf.hpp: libspf2 behind our DNS layer) with hostile records
+// fuzz_spf_dns.cpp — SPF (common/dns/spf.hpp: libspf2 behind our DNS layer) with hostile records
 // served from fuzzed DNS answers, no network. Every lookup the check makes, of any name, takes
 // the next answer of the input, so the records, the include/redirect chains, MX and PTR names,
 // addresses and exp= texts are all the attacker's; the limits of RFC 7208 §4.6.4 and our record
@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/spf.hpp"
+#include "common/dns/spf.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 
 using namespace postwarden;

@@ -8,7 +8,7 @@
 #include <iterator>
 #include <string>
 
-#include "common/mail_header.hpp"
+#include "common/mail/mail_header.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// dkim_differential_test.cpp — the milter's DKIM verifier (common/dkim.hpp) against an
+// dkim_differential_test.cpp — the milter's DKIM verifier (common/mail/dkim.hpp) against an
 // independent one, dkimpy, on a generated corpus (dkim_corpus.py: 200+ messages, every key type,
 // canonicalization, folded and oversized fields, l=, several signatures, changes after signing),
 // with the keys served by the loopback DNS server. The verdicts must agree signature by
@@ -15,7 +15,7 @@
 #include <map>
 #include <sstream>
 
-#include "common/dkim.hpp"
+#include "common/mail/dkim.hpp"
 #include "tests/fixtures/dns_server.hpp"
 #include "tests/fixtures/process.hpp"
 

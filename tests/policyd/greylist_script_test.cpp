@@ -1,11 +1,11 @@
-// greylist_script_test.cpp — common/lua/greylist.lua's auto-allow count against a real
+// greylist_script_test.cpp — common/redis/lua/greylist.lua's auto-allow count against a real
 // redis-server, with the keys and arguments common/greylist.hpp builds for both daemons: only a
 // triplet that passed counts, each sender domain once, never past the threshold, never for an
 // SPF-domain identity, and a replay changes nothing.
 #include <catch2/catch.hpp>
 
 #include "common/greylist.hpp"
-#include "common/scripts.hpp"
+#include "common/redis/scripts.hpp"
 #include "tests/fixtures/redis_server.hpp"
 
 using namespace postwarden;

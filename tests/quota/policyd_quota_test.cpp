@@ -9,7 +9,7 @@
 #include <ctime>
 #include <thread>
 
-#include "common/scripts.hpp"
+#include "common/redis/scripts.hpp"
 #include "policyd/quota.hpp"
 #include "tests/fixtures/policyd_process.hpp"
 #include "tests/fixtures/redis_server.hpp"

@@ -1,12 +1,12 @@
-// script_test.cpp — common/lua/quota.lua against a real redis-server, with the clock under the
-// test's control (the time is an ARGV): window boundaries to the millisecond, several windows, the
-// penalty formula, replays, reservations released and committed, auto_block, bounded memory and
+// script_test.cpp — common/redis/lua/quota.lua against a real redis-server, with the clock under
+// the test's control (the time is an ARGV): window boundaries to the millisecond, several windows,
+// the penalty formula, replays, reservations released and committed, auto_block, bounded memory and
 // TTLs; each with the script alone and with policyd's transaction first (Quota, below), and what
 // a lost script call after a transaction leaves. The keys, arguments and transaction are built
 // by policyd/quota.hpp, as policyd builds them.
 #include <catch2/catch.hpp>
 
-#include "common/scripts.hpp"
+#include "common/redis/scripts.hpp"
 #include "policyd/quota.hpp"
 #include "tests/fixtures/redis_server.hpp"
 

@@ -4,7 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 #include "tests/fixtures/redis_server.hpp"
 #include "tests/redis/support.hpp"
 

@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 #include <memory>
 
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 #include "tests/fixtures/process.hpp"
 #include "tests/redis/support.hpp"
 

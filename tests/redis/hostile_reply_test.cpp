@@ -8,7 +8,7 @@
 #include <fstream>
 #include <memory>
 
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 #include "tests/redis/support.hpp"
 
 using namespace postwarden;

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "common/list_cache.hpp"
+#include "common/redis/list_cache.hpp"
 #include "tests/fixtures/latency_proxy.hpp"
 #include "tests/fixtures/redis_server.hpp"
 #include "tests/redis/support.hpp"

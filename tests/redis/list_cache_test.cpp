@@ -3,7 +3,7 @@
 // lookup, and lost connections or a restarted Redis never leave stale answers behind.
 #include <catch2/catch.hpp>
 
-#include "common/list_cache.hpp"
+#include "common/redis/list_cache.hpp"
 #include "tests/fixtures/redis_server.hpp"
 #include "tests/redis/support.hpp"
 

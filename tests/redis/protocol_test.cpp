@@ -2,8 +2,8 @@
 // in any split, nesting limits and hostile input, and Script's SHA1.
 #include <catch2/catch.hpp>
 
-#include "common/redis.hpp"
-#include "common/redis_protocol.hpp"
+#include "common/redis/redis.hpp"
+#include "common/redis/redis_protocol.hpp"
 
 using namespace postwarden::redis;
 using Type = Value::Type;

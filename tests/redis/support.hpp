@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/redis.hpp"
+#include "common/redis/redis.hpp"
 
 namespace postwarden::test {
 

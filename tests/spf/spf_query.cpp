@@ -20,8 +20,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/dns_cache.hpp"
-#include "common/spf.hpp"
+#include "common/dns/dns_cache.hpp"
+#include "common/dns/spf.hpp"
 
 namespace {
 

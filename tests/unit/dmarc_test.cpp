@@ -1,10 +1,10 @@
 // dmarc_test.cpp — DMARC record parsing, organizational domains (libpsl), alignment, discovery
-// and evaluation (common/dmarc.hpp), with DNS answers given as values.
+// and evaluation (common/mail/dmarc.hpp), with DNS answers given as values.
 #include <catch2/catch.hpp>
 
 #include <map>
 
-#include "common/dmarc.hpp"
+#include "common/mail/dmarc.hpp"
 
 using namespace postwarden;
 using namespace postwarden::dmarc;

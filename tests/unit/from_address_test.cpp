@@ -1,4 +1,4 @@
-// from_address_test.cpp — the From parser (common/mail_header.hpp) on a table of the forms
+// from_address_test.cpp — the From parser (common/mail/mail_header.hpp) on a table of the forms
 // RFC 5322 §3.4 and §4.4 allow, the ones real mailers write, and the ones that cannot be read;
 // then its bounds. Each row gives every address as MailAddress::address() (the RFC 5321 form S8
 // compares) or the start of the error. tests/mail/from_differential.py compares the same parser
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/mail_header.hpp"
+#include "common/mail/mail_header.hpp"
 
 using namespace postwarden;
 

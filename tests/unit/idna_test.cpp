@@ -8,9 +8,9 @@
 #include <set>
 
 #include "common/address.hpp"
-#include "common/dmarc.hpp"
 #include "common/idna.hpp"
-#include "common/mail_header.hpp"
+#include "common/mail/dmarc.hpp"
+#include "common/mail/mail_header.hpp"
 #include "policyd/decision.hpp"
 
 using namespace postwarden;

@@ -1,12 +1,12 @@
 // milter_headers_test.cpp — the header work of the milter that is pure: Authentication-Results
 // formatting and authserv-id parsing (common/auth_results.hpp), From address lists
-// (common/mail_header.hpp) and DKIM canonical body lengths for l= (common/dkim.hpp).
+// (common/mail/mail_header.hpp) and DKIM canonical body lengths for l= (common/mail/dkim.hpp).
 #include <catch2/catch.hpp>
 
 #include "common/auth_results.hpp"
 #include "common/config.hpp"
-#include "common/dkim.hpp"
-#include "common/mail_header.hpp"
+#include "common/mail/dkim.hpp"
+#include "common/mail/mail_header.hpp"
 
 using namespace postwarden;
 

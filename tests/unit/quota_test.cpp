@@ -1,5 +1,5 @@
 // quota_test.cpp — the pure quota functions: which limits apply, the keys and arguments of
-// common/lua/quota.lua, the reservation transaction and how its answer is read, what the
+// common/redis/lua/quota.lua, the reservation transaction and how its answer is read, what the
 // script's replies mean, the replies, log details and RFC 3339 times. The script's semantics are
 // tested against a real redis-server in tests/quota/.
 #include <catch2/catch.hpp>

@@ -1,0 +1,247 @@
+// redis.cpp — Client: owns the current Connection, reconnects with backoff, logs connection
+// state changes once each, and turns eval() into EVALSHA with one EVAL retry on NOSCRIPT.
+//
+// Threading: the io_context's thread only (see redis.hpp). Timer and connection handlers hold a
+// weak_ptr to Impl, so destroying the Client leaves them nothing to do.
+#include "common/redis/redis.hpp"
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+
+#include "common/log.hpp"
+#include "common/redis/redis_connection.hpp"
+
+namespace postwarden::redis {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr std::chrono::milliseconds min_backoff{100};
+constexpr std::chrono::milliseconds max_backoff{2000};
+
+Reply failure(const std::string& reason) {
+    return Reply{false, reason, {}};
+}
+
+bool is_noscript(const Reply& reply) {
+    return reply.ok && reply.value.is_error() && reply.value.str.rfind("NOSCRIPT", 0) == 0;
+}
+}  // namespace
+
+class Client::Impl : public std::enable_shared_from_this<Impl> {
+  public:
+    Impl(asio::io_context& io, Options options)
+        : io_(io),
+          options_(std::move(options)),
+          name_("redis " + options_.address.to_string()),
+          stats_(std::make_shared<Stats>()),
+          retry_timer_(io) {}
+
+    void start();
+    void stop();
+    bool connected() const { return connection_ && connection_->is_ready(); }
+    void command(std::vector<std::string> argv, Callback done);
+    void send(const std::vector<std::string>& argv, Callback done);  // command() without a copy
+    bool refused(std::size_t n, Callback& done);
+    void eval(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
+              Callback done);
+    void transaction(const Batch& commands, Callback done);
+    Stats stats() const { return *stats_; }
+
+  private:
+    void connect();
+    void on_ready();
+    void on_failed(const std::string& reason);
+    void schedule_retry();
+
+    asio::io_context& io_;
+    const Options options_;
+    const std::string name_;  // how log lines name this Redis
+    std::shared_ptr<Stats> stats_;
+    std::shared_ptr<Connection> connection_;  // null while waiting to reconnect or stopped
+    asio::steady_timer retry_timer_;
+    bool running_ = false;
+    bool was_ready_ = false;    // the current connection got past the handshake
+    bool ever_ready_ = false;   // for "connected" versus "restored" in the log
+    std::string last_problem_;  // logged once; repeats of it while reconnecting are not
+    std::chrono::milliseconds backoff_ = min_backoff;
+};
+
+void Client::Impl::start() {
+    if (running_) return;
+    running_ = true;
+    backoff_ = min_backoff;
+    connect();
+}
+
+void Client::Impl::stop() {
+    running_ = false;
+    retry_timer_.cancel();
+    if (connection_) connection_->close("stopped");
+    connection_.reset();
+    was_ready_ = false;
+}
+
+void Client::Impl::connect() {
+    connection_ = std::make_shared<Connection>(io_, options_, stats_);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    connection_->open(
+        [weak] {
+            if (auto self = weak.lock()) self->on_ready();
+        },
+        [weak](const std::string& reason) {
+            if (auto self = weak.lock()) self->on_failed(reason);
+        });
+}
+
+void Client::Impl::on_ready() {
+    ++stats_->connects;
+    backoff_ = min_backoff;
+    was_ready_ = true;
+    if (ever_ready_ || !last_problem_.empty())
+        log::notice(name_ + ": connection restored");
+    else
+        log::info(name_ + ": connected");
+    ever_ready_ = true;
+    last_problem_.clear();
+    if (options_.on_ready) options_.on_ready();
+}
+
+void Client::Impl::on_failed(const std::string& reason) {
+    connection_.reset();
+    if (was_ready_) {
+        was_ready_ = false;
+        ++stats_->disconnects;
+        log::warning(name_ + ": connection lost: " + reason);
+    } else if (reason != last_problem_) {
+        log::warning(name_ + ": cannot connect: " + reason);
+    }
+    last_problem_ = reason;
+    schedule_retry();
+}
+
+void Client::Impl::schedule_retry() {
+    retry_timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, max_backoff);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    retry_timer_.async_wait([weak](const boost::system::error_code& error) {
+        auto self = weak.lock();
+        if (!self || error || !self->running_ || self->connection_) return;
+        self->connect();
+    });
+}
+
+void Client::Impl::command(std::vector<std::string> argv, Callback done) {
+    send(argv, std::move(done));
+}
+
+void Client::Impl::send(const std::vector<std::string>& argv, Callback done) {
+    if (argv.empty()) return post_reply(io_, std::move(done), failure("empty command"));
+    if (refused(1, done)) return;
+    connection_->send(argv, std::move(done));
+}
+
+// Fails done (posted) when n more commands cannot be sent now.
+bool Client::Impl::refused(std::size_t n, Callback& done) {
+    if (!connected()) {
+        count_failure(options_, Failure::not_connected);
+        post_reply(io_, std::move(done), failure("not connected"));
+        return true;
+    }
+    if (connection_->pending() + n > options_.max_pending) {
+        count_failure(options_, Failure::overloaded);
+        post_reply(io_, std::move(done), failure("too many pending commands"));
+        return true;
+    }
+    return false;
+}
+
+// The connection writes what it is given in order, in one event-loop turn: nothing can come
+// between MULTI and EXEC. Only EXEC's answer matters; MULTI's OK and each QUEUED have no
+// callback and are dropped (a command Redis refuses while queueing makes EXEC answer
+// EXECABORT), and the metrics count the transaction once, as EXEC.
+void Client::Impl::transaction(const Batch& commands, Callback done) {
+    static const std::string multi = "*1\r\n$5\r\nMULTI\r\n", exec = "*1\r\n$4\r\nEXEC\r\n";
+    if (commands.size() == 0) return post_reply(io_, std::move(done), failure("empty transaction"));
+    if (refused(commands.size() + 2, done)) return;
+    connection_->send_encoded(multi, 1, nullptr);
+    connection_->send_encoded(commands.encoded(), commands.size(), nullptr);
+    connection_->send_encoded(exec, 1, std::move(done));
+}
+
+// EVALSHA first; Redis forgets scripts on restart and SCRIPT FLUSH, so NOSCRIPT is expected now
+// and then and answered by one EVAL with the text (which caches it again), never a loop. The
+// arguments are kept for that fallback, not copied, and the text is shared (scripts are KBs).
+void Client::Impl::eval(const Script& script, std::vector<std::string> keys,
+                        std::vector<std::string> args, Callback done) {
+    auto argv = std::make_shared<std::vector<std::string>>();
+    argv->reserve(3 + keys.size() + args.size());
+    argv->insert(argv->end(), {"EVALSHA", script.sha1(), std::to_string(keys.size())});
+    std::move(keys.begin(), keys.end(), std::back_inserter(*argv));
+    std::move(args.begin(), args.end(), std::back_inserter(*argv));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    auto on_reply = [weak, argv, text = script.shared_text(),
+                     done = std::move(done)](Reply reply) mutable {
+        if (!is_noscript(reply)) return done(std::move(reply));
+        auto self = weak.lock();
+        if (!self) return done(failure("stopped"));
+        (*argv)[0] = "EVAL";
+        (*argv)[1] = *text;
+        self->command(std::move(*argv), std::move(done));
+    };
+    send(*argv, std::move(on_reply));
+}
+
+Client::Client(asio::io_context& io, Options options)
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {}
+
+Client::~Client() {
+    impl_->stop();
+}
+
+void Client::start() {
+    impl_->start();
+}
+void Client::stop() {
+    impl_->stop();
+}
+bool Client::connected() const {
+    return impl_->connected();
+}
+Stats Client::stats() const {
+    return impl_->stats();
+}
+
+void Client::command(std::vector<std::string> argv, Callback done) {
+    impl_->command(std::move(argv), std::move(done));
+}
+
+void Client::eval(const Script& script, std::vector<std::string> keys,
+                  std::vector<std::string> args, Callback done) {
+    impl_->eval(script, std::move(keys), std::move(args), std::move(done));
+}
+
+void Client::transaction(const Batch& commands, Callback done) {
+    impl_->transaction(commands, std::move(done));
+}
+
+void Batch::add(std::initializer_list<std::string_view> argv) {
+    if (argv.size() == 0) return;
+    append_command(encoded_, argv);
+    ++count_;
+}
+
+void Batch::add(const std::vector<std::string>& argv) {
+    if (argv.empty()) return;
+    append_command(encoded_, argv);
+    ++count_;
+}
+
+void Batch::append(const Batch& other) {
+    encoded_ += other.encoded_;
+    count_ += other.count_;
+}
+
+}  // namespace postwarden::redis
