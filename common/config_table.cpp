@@ -74,6 +74,34 @@ bool parse_optional_endpoint(std::string_view v, std::optional<Endpoint>* out, s
     return true;
 }
 
+// [auth] listen: Dovecot's auth policy client speaks HTTP over TCP only.
+bool parse_auth_listen(std::string_view v, std::optional<Endpoint>* out, std::string* error) {
+    if (!parse_optional_endpoint(v, out, error)) return false;
+    if (*out && (*out)->kind == Endpoint::Kind::unix_socket)
+        return *error = "expected host:port or [v6]:port (Dovecot reaches it over HTTP)", false;
+    return true;
+}
+
+// Sent by Dovecot as a header value: visible ASCII only, so it never needs quoting or trimming.
+bool parse_api_key(std::string_view v, std::string* out, std::string* error) {
+    for (char c : v)
+        if (c < 0x21 || c > 0x7e)
+            return *error = "expected visible ASCII characters, no blanks", false;
+    if (v.size() > 256) return *error = "longer than 256 characters", false;
+    *out = std::string(v);
+    return true;
+}
+
+// "count/seconds", exactly one window.
+bool parse_one_window(std::string_view v, QuotaWindow* out, std::string* error) {
+    auto windows = parse_quota_windows(v, error);
+    if (!windows) return false;
+    if (windows->size() != 1 || (*windows)[0].count > 100000)
+        return *error = "expected one window count/seconds, count from 1 to 100000", false;
+    *out = (*windows)[0];
+    return true;
+}
+
 std::vector<std::string_view> split_list(std::string_view v) {
     std::vector<std::string_view> out;
     std::size_t pos = 0;
@@ -277,6 +305,28 @@ const std::vector<Key>& key_table() {
         {{"quota", "fail_mode", "closed",
           "per-check override: an unknown quota state must not open the floodgates"},
          SET(return parse_fail_mode(v, &b.quota_fail_mode, true, e);)},
+
+        {{"auth", "listen", "",
+          "Dovecot auth-policy HTTP server, e.g. 127.0.0.1:10041; empty = off"},
+         SET(return parse_auth_listen(v, &c.auth.listen, e);)},
+        {{"auth", "api_key", "",
+          "when set, requests without X-API-Key: <key> get 401 and count nothing"},
+         SET(return parse_api_key(v, &c.auth.api_key, e);)},
+        {{"auth", "ip_lockout", "10/600",
+          "failed logins from one client address per window (seconds) that lock it out"},
+         SET(return parse_one_window(v, &c.auth.ip_lockout, e);)},
+        {{"auth", "lockout_time", "3600", "seconds a locked client address stays locked"},
+         SET(return parse_number(v, 1L, 31536000L, &c.auth.lockout_time, e);)},
+        {{"auth", "tarpit_after", "3",
+          "failures of one login within ip_lockout's window before it is delayed; 0 = off"},
+         SET(return parse_number(v, 0L, 1000L, &c.auth.tarpit_after, e);)},
+        {{"auth", "exempt_networks", "127.0.0.0/8, ::1/128",
+          "client addresses never locked out (webmail, trusted relays)"},
+         SET(auto n = parse_cidr_list(v, e); if (!n) return false; c.auth.exempt_networks = *n;
+             return true;)},
+        {{"auth", "fail_mode", "open", "Redis unreachable: open = allow, closed = refuse"},
+         SET(std::optional<FailMode> m; if (!parse_fail_mode(v, &m, false, e)) return false;
+             c.auth.fail_mode = *m; return true;)},
 
         {{"milter", "listen", "inet:8891@127.0.0.1", "libmilter socket syntax"},
          SET(return parse_milter_socket(v, &c.milter.listen, e);)},

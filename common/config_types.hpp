@@ -65,6 +65,15 @@ struct Config {
         long reserve_ttl = 0;
         FailMode fail_mode = FailMode::closed;  // resolved
     } quota;
+    struct Auth {                         // SPEC §8: the Dovecot auth-policy server
+        std::optional<Endpoint> listen;   // host:port; empty: off
+        std::string api_key;              // empty: no X-API-Key asked
+        QuotaWindow ip_lockout{10, 600};  // failures per window that lock a client out
+        long lockout_time = 3600;         // seconds
+        long tarpit_after = 3;            // failures of a login before its delays; 0: none
+        std::vector<Cidr> exempt_networks;
+        FailMode fail_mode = FailMode::open;
+    } auth;
     struct Milter {
         std::string listen;
         std::string authserv_id;  // resolved: the host name when empty

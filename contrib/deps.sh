@@ -16,6 +16,7 @@ libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
 redis-server redis-tools python3 python3-yaml prometheus
 libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl python3-spf
 libidn2-dev
+nlohmann-json3-dev
 postfix dovecot-core
 mandoc man-db docker-compose valgrind
 $*"
@@ -23,7 +24,8 @@ case "${1:-}" in
 --build)
 	shift
 	packages="build-essential cmake pkg-config libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev
-libc-ares-dev libmilter-dev libopendkim-dev libpsl-dev libidn2-dev $*"
+libc-ares-dev libmilter-dev libopendkim-dev libpsl-dev libidn2-dev
+nlohmann-json3-dev $*"
 	;;
 --runtime)
 	shift

@@ -5,6 +5,7 @@
 #include "common/daemon.hpp"
 #include "common/log.hpp"
 #include "common/metrics_http.hpp"
+#include "policyd/auth_server.hpp"
 #include "policyd/metrics.hpp"
 #include "policyd/server.hpp"
 
@@ -17,7 +18,11 @@ int main(int argc, char** argv) {
         // Bound here, before run_server gives up root; [metrics] changes need a restart.
         auto endpoint = postwarden::metrics::serve(config->metrics.policyd_listen,
                                                    postwarden::policy::metrics().registry);
-        return postwarden::policy::run_server(config, path);
+        // [auth] listen, too; the auth server's thread takes the reloads run_server loads.
+        auto auth = postwarden::policy::serve_auth(config);
+        return postwarden::policy::run_server(config, path, [&auth](auto fresh) {
+            if (auth) auth->reload(std::move(fresh));
+        });
     } catch (const std::exception& e) {
         postwarden::log::error(std::string("fatal: ") + e.what());
         return 1;

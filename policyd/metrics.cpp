@@ -44,6 +44,19 @@ std::vector<std::vector<std::string>> decision_pairs() {
             {"other", "other"}};
 }
 
+// Every (command, result) the auth handler counts, then ("other", "other").
+std::vector<std::vector<std::string>> auth_results() {
+    return {{"allow", "allow"},         {"allow", "tarpit"},         {"allow", "account-locked"},
+            {"allow", "client-locked"}, {"allow", "unavailable"},    {"report", "failure"},
+            {"report", "success"},      {"report", "policy-reject"}, {"report", "unavailable"},
+            {"other", "other"}};
+}
+
+std::vector<std::string> auth_bad_reasons() {
+    return {"method", "path", "api-key", "command", "too-large",
+            "utf8",   "json", "fields",  "http",    "other"};
+}
+
 }  // namespace
 
 Metrics::Metrics()
@@ -82,7 +95,17 @@ Metrics::Metrics()
                                "are not the socket's owner, group or root."),
       internal_errors(registry, "postwarden_policyd_internal_errors_total",
                       "Errors inside policyd caught at a session or the event loop; each "
-                      "request it hit was answered DEFER_IF_PERMIT.") {}
+                      "request it hit was answered DEFER_IF_PERMIT."),
+      auth_requests(registry, "postwarden_policyd_auth_requests_total",
+                    "Dovecot auth-policy requests answered, by command and result.",
+                    {"command", "result"}, auth_results()),
+      auth_bad_requests(registry, "postwarden_policyd_auth_bad_requests_total",
+                        "Auth-policy requests refused before any state was read, by reason.",
+                        "reason", auth_bad_reasons()),
+      auth_lockouts(registry, "postwarden_policyd_auth_lockouts_total",
+                    "Client addresses locked out for too many failed logins."),
+      auth_tarpits(registry, "postwarden_policyd_auth_tarpits_total",
+                   "Logins delayed for earlier failures of the same login.") {}
 
 Metrics& metrics() {
     static Metrics instance;
@@ -98,6 +121,19 @@ void count_request(std::string_view protocol_state) {
 void count_decision(std::string_view action, std::string_view reason) {
     auto& m = metrics().decisions;
     auto i = m.find({action.substr(0, action.find(' ')), reason});
+    m.inc(i != metrics::CounterFamily::npos ? i : m.size() - 1);
+}
+
+void count_auth_request(std::string_view command, std::string_view result) {
+    auto& m = metrics().auth_requests;
+    auto i = m.find({command, result});
+    m.inc(i != metrics::CounterFamily::npos ? i : m.size() - 1);
+    if (result == "tarpit") metrics().auth_tarpits.inc();
+}
+
+void count_auth_bad_request(std::string_view reason) {
+    auto& m = metrics().auth_bad_requests;
+    auto i = m.find({reason});
     m.inc(i != metrics::CounterFamily::npos ? i : m.size() - 1);
 }
 

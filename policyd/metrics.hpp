@@ -30,6 +30,10 @@ struct Metrics {
     metrics::Histogram spf_duration;
     metrics::Counter connections_unauthorized;
     metrics::Counter internal_errors;
+    metrics::CounterFamily auth_requests;      // command, result (auth_handler.cpp)
+    metrics::CounterFamily auth_bad_requests;  // reason (AuthRefusal::reason)
+    metrics::Counter auth_lockouts;
+    metrics::Counter auth_tarpits;
 
     Metrics();
 };
@@ -41,5 +45,8 @@ void count_request(std::string_view protocol_state);
 // One logged decision: the action's first word ("DEFER_IF_PERMIT 4.7.1 ..." counts as
 // DEFER_IF_PERMIT) and its reason.
 void count_decision(std::string_view action, std::string_view reason);
+// One Dovecot auth-policy request answered, and one refused as malformed.
+void count_auth_request(std::string_view command, std::string_view result);
+void count_auth_bad_request(std::string_view reason);
 
 }  // namespace postwarden::policy

@@ -61,9 +61,11 @@ dns::ResolverOptions dns_options(const Config& c) {
 
 class Server {
   public:
-    Server(std::shared_ptr<const Config> config, std::string path)
+    Server(std::shared_ptr<const Config> config, std::string path,
+           std::function<void(std::shared_ptr<const Config>)> on_reload)
         : config_(std::move(config)),
           path_(std::move(path)),
+          on_reload_(std::move(on_reload)),
           redis_(io_, redis_options(*config_, [this] { lists_.data_connection_ready(); })),
           lists_(io_, redis_, redis_options(*config_), config_->redis.prefix),
           spf_(io_, dns_options(*config_), spf_threads,
@@ -104,6 +106,7 @@ class Server {
     asio::io_context io_;
     std::shared_ptr<const Config> config_;
     std::string path_;
+    std::function<void(std::shared_ptr<const Config>)> on_reload_;
     redis::Client redis_;
     ListCache lists_;
     SpfService spf_;
@@ -261,7 +264,10 @@ void Server::wait_signal() {
 }
 
 void Server::reload() {
-    if (auto fresh = reload_config(path_, *config_, "policyd")) config_ = std::move(fresh);
+    if (auto fresh = reload_config(path_, *config_, "policyd")) {
+        config_ = std::move(fresh);
+        if (on_reload_) on_reload_(config_);
+    }
 }
 
 // SIGTERM: no new connections; sessions answer what they hold and close; then Redis stops and
@@ -353,9 +359,10 @@ int Server::run() {
 
 }  // namespace
 
-int run_server(std::shared_ptr<const Config> config, const std::string& config_path) {
+int run_server(std::shared_ptr<const Config> config, const std::string& config_path,
+               std::function<void(std::shared_ptr<const Config>)> on_reload) {
     std::signal(SIGPIPE, SIG_IGN);
-    Server server(std::move(config), config_path);
+    Server server(std::move(config), config_path, std::move(on_reload));
     return server.run();
 }
 

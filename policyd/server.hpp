@@ -5,6 +5,7 @@
 // Threading: one io_context thread for all sockets and Redis; SPF runs on SpfService's pool.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -12,7 +13,9 @@
 
 namespace postwarden::policy {
 
-// Runs until SIGTERM/SIGINT. Returns the process exit code. config_path is re-read on SIGHUP.
-int run_server(std::shared_ptr<const Config> config, const std::string& config_path);
+// Runs until SIGTERM/SIGINT. Returns the process exit code. config_path is re-read on SIGHUP;
+// on_reload, when set, is given each configuration a SIGHUP loaded (the auth server's).
+int run_server(std::shared_ptr<const Config> config, const std::string& config_path,
+               std::function<void(std::shared_ptr<const Config>)> on_reload = {});
 
 }  // namespace postwarden::policy

@@ -1,0 +1,87 @@
+// auth_keys.cpp — login-protection key names; see auth_keys.hpp.
+#include "common/auth_keys.hpp"
+
+namespace postwarden {
+
+namespace {
+
+constexpr int v6_client_prefix = 64;
+
+void append_encoded(std::string& out, std::string_view text) {
+    for (char c : text) {
+        if (c == '{')
+            out += "%7b";
+        else if (c == '}')
+            out += "%7d";
+        else if (c == '%')
+            out += "%25";
+        else
+            out.push_back(c);
+    }
+}
+
+// Redis glob metacharacters in the prefix are matched literally.
+void append_glob_literal(std::string& out, std::string_view text) {
+    for (char c : text) {
+        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
+        out.push_back(c);
+    }
+}
+
+std::string address_base(std::string_view client_id, const Config& config) {
+    std::string base = config.redis.prefix;
+    base += "auth:{addr:";
+    base += client_id;
+    base += "}:";
+    return base;
+}
+
+}  // namespace
+
+std::string auth_client_id(const IpAddress& address) {
+    if (!address.v6) return address.to_string();
+    return mask(address, v6_client_prefix).to_string() + "/64";
+}
+
+std::optional<std::string> parse_auth_client(std::string_view text) {
+    if (auto ip = parse_ip(text)) return auth_client_id(*ip);
+    std::string error;
+    auto cidr = parse_cidr(text, &error);
+    if (!cidr || !cidr->network.v6 || cidr->prefix != v6_client_prefix) return std::nullopt;
+    return auth_client_id(cidr->network);
+}
+
+AuthAddressKeys auth_address_keys(std::string_view client_id, const Config& config) {
+    auto base = address_base(client_id, config);
+    return {base + "fails", base + "lock"};
+}
+
+std::string auth_login_key(std::string_view login, const Config& config) {
+    std::string key = config.redis.prefix;
+    key += "auth:{login:";
+    append_encoded(key, login);
+    key += "}:fails";
+    return key;
+}
+
+std::string auth_lock_pattern(const Config& config) {
+    std::string pattern;
+    append_glob_literal(pattern, config.redis.prefix);
+    pattern += "auth:{addr:*}:lock";
+    return pattern;
+}
+
+std::string auth_client_of_lock_key(std::string_view key, const Config& config) {
+    const std::string head = config.redis.prefix + "auth:{addr:";
+    constexpr std::string_view tail = "}:lock";
+    if (key.size() <= head.size() + tail.size() || key.substr(0, head.size()) != head ||
+        key.substr(key.size() - tail.size()) != tail)
+        return "";
+    return std::string(key.substr(head.size(), key.size() - head.size() - tail.size()));
+}
+
+std::string auth_block_key(const Config& config) {
+    return config.redis.prefix + "block:auth";
+}
+
+}  // namespace postwarden
