@@ -1,5 +1,6 @@
 // blocked.cpp — `postwarden blocked` and `postwarden unblock`: the block lists that stop senders
-// (block:login, block:sender, block:domain; SPEC §3, S4, S6) with the reasons policyd's
+// (block:login, block:sender, block:domain; SPEC §3, S4, S6) and logins (block:auth and the client
+// addresses locked out, SPEC §8) with the reasons policyd's
 // auto_block writes into block:why ("auto_block 3000/3600: 3001 recipients attempted at
 // 2024-05-01T09:41:17Z", policyd/quota.cpp block_reason).
 #include <algorithm>
@@ -7,14 +8,16 @@
 #include "admin/commands.hpp"
 #include "admin/json.hpp"
 #include "common/address.hpp"
+#include "common/quota_keys.hpp"
 
 namespace postwarden::admin {
 
 namespace {
 
 // The lists `blocked` shows; `unblock` edits the first two (a domain is unblocked with
-// `list del block:domain`).
-const std::vector<std::string> blocked_lists = {"block:login", "block:sender", "block:domain"};
+// `list del block:domain`, a login in block:auth with `auth unlock`).
+const std::vector<std::string> blocked_lists = {"block:login", "block:sender", "block:domain",
+                                                "block:auth"};
 
 struct Why {
     std::string reason, time;  // time: RFC 3339, "" when the text carries none
@@ -75,6 +78,13 @@ Output blocked(Context& ctx) {
             rows.push_back({blocked_lists[i], printable(m), w.time.empty() ? "-" : w.time,
                             printable(w.reason)});
         }
+    }
+    // Client addresses locked out for failed logins (SPEC §8): they end by themselves.
+    for (const auto& locked : locked_clients(ctx)) {
+        auto reason = "too many failed logins, locked until " + rfc3339(locked.until_ms);
+        json.begin_object().field("list", "auth:lockout").field("member", locked.client);
+        json.field("reason", reason).key("time").null().field("why", reason).end_object();
+        rows.push_back({"auth:lockout", locked.client, "-", reason});
     }
     json.end_array().end_object();
     out.json = json.str();

@@ -28,6 +28,8 @@ const char* const usage_text =
     "                              and time from block:why\n"
     "  unblock LOGIN|ADDRESS       remove from block:login and block:sender, and from block:why\n"
     "  quota LOGIN                 usage in every quota window, limits, throttle expiry\n"
+    "  auth status ADDRESS|LOGIN   login protection: lockout, failed logins, block:auth\n"
+    "  auth unlock ADDRESS|LOGIN   lift a lockout or block:auth, forget the failed logins\n"
     "  greylist stats              triplets waiting and passed, auto-allowed clients (walks the\n"
     "                              keyspace with SCAN)\n"
     "  list show LIST [MEMBER...]  the members of LIST, or whether these are on it\n"
@@ -91,6 +93,15 @@ const std::map<std::string, std::string>& command_help() {
          "with SCAN ... MATCH ... COUNT 1000, in steps that do not block Redis, but on a big\n"
          "database it takes a while.\n"},
         {"list", list_help()},
+        {"auth",
+         "usage: postwarden auth status|unlock ADDRESS|LOGIN\n"
+         "\n"
+         "Login protection for Dovecot ([auth]). ADDRESS is a client IP address (an IPv6 client\n"
+         "is counted per /64, which may be given as 2001:db8:1:2::/64); anything else is a login.\n"
+         "status: whether the address is locked out and until when, its failed logins in the\n"
+         "window of ip_lockout; for a login, its failed logins, the delay they earn, and\n"
+         "whether it is in block:auth. unlock: deletes the lockout and the failed logins, and\n"
+         "takes a login off block:auth; exits 1 when there was nothing.\n"},
     };
     return help;
 }
@@ -142,6 +153,9 @@ void check_usage(const Arguments& a) {
     if (cmd == "unblock" || cmd == "quota") arity(a, 1, 1, cmd);
     if (cmd == "greylist" && (a.words.size() != 2 || a.words[1] != "stats"))
         throw Failure(exit_usage, "usage: postwarden greylist stats");
+    if (cmd == "auth" &&
+        (a.words.size() != 3 || (a.words[1] != "status" && a.words[1] != "unlock")))
+        throw Failure(exit_usage, "usage: postwarden auth status|unlock ADDRESS|LOGIN");
     if (cmd == "list" && (a.words.size() < 3 || !list_actions.contains(a.words[1])))
         throw Failure(exit_usage, "usage: postwarden list show|add|del LIST [MEMBER...]");
 }
@@ -153,6 +167,8 @@ Output dispatch(const Arguments& a, Context& ctx) {
     if (cmd == "unblock") return unblock(ctx, rest[0]);
     if (cmd == "quota") return quota(ctx, rest[0]);
     if (cmd == "greylist") return greylist_stats(ctx);
+    if (cmd == "auth")
+        return rest[0] == "status" ? auth_status(ctx, rest[1]) : auth_unlock(ctx, rest[1]);
     std::vector<std::string> members(rest.begin() + 2, rest.end());
     return list(ctx, list_actions.at(rest[0]), rest[1], members);
 }

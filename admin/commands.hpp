@@ -42,6 +42,17 @@ Output quota(Context& context, std::string_view login);
 // keyspace with SCAN.
 Output greylist_stats(Context& context);
 
+// SPEC §8: a client address's lockout and failures, or a login's failures, delay and block:auth
+// (auth.cpp); unlock deletes them and takes the login off block:auth, exit 1 when nothing was.
+Output auth_status(Context& context, std::string_view address_or_login);
+Output auth_unlock(Context& context, std::string_view address_or_login);
+struct LockedClient {
+    std::string client;  // auth_client_id()
+    long long until_ms = 0;
+};
+// The client addresses locked now, sorted (walks the keyspace with SCAN), for `blocked`.
+std::vector<LockedClient> locked_clients(Context& context);
+
 enum class ListAction { show, add, del };
 Output list(Context& context, ListAction action, std::string_view list_name,
             const std::vector<std::string>& members);

@@ -84,4 +84,10 @@ std::string auth_block_key(const Config& config) {
     return config.redis.prefix + "block:auth";
 }
 
+int tarpit_seconds(long failures, long tarpit_after) {
+    if (tarpit_after <= 0 || failures < tarpit_after) return 0;
+    const long steps = failures - tarpit_after;
+    return steps >= 4 ? tarpit_max_seconds : 1 << steps;  // 1, 2, 4, 8, then 15
+}
+
 }  // namespace postwarden

@@ -11,8 +11,10 @@
 // slot, so each script call touches one slot. block:auth (SET of logins locked until support
 // unlocks them) is an operator list like block:login.
 //
+// Also the tarpit's arithmetic, which `postwarden auth status` shows as policyd applies it.
+//
 // Entry points: auth_client_id, parse_auth_client, AuthAddressKeys, auth_address_keys,
-// auth_login_key, auth_lock_pattern, auth_client_of_lock_key, auth_block_key.
+// auth_login_key, auth_lock_pattern, auth_client_of_lock_key, auth_block_key, tarpit_seconds.
 // Threading: pure functions, callable from any thread.
 #pragma once
 
@@ -48,5 +50,10 @@ std::string auth_client_of_lock_key(std::string_view key, const Config& config);
 
 // <prefix>block:auth.
 std::string auth_block_key(const Config& config);
+
+inline constexpr int tarpit_max_seconds = 15;
+// 2^(failures − tarpit_after) seconds once a login's failures reach tarpit_after, at most 15; 0
+// before, or when tarpit_after is 0 (off).
+int tarpit_seconds(long failures, long tarpit_after);
 
 }  // namespace postwarden

@@ -7,12 +7,6 @@
 
 namespace postwarden::policy {
 
-int tarpit_seconds(long failures, long tarpit_after) {
-    if (tarpit_after <= 0 || failures < tarpit_after) return 0;
-    const long steps = failures - tarpit_after;
-    return steps >= 4 ? tarpit_max_seconds : 1 << steps;  // 1, 2, 4, 8, then 15
-}
-
 std::string lockout_message(long long until_ms) {
     return "Too many failed logins, try again after " + rfc3339(until_ms);
 }

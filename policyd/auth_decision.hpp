@@ -6,13 +6,14 @@
 //   before it, so the answer is the same):
 //     login in block:auth              −1 "Account locked, contact support"
 //     client locked                    −1 "Too many failed logins, try again after <RFC 3339>"
-//     login failed n ≥ tarpit_after    2^(n − tarpit_after) s, at most 15 (a tarpit, not a refusal)
+//     login failed n ≥ tarpit_after    2^(n − tarpit_after) s, at most 15 (a tarpit, not a refusal;
+//                                      tarpit_seconds, common/auth_keys.hpp)
 //     otherwise                        0
 //   block:login (S4) is not consulted: a sender blocked from sending may still log in (S12).
 //   report: a failure that was not our own refusal counts one for the client (unless exempt)
 //     and one for the login; a success resets nothing. The answer is always 0.
 //
-// Entry points: AuthState, AuthVerdict, decide_allow, tarpit_seconds, counts_as_failure,
+// Entry points: AuthState, AuthVerdict, decide_allow, counts_as_failure,
 // unavailable_verdict, lockout_message, response_body.
 // Threading: pure functions.
 #pragma once
@@ -21,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/auth_keys.hpp"
 #include "common/config.hpp"
 
 namespace postwarden::policy {
@@ -39,12 +41,6 @@ struct AuthVerdict {
 };
 
 inline constexpr std::string_view account_locked_message = "Account locked, contact support";
-inline constexpr int tarpit_max_seconds = 15;
-
-// 2^(failures − tarpit_after) seconds once failures reach tarpit_after, at most 15; 0 before, or
-// when tarpit_after is 0 (off).
-int tarpit_seconds(long failures, long tarpit_after);
-
 // "Too many failed logins, try again after 2024-05-01T12:00:01Z".
 std::string lockout_message(long long until_ms);
 
