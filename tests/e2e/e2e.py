@@ -462,6 +462,9 @@ class World:
             conf = set_ini(conf, "quota", "limits", self.quota_limits)
         if self.quota_auto_block:
             conf = set_ini(conf, "quota", "auto_block", self.quota_auto_block)
+        if getattr(self, "auth_port", None):  # login protection: scenario auth-lockout only
+            for key, value in AUTH_SETTINGS.items():
+                conf = set_ini(conf, "auth", key, value.format(port=self.auth_port))
         self.conf_path = os.path.join(self.tmp, "postwarden.conf")
         open(self.conf_path, "w").write(conf)
 
@@ -581,7 +584,10 @@ class World:
         open(users, "w").write("".join("%s:{PLAIN}%s::::::\n" % u for u in USERS.items()))
         os.chmod(users, 0o644)
         conf = os.path.join(self.tmp, "dovecot.conf")
-        open(conf, "w").write(DOVECOT_CONF.format(tmp=self.tmp))
+        text = DOVECOT_CONF.format(tmp=self.tmp)
+        if getattr(self, "auth_port", None):
+            text += DOVECOT_AUTH_POLICY.format(port=self.auth_port, key=AUTH_SETTINGS["api_key"])
+        open(conf, "w").write(text)
         self.dovecot = Child("dovecot", ["dovecot", "-F", "-c", conf],
                              os.path.join(self.tmp, "dovecot.out"))
         self.stack.append(("dovecot", self.stop_dovecot))
@@ -1170,6 +1176,75 @@ def scenario_quota(world):
     check(why, "no reason in pw:block:why")
 
 
+# Login protection (docs/auth.md): policyd's [auth] and the Dovecot lines the doc gives.
+AUTH_SETTINGS = {"listen": "127.0.0.1:{port}", "api_key": "e2e-auth-key", "ip_lockout": "3/600",
+                 "tarpit_after": "0"}
+DOVECOT_AUTH_POLICY = """\
+# login protection (docs/auth.md)
+auth_policy_server_url = http://127.0.0.1:{port}/
+auth_policy_hash_nonce = e2e-nonce-0123456789
+auth_policy_server_api_header = X-API-Key: {key}
+auth_policy_reject_on_fail = no
+# Dovecot's own per-address penalty (anvil) delays each failure's answer 2, 4, 8, 15 s: past
+# three, longer than Postfix waits for Dovecot (10 s). Without its socket the penalty is off,
+# so the scenario sees postwarden's lockout alone.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"""
+
+
+def scenario_auth_lockout(world):
+    """S11, S12: SMTP AUTH through Dovecot's auth policy: wrong passwords from one address lock
+    it out, the right one is then refused there but not elsewhere, `postwarden auth unlock` lifts
+    it; block:auth refuses the right password, block:login does not refuse the login."""
+    def auth(addr, login, password):
+        c = world.client(addr, "client.isp.example", "laptop.isp.example")
+        code, msg = c.login(login, password)
+        c.close()
+        log("AUTH %s from %s: %d %s" % (login, addr, code, msg))
+        return code, msg
+
+    def admin(*args):
+        r = subprocess.run([os.path.join(world.build, "admin/postwarden"), "-c", world.conf_path]
+                           + list(args), capture_output=True, text=True, timeout=30)
+        log("postwarden %s: %d %s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    bad, good = "203.0.113.70", "203.0.113.71"
+    for i in range(3):  # ip_lockout = 3/600
+        code, _ = auth(bad, "bob@example.com", "wrong-%d" % i)
+        check(code == 535, "a wrong password was not refused with 535")
+    check(wait_until(lambda: "action=lockout client=%s" % bad in world.policyd.output(), 5),
+          "policyd logged no lockout of %s" % bad)
+    code, msg = auth(bad, "bob@example.com", USERS["bob@example.com"])
+    check(code == 535, "the right password from a locked address was not refused")
+    check(re.search("Too many failed logins, try again after " + RFC3339, msg),
+          "the refusal does not say until when: " + msg)
+    check("action=refuse reason=client-locked client=%s login=bob@example.com" % bad
+          in world.policyd.output(), "policyd logged no refusal of the locked address")
+    check(auth(good, "bob@example.com", USERS["bob@example.com"])[0] == 235,
+          "another address could not log in")
+    r = admin("auth", "status", bad)
+    check(r.returncode == 0 and "locked until" in r.stdout, "auth status does not show the lock")
+    check("auth:lockout  %s" % bad in admin("blocked").stdout, "blocked does not list the lockout")
+    check(admin("auth", "unlock", bad).returncode == 0, "auth unlock failed")
+    check(auth(bad, "bob@example.com", USERS["bob@example.com"])[0] == 235,
+          "the unlocked address could not log in")
+    # S11: an account locked until support unlocks it; S12: one blocked from sending logs in
+    world.redis.cli("SADD", "pw:block:auth", "alice@example.com")
+    code, msg = auth("203.0.113.72", "alice@example.com", USERS["alice@example.com"])
+    check(code == 535 and "Account locked, contact support" in msg,
+          "a login in block:auth was not refused with 'Account locked, contact support'")
+    check("action=refuse reason=account-locked client=203.0.113.72 login=alice@example.com"
+          in world.policyd.output(), "policyd logged no refusal of the block:auth login")
+    world.redis.cli("SADD", "pw:block:login", "bob@example.com")
+    check(auth("203.0.113.73", "bob@example.com", USERS["bob@example.com"])[0] == 235,
+          "a login in block:login (S4) could not log in (S12)")
+
+
 def readme_wiring(source):
     """The README's "Wiring into Postfix and Dovecot" section against what these tests use:
     every line of its main.cf block must be in conf/main.cf.example, in the same order, and
@@ -1211,6 +1286,7 @@ SCENARIOS = {
     "s8-from": (scenario_s8_from, {"milter": True}),
     "milter-unix": (scenario_milter_unix, {"milter": True, "milter_unix": True}),
     "quota": (scenario_quota, {"quota": True}),
+    "auth-lockout": (scenario_auth_lockout, {"auth": True}),
 }
 
 
@@ -1258,6 +1334,8 @@ def run(args, name):
                   quota_auto_block="6/3600" if needs.get("quota") else None,
                   milter_unix=needs.get("milter_unix", False))
     world.dkim_key = None
+    if needs.get("auth"):
+        world.auth_port = free_port()
     status = 1
     try:
         if needs.get("milter"):
