@@ -4,6 +4,7 @@
 // policyd sharing counts, Redis down per fail_mode.
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +35,14 @@ class HttpClient {
     }
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;
+
+    // True when the server closed the connection within timeout (nothing was answered).
+    bool closed_within(std::chrono::milliseconds timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+        char c;
+        return ::recv(fd_, &c, 1, MSG_PEEK) <= 0;
+    }
 
     void send_raw(const std::string& bytes) {
         (void)!::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -310,4 +319,40 @@ TEST_CASE("auth policy: Redis down is answered per fail_mode", "[policyd][auth]"
     CHECK(has_line(
         open.metrics(),
         R"(postwarden_policyd_auth_requests_total{command="report",result="unavailable"} 1)"));
+}
+
+TEST_CASE("auth policy: a request trickled a byte a second is closed at its deadline",
+          "[policyd][auth]") {
+    RedisServer redis;
+    AuthDaemon d(redis, "");
+    HttpClient slow(d.auth_port);
+    const auto start = std::chrono::steady_clock::now();
+    slow.send_raw("POST /?command=allow HTTP/1.1\r\n");
+    bool others_served = true, closed = false;
+    for (int i = 0; i < 14 && !closed; ++i) {
+        closed = slow.closed_within(1s);
+        slow.send_raw("X");  // a header that never ends
+        // meanwhile other clients are answered at once
+        others_served = others_served && d.allow("bob", "192.0.2.1") == allowed;
+    }
+    CHECK(others_served);
+    CHECK(closed);  // unanswered
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took >= 9s);
+    CHECK(took < 13s);
+}
+
+TEST_CASE("auth policy: past 1024 connections the longest idle one makes room", "[policyd][auth]") {
+    RedisServer redis;
+    AuthDaemon d(redis, "");
+    std::vector<std::unique_ptr<HttpClient>> idle;
+    for (int i = 0; i < 1024; ++i) {
+        idle.push_back(std::make_unique<HttpClient>(d.auth_port));
+        if (i == 0) std::this_thread::sleep_for(200ms);  // the first is the longest idle
+    }
+    std::this_thread::sleep_for(500ms);  // all accepted
+    HttpClient late(d.auth_port);
+    CHECK(late.post("/?command=allow", allow_body("bob", "192.0.2.1")).body == allowed);
+    CHECK(idle.front()->read_reply().status == 0);  // closed to make room
+    CHECK(idle.back()->post("/?command=allow", allow_body("bob", "192.0.2.1")).body == allowed);
 }
