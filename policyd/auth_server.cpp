@@ -232,7 +232,6 @@ struct AuthServer::Impl {
         if (ec)
             throw std::runtime_error("cannot listen on " + where.to_string() +
                                      " for [auth]: " + ec.message());
-        accept();
     }
 
     // Errors stop at the connection; one that escapes anyway is logged and the loop goes on.
@@ -263,6 +262,10 @@ AuthServer::AuthServer(std::shared_ptr<const Config> config)
 AuthServer::~AuthServer() {
     impl_->io.stop();
     impl_->thread.join();
+}
+
+void AuthServer::accept() {
+    asio::post(impl_->io, [impl = impl_.get()] { impl->accept(); });
 }
 
 void AuthServer::reload(std::shared_ptr<const Config> config) {

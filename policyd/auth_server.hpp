@@ -11,7 +11,7 @@
 // The thread blocks every signal: server.cpp's signal_set stays in charge.
 //
 // Entry points: AuthServer (reload), serve_auth(). Boost.Beast stays inside auth_server.cpp.
-// Threading: construct and destroy on the main thread; reload() from any thread.
+// Threading: construct and destroy on the main thread; accept() and reload() from any thread.
 #pragma once
 
 #include <memory>
@@ -22,12 +22,15 @@ namespace postwarden::policy {
 
 class AuthServer {
   public:
-    // Binds [auth] listen and starts serving; throws std::runtime_error saying why it cannot.
+    // Binds [auth] listen and connects to Redis; throws std::runtime_error saying why it cannot
+    // listen. Connections wait in the listen queue until accept().
     explicit AuthServer(std::shared_ptr<const Config> config);
     ~AuthServer();  // stops serving, answers nothing more, joins the thread
     AuthServer(const AuthServer&) = delete;
     AuthServer& operator=(const AuthServer&) = delete;
 
+    // Starts taking connections: called once root is given up (server.hpp, on_started).
+    void accept();
     // A new configuration for the requests that follow ([auth] listen and [redis] need a restart).
     void reload(std::shared_ptr<const Config> config);
 
@@ -36,7 +39,7 @@ class AuthServer {
     std::unique_ptr<Impl> impl_;
 };
 
-// Null when [auth] listen is empty (off), else a running server; logs where it listens.
+// Null when [auth] listen is empty (off), else a server bound to it; logs where it listens.
 std::unique_ptr<AuthServer> serve_auth(std::shared_ptr<const Config> config);
 
 }  // namespace postwarden::policy

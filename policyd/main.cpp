@@ -18,11 +18,17 @@ int main(int argc, char** argv) {
         // Bound here, before run_server gives up root; [metrics] changes need a restart.
         auto endpoint = postwarden::metrics::serve(config->metrics.policyd_listen,
                                                    postwarden::policy::metrics().registry);
-        // [auth] listen, too; the auth server's thread takes the reloads run_server loads.
+        // [auth] listen, too; it answers once run_server has given up root, and takes the
+        // configurations SIGHUP loads.
         auto auth = postwarden::policy::serve_auth(config);
-        return postwarden::policy::run_server(config, path, [&auth](auto fresh) {
-            if (auth) auth->reload(std::move(fresh));
-        });
+        return postwarden::policy::run_server(
+            config, path,
+            [&auth](auto fresh) {
+                if (auth) auth->reload(std::move(fresh));
+            },
+            [&auth] {
+                if (auth) auth->accept();
+            });
     } catch (const std::exception& e) {
         postwarden::log::error(std::string("fatal: ") + e.what());
         return 1;

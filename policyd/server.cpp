@@ -62,10 +62,12 @@ dns::ResolverOptions dns_options(const Config& c) {
 class Server {
   public:
     Server(std::shared_ptr<const Config> config, std::string path,
-           std::function<void(std::shared_ptr<const Config>)> on_reload)
+           std::function<void(std::shared_ptr<const Config>)> on_reload,
+           std::function<void()> on_started)
         : config_(std::move(config)),
           path_(std::move(path)),
           on_reload_(std::move(on_reload)),
+          on_started_(std::move(on_started)),
           redis_(io_, redis_options(*config_, [this] { lists_.data_connection_ready(); })),
           lists_(io_, redis_, redis_options(*config_), config_->redis.prefix),
           spf_(io_, dns_options(*config_), spf_threads,
@@ -107,6 +109,7 @@ class Server {
     std::shared_ptr<const Config> config_;
     std::string path_;
     std::function<void(std::shared_ptr<const Config>)> on_reload_;
+    std::function<void()> on_started_;
     redis::Client redis_;
     ListCache lists_;
     SpfService spf_;
@@ -343,6 +346,7 @@ void Server::open_when_ready(std::shared_ptr<asio::steady_timer> timer, int trie
         return shutdown();
     }
     log::notice("started; redis " + config_->redis.address.to_string());
+    if (on_started_) on_started_();
 }
 
 int Server::run() {
@@ -360,9 +364,10 @@ int Server::run() {
 }  // namespace
 
 int run_server(std::shared_ptr<const Config> config, const std::string& config_path,
-               std::function<void(std::shared_ptr<const Config>)> on_reload) {
+               std::function<void(std::shared_ptr<const Config>)> on_reload,
+               std::function<void()> on_started) {
     std::signal(SIGPIPE, SIG_IGN);
-    Server server(std::move(config), config_path, std::move(on_reload));
+    Server server(std::move(config), config_path, std::move(on_reload), std::move(on_started));
     return server.run();
 }
 

@@ -14,8 +14,10 @@
 namespace postwarden::policy {
 
 // Runs until SIGTERM/SIGINT. Returns the process exit code. config_path is re-read on SIGHUP;
-// on_reload, when set, is given each configuration a SIGHUP loaded (the auth server's).
+// on_reload, when set, is given each configuration a SIGHUP loaded, and on_started is called
+// once the listeners are open and root is given up (both for the auth server).
 int run_server(std::shared_ptr<const Config> config, const std::string& config_path,
-               std::function<void(std::shared_ptr<const Config>)> on_reload = {});
+               std::function<void(std::shared_ptr<const Config>)> on_reload = {},
+               std::function<void()> on_started = {});
 
 }  // namespace postwarden::policy
