@@ -38,6 +38,7 @@ Services::Services(std::shared_ptr<const Config> c)
       dkim(resolver.options()),
       redis(redis_options(*c)),
       greylist(std::string(script_text("greylist"))),
+      selectors(redis_options(*c), c->redis.prefix),
       config_(std::move(c)),
       signing_(std::make_shared<const dkim::SigningLibrary>(
           dkim::HeaderSelection{config_->dkim.sign_headers, config_->dkim.oversign})) {}

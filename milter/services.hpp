@@ -19,6 +19,7 @@
 #include "common/redis/redis.hpp"
 #include "common/redis/redis_sync.hpp"
 #include "milter/dkim_keys.hpp"
+#include "milter/selector_cache.hpp"
 
 namespace postwarden::milter {
 
@@ -29,7 +30,8 @@ struct Services {
     dmarc::PublicSuffixList psl;
     SyncRedis redis;
     redis::Script greylist;
-    mutable KeyStore keys;  // DKIM signing keys, emptied by a reload
+    mutable KeyStore keys;    // DKIM signing keys, emptied by a reload
+    SelectorCache selectors;  // dkim:selectors:<domain>, kept exact by Redis
 
     explicit Services(std::shared_ptr<const Config> c);
 

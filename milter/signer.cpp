@@ -10,12 +10,10 @@
 
 namespace postwarden::milter {
 
-std::vector<std::string> usable_selectors(const redis::Value& members) {
+std::vector<std::string> usable_selectors(std::vector<std::string> members) {
     std::vector<std::string> out;
-    if (members.type != redis::Value::Type::array) return out;
-    for (const auto& m : members.elements)
-        if (m.type == redis::Value::Type::string && dkim::valid_selector(m.str))
-            out.push_back(m.str);
+    for (auto& m : members)
+        if (dkim::valid_selector(m)) out.push_back(std::move(m));
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     if (out.size() > dkim::max_signing_keys) out.resize(dkim::max_signing_keys);
@@ -65,23 +63,22 @@ SigningPlan plan_signing(const Services& services, const Config& config, const F
                org_own = !org.empty() && has_key_dir(config, org);
     if (!own && !org_own) return skip("no-key-directory");
     const std::string key = config.redis.prefix + "dkim:selectors:";
-    std::vector<std::vector<std::string>> commands{{"SMEMBERS", key + domain}};
-    if (org_own) commands.push_back({"SMEMBERS", key + org});
-    auto replies = services.redis.batch(std::move(commands));
-    for (const auto& r : replies)
-        if (!r.ok || r.value.is_error()) {
-            log::warning("dkim selectors of " + domain + ": " + (r.ok ? r.value.str : r.error));
-            SigningPlan p;
-            p.outcome = SigningPlan::Outcome::unavailable;
-            p.note = "dkim=unavailable";
-            return p;
-        }
+    std::vector<std::string> keys{key + domain};
+    if (org_own) keys.push_back(key + org);
+    auto sets = services.selectors.members(keys);
+    if (!sets) {
+        log::warning("dkim selectors of " + domain + ": Redis did not answer in time");
+        SigningPlan p;
+        p.outcome = SigningPlan::Outcome::unavailable;
+        p.note = "dkim=unavailable";
+        return p;
+    }
     SigningPlan p;
     p.domain = domain;
-    auto selectors = usable_selectors(replies.front().value);
-    if (selectors.empty() && replies.size() > 1) {
+    auto selectors = usable_selectors(std::move(sets->front()));
+    if (selectors.empty() && sets->size() > 1) {
         p.domain = org;
-        selectors = usable_selectors(replies[1].value);
+        selectors = usable_selectors(std::move((*sets)[1]));
     }
     if (selectors.empty()) return skip("no-active-selector");
     gather_keys(services, config, selectors, p);

@@ -4,15 +4,14 @@
 //
 // Entry points: plan_signing() (at end of headers, after S8 passed), usable_selectors() (pure).
 //
-// Threading: any thread; plan_signing blocks on one Redis round trip (both SETs in one batch,
-// bounded by [redis] timeout_ms) and a stat(2) per selector.
+// Threading: any thread; plan_signing reads both SETs from the selector cache (Services), which
+// answers from memory or within about 2 × [redis] timeout_ms, and makes a stat(2) per selector.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "common/mail/dkim_sign.hpp"
-#include "common/redis/redis_types.hpp"
 #include "milter/services.hpp"
 #include "milter/verdict.hpp"
 
@@ -29,8 +28,8 @@ struct SigningPlan {
 };
 
 // The members of a selector SET that are valid selectors (dkim::valid_selector), sorted, without
-// repeats, at most dkim::max_signing_keys. Anything else in the reply gives none.
-std::vector<std::string> usable_selectors(const redis::Value& members);
+// repeats, at most dkim::max_signing_keys.
+std::vector<std::string> usable_selectors(std::vector<std::string> members);
 
 // The plan for a message whose From fields read as `from`.
 SigningPlan plan_signing(const Services& services, const Config& config, const FromFields& from);

@@ -98,28 +98,14 @@ TEST_CASE("DKIM header selection: libopendkim writes the h= predicted", "[unit][
 }
 
 TEST_CASE("DKIM selectors from Redis: only valid names, sorted, at most 8", "[unit][dkim-sign]") {
-    redis::Value set;
-    set.type = redis::Value::Type::array;
-    for (const char* m : {"rsa-202612", "../../etc/passwd", "ed-202612", "a/b", "", "x..y",
-                          "rsa-202612", "-", "ok.sub", "x y"}) {
-        redis::Value v;
-        v.type = redis::Value::Type::string;
-        v.str = m;
-        set.elements.push_back(v);
-    }
+    std::vector<std::string> set{"rsa-202612", "../../etc/passwd", "ed-202612", "a/b",    "",
+                                 "x..y",       "rsa-202612",       "-",         "ok.sub", "x y"};
     CHECK(milter::usable_selectors(set) ==
           std::vector<std::string>{"-", "ed-202612", "ok.sub", "rsa-202612"});
-    for (int i = 0; i < 20; ++i) {
-        redis::Value v;
-        v.type = redis::Value::Type::string;
-        v.str = "s" + std::to_string(10 + i);
-        set.elements.push_back(v);
-    }
+    for (int i = 0; i < 20; ++i)
+        set.push_back("s" + std::to_string(10 + i));
     CHECK(milter::usable_selectors(set).size() == max_signing_keys);
-    redis::Value error;
-    error.type = redis::Value::Type::error;
-    error.str = "WRONGTYPE";
-    CHECK(milter::usable_selectors(error).empty());
+    CHECK(milter::usable_selectors({}).empty());
 }
 
 TEST_CASE("DKIM key names: selectors, domains and paths stay inside key_dir", "[unit][dkim-sign]") {
