@@ -35,6 +35,7 @@ const char* const usage_text =
     "  list show LIST [MEMBER...]  the members of LIST, or whether these are on it\n"
     "  list add LIST MEMBER...     add members, checked first: none is stored if one is invalid\n"
     "  list del LIST MEMBER...     remove members\n"
+    "  dkim keygen|activate|retire|list|check ...  DKIM signing keys and selectors\n"
     "  help [COMMAND]              this text, or one command's\n"
     "\n"
     "options:\n"
@@ -102,6 +103,21 @@ const std::map<std::string, std::string>& command_help() {
          "window of ip_lockout; for a login, its failed logins, the delay they earn, and\n"
          "whether it is in block:auth. unlock: deletes the lockout and the failed logins, and\n"
          "takes a login off block:auth; exits 1 when there was nothing.\n"},
+        {"dkim",
+         "usage: postwarden dkim keygen DOMAIN [--type rsa|ed25519|both] [--bits N] [--selector "
+         "S]\n"
+         "       postwarden dkim activate|retire DOMAIN SELECTOR\n"
+         "       postwarden dkim list [DOMAIN]\n"
+         "       postwarden dkim check DOMAIN\n"
+         "\n"
+         "keygen writes [dkim] key_dir/DOMAIN/SELECTOR.key (default selectors rsa-YYYYMM and\n"
+         "ed-YYYYMM, RSA 2048 bits), mode 0600, owned by the milter's user, never over an\n"
+         "existing file, and prints the TXT records to publish; it activates nothing. activate\n"
+         "adds SELECTOR to dkim:selectors:DOMAIN (refused when the milter could not use its\n"
+         "key file); retire removes it (exit 1 when it was not active). list shows active\n"
+         "selectors and key files; check compares each one's published key with its key file:\n"
+         "ok, missing, mismatch or malformed (exit 1 when an active one is not ok, 3 when DNS\n"
+         "did not answer). docs/dkim.md has the rotation recipe.\n"},
     };
     return help;
 }
@@ -127,6 +143,9 @@ Arguments parse_arguments(int argc, char** argv) {
             a.json = true;
         } else if (options && (arg == "-h" || arg == "--help")) {
             a.help = true;
+        } else if (options && a.words.size() >= 2 && a.words[0] == "dkim" &&
+                   (arg == "--type" || arg == "--bits" || arg == "--selector")) {
+            a.words.push_back(arg);  // dkim keygen's own options, read by admin/dkim.cpp
         } else if (options && arg.size() > 1 && arg[0] == '-') {
             throw Failure(exit_usage, "unknown option '" + printable(arg) + "'");
         } else {
@@ -146,6 +165,18 @@ void arity(const Arguments& a, std::size_t min, std::size_t max, const std::stri
 const std::map<std::string, ListAction> list_actions = {
     {"show", ListAction::show}, {"add", ListAction::add}, {"del", ListAction::del}};
 
+void check_dkim_usage(const Arguments& a) {
+    const auto n = a.words.size();
+    const auto action = n > 1 ? a.words[1] : "";
+    const bool ok = (action == "keygen" && n >= 3) || (action == "list" && n <= 3) ||
+                    (action == "check" && n == 3) ||
+                    ((action == "activate" || action == "retire") && n == 4);
+    if (!ok) {
+        const auto& help = command_help().at("dkim");
+        throw Failure(exit_usage, help.substr(0, help.find("\n\n")));
+    }
+}
+
 // The command's shape, checked before the configuration is read or Redis asked.
 void check_usage(const Arguments& a) {
     const auto& cmd = a.words[0];
@@ -156,6 +187,7 @@ void check_usage(const Arguments& a) {
     if (cmd == "auth" &&
         (a.words.size() != 3 || (a.words[1] != "status" && a.words[1] != "unlock")))
         throw Failure(exit_usage, "usage: postwarden auth status|unlock ADDRESS|LOGIN");
+    if (cmd == "dkim") check_dkim_usage(a);
     if (cmd == "list" && (a.words.size() < 3 || !list_actions.contains(a.words[1])))
         throw Failure(exit_usage, "usage: postwarden list show|add|del LIST [MEMBER...]");
 }
@@ -169,6 +201,7 @@ Output dispatch(const Arguments& a, Context& ctx) {
     if (cmd == "greylist") return greylist_stats(ctx);
     if (cmd == "auth")
         return rest[0] == "status" ? auth_status(ctx, rest[1]) : auth_unlock(ctx, rest[1]);
+    if (cmd == "dkim") return dkim_command(ctx, rest);
     std::vector<std::string> members(rest.begin() + 2, rest.end());
     return list(ctx, list_actions.at(rest[0]), rest[1], members);
 }

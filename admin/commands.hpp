@@ -57,6 +57,10 @@ enum class ListAction { show, add, del };
 Output list(Context& context, ListAction action, std::string_view list_name,
             const std::vector<std::string>& members);
 
+// `dkim keygen|activate|retire|list|check ...` (dkim.cpp); args start with the action, shaped
+// by cli.cpp.
+Output dkim_command(Context& context, const std::vector<std::string>& args);
+
 // ---- helpers the commands share (output.cpp) -------------------------------------------------
 
 // Text from Redis or the command line for a terminal: control bytes as \xNN.

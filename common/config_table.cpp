@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -144,6 +145,24 @@ bool parse_milter_socket(std::string_view v, std::string* out, std::string* erro
     else
         *out = std::string(v);
     return ok;
+}
+
+// Header field names (RFC 5322 §3.6.8: printable ASCII but ':'), lower-cased, without repeats.
+bool parse_field_names(std::string_view v, std::vector<std::string>* out, std::string* error) {
+    out->clear();
+    for (auto item : split_list(v)) {
+        std::string name;
+        for (char ch : item) {
+            if (ch < 33 || ch > 126 || ch == ':') {
+                *error = "'" + std::string(item) + "' is not a header field name";
+                return false;
+            }
+            name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+        }
+        if (std::find(out->begin(), out->end(), name) == out->end()) out->push_back(name);
+    }
+    if (out->size() > 64) return *error = "at most 64 names", false;
+    return true;
 }
 
 // A user or group name as useradd(8) accepts it; checked before it reaches the name service.
@@ -374,6 +393,22 @@ const std::vector<Key>& key_table() {
          SET(std::string name; if (!parse_choice(v, {"debug", "info", "notice", "warning", "error"},
                                                  &name, e)) return false;
              c.log.level = *log::parse_level(name); return true;)},
+
+        {{"dkim", "key_dir", "/etc/postwarden/dkim",
+          "private keys: <key_dir>/<domain>/<selector>.key, readable only by the milter's user"},
+         SET(if (v.empty() || v.front() != '/') return * e = "expected an absolute path", false;
+             c.dkim.key_dir = std::string(v); return true;)},
+        {{"dkim", "sign_headers",
+          "from, to, cc, subject, date, message-id, reply-to, in-reply-to, references, "
+          "mime-version, content-type, content-transfer-encoding, list-id, list-unsubscribe",
+          "header fields signed, every instance (RFC 6376 §5.4); from is required"},
+         SET(if (!parse_field_names(v, &c.dkim.sign_headers, e)) return false;
+             for (const auto& n
+                  : c.dkim.sign_headers) if (n == "from") return true;
+             return * e = "must include from (RFC 6376 §5.4)", false;)},
+        {{"dkim", "oversign", "from, to, cc, subject, date, reply-to",
+          "each also listed once more in h=, so none can be added (RFC 6376 §8.15)"},
+         SET(return parse_field_names(v, &c.dkim.oversign, e);)},
 
         {{"replies", "blocked_login", "5.7.1 Sender address rejected: Access denied",
           "REJECT text for a login in block:login"},

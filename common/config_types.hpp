@@ -96,6 +96,11 @@ struct Config {
     struct Log {
         log::Level level = log::Level::info;
     } log;
+    struct Dkim {
+        std::string key_dir;                    // <key_dir>/<domain>/<selector>.key
+        std::vector<std::string> sign_headers;  // lower-case field names, "from" among them
+        std::vector<std::string> oversign;      // lower-case field names
+    } dkim;
     struct Replies {
         std::string blocked_login, blocked_sender, blocked_network, blocked_tld;
         std::string greylisted, greylist_passed, throttled, unavailable;

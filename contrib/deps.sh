@@ -15,7 +15,7 @@ packages="build-essential cmake pkg-config clang-format
 libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
 redis-server redis-tools python3 python3-yaml prometheus
 libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl python3-spf
-libidn2-dev
+libidn2-dev libssl-dev
 nlohmann-json3-dev
 postfix dovecot-core
 mandoc man-db docker-compose valgrind
@@ -24,12 +24,12 @@ case "${1:-}" in
 --build)
 	shift
 	packages="build-essential cmake pkg-config libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev
-libc-ares-dev libmilter-dev libopendkim-dev libpsl-dev libidn2-dev
+libc-ares-dev libmilter-dev libopendkim-dev libpsl-dev libidn2-dev libssl-dev
 nlohmann-json3-dev $*"
 	;;
 --runtime)
 	shift
-	packages="libjemalloc2 libhiredis0.14 libspf2-2 libc-ares2 libmilter1.0.1 libopendkim11 libpsl5 publicsuffix libidn2-0 $*"
+	packages="libjemalloc2 libhiredis0.14 libspf2-2 libc-ares2 libmilter1.0.1 libopendkim11 libpsl5 publicsuffix libidn2-0 libssl3 $*"
 	;;
 esac
 

@@ -57,6 +57,7 @@ extern "C" void on_hangup(int) {
 }
 
 void reload(postwarden::milter::Services& services, const std::string& path) {
+    services.keys.clear();  // every DKIM key file is read again, even if the file below is bad
     if (auto fresh = postwarden::reload_config(path, *services.config(), "milter"))
         services.set_config(std::move(fresh));
 }

@@ -38,7 +38,10 @@ Services::Services(std::shared_ptr<const Config> c)
       dkim(resolver.options()),
       redis(redis_options(*c)),
       greylist(std::string(script_text("greylist"))),
-      config_(std::move(c)) {}
+      selectors(redis_options(*c), c->redis.prefix),
+      config_(std::move(c)),
+      signing_(std::make_shared<const dkim::SigningLibrary>(
+          dkim::HeaderSelection{config_->dkim.sign_headers, config_->dkim.oversign})) {}
 
 std::shared_ptr<const Config> Services::config() const {
     std::lock_guard lock(config_mutex_);
@@ -46,9 +49,24 @@ std::shared_ptr<const Config> Services::config() const {
 }
 
 void Services::set_config(std::shared_ptr<const Config> c) {
+    std::shared_ptr<const dkim::SigningLibrary> fresh;
+    {
+        std::lock_guard lock(config_mutex_);
+        const auto& was = config_->dkim;
+        if (was.sign_headers != c->dkim.sign_headers || was.oversign != c->dkim.oversign)
+            fresh = std::make_shared<const dkim::SigningLibrary>(
+                dkim::HeaderSelection{c->dkim.sign_headers, c->dkim.oversign});
+    }
     std::lock_guard lock(config_mutex_);
     config_.swap(c);
-    // The old snapshot (now in c) is released outside the lock, perhaps not the last reference.
+    if (fresh) signing_.swap(fresh);
+    // The old snapshots (now in c and fresh) are released outside the lock, perhaps not the last
+    // references.
+}
+
+std::shared_ptr<const dkim::SigningLibrary> Services::signing() const {
+    std::lock_guard lock(config_mutex_);
+    return signing_;
 }
 
 }  // namespace postwarden::milter

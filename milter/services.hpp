@@ -14,9 +14,12 @@
 #include "common/dns/dns.hpp"
 #include "common/dns/spf.hpp"
 #include "common/mail/dkim.hpp"
+#include "common/mail/dkim_sign.hpp"
 #include "common/mail/dmarc.hpp"
 #include "common/redis/redis.hpp"
 #include "common/redis/redis_sync.hpp"
+#include "milter/dkim_keys.hpp"
+#include "milter/selector_cache.hpp"
 
 namespace postwarden::milter {
 
@@ -27,6 +30,8 @@ struct Services {
     dmarc::PublicSuffixList psl;
     SyncRedis redis;
     redis::Script greylist;
+    mutable KeyStore keys;    // DKIM signing keys, emptied by a reload
+    SelectorCache selectors;  // dkim:selectors:<domain>, kept exact by Redis
 
     explicit Services(std::shared_ptr<const Config> c);
 
@@ -34,10 +39,14 @@ struct Services {
     // Redis) keep what they were built with: [dns] and [redis] changes need a restart.
     std::shared_ptr<const Config> config() const;
     void set_config(std::shared_ptr<const Config> c);
+    // The signing library for [dkim] sign_headers and oversign; a reload that changes them
+    // builds a new one (sessions keep theirs, as they keep their configuration).
+    std::shared_ptr<const dkim::SigningLibrary> signing() const;
 
   private:
     mutable std::mutex config_mutex_;
     std::shared_ptr<const Config> config_;
+    std::shared_ptr<const dkim::SigningLibrary> signing_;
 };
 
 dns::ResolverOptions resolver_options(const Config& config);

@@ -8,6 +8,7 @@
 #include "common/log.hpp"
 #include "milter/checks.hpp"
 #include "milter/metrics.hpp"
+#include "milter/signer.hpp"
 #include "milter/verdict.hpp"
 
 namespace postwarden::milter {
@@ -122,6 +123,7 @@ Effects Session::header(std::string_view name, std::string_view value, bool lead
     field += leading_space ? ":" : ": ";
     field += value;
     if (message_.dkim) message_.dkim->header(field);
+    if (outbound()) keep_for_signing(field_name(name), field);
     auto text = trim_header_value(value);
     if (iequals(field_name(name), "From")) {
         ++message_.from_count;
@@ -147,6 +149,12 @@ Effects Session::header(std::string_view name, std::string_view value, bool lead
 Effects Session::end_of_headers(std::string_view queue_id) {
     if (!queue_id.empty()) message_.queue_id = std::string(queue_id);
     if (message_.dkim) message_.dkim->end_of_headers();
+    if (!outbound()) return {};
+    Effects e = check_from();
+    return e.step == Effects::Step::next ? start_signing() : e;
+}
+
+Effects Session::check_from() {
     if (message_.login.empty() || !config_->milter.enforce_from) return {};
     // S8 on the header From: every address must be the login's (a missing From is added by
     // Postfix' cleanup for local mail, and is nobody's address).
@@ -167,9 +175,62 @@ Effects Session::end_of_headers(std::string_view queue_id) {
     return allowed == CheckResult::no ? mismatch() : unavailable(*config_);
 }
 
+void Session::keep_for_signing(std::string_view name, const std::string& field) {
+    if (message_.signed_too_large || !signing_->selection().signs(name)) return;
+    message_.signed_bytes += field.size();
+    if (message_.signed_bytes > dkim::max_signed_header_bytes) {
+        message_.signed_too_large = true;
+        message_.signed_fields.clear();
+        return;
+    }
+    message_.signed_fields.push_back(field);
+}
+
+// The keys of the From domain, and the signer fed the kept fields; the body streams into it.
+Effects Session::start_signing() {
+    if (message_.signed_too_large) {
+        message_.dkim_note = "dkim=unsigned dkim_reason=headers-too-large";
+        return {};
+    }
+    auto plan =
+        plan_signing(services_, *config_,
+                     read_from(message_.from_fields, message_.from_count, message_.from_too_long));
+    for (const auto& why : plan.skipped)
+        log::warning(log_prefix() + "dkim: selector " + printable(why) + "; skipped");
+    message_.dkim_note = std::move(plan.note);
+    if (plan.outcome == SigningPlan::Outcome::unavailable) {
+        count_action("tempfail", "dkim-selectors-unavailable");
+        log::info(log_prefix() + "action=tempfail reason=dkim-selectors-unavailable" +
+                  (message_.login.empty() ? "" : " login=" + printable(message_.login)));
+        return unavailable(*config_);
+    }
+    if (plan.outcome == SigningPlan::Outcome::sign)
+        message_.signer = std::make_unique<dkim::Signer>(signing_, std::move(plan.keys),
+                                                         message_.signed_fields, message_.queue_id);
+    message_.signed_fields = {};
+    return {};
+}
+
 Effects Session::body(std::string_view chunk) {
     if (message_.dkim) message_.dkim->body(chunk);
+    if (message_.signer) message_.signer->body(chunk);
     return {};
+}
+
+void Session::add_signatures(Effects& e) {
+    if (!message_.signer) return;
+    std::vector<std::string> problems;
+    auto signatures = message_.signer->finish(&problems);
+    for (const auto& why : problems)
+        log::warning(log_prefix() + "dkim: " + printable(why) + "; not signed with it");
+    std::string selectors;
+    for (const auto& s : signatures) {
+        e.insert_headers.emplace_back("DKIM-Signature", s.value);
+        selectors += (selectors.empty() ? "" : ",") + s.selector;
+    }
+    message_.dkim_note = signatures.empty()
+                             ? "dkim=unsigned dkim_reason=signing-failed"
+                             : "dkim=signed d=" + signatures.front().domain + " s=" + selectors;
 }
 
 Effects Session::end_of_message(std::string_view queue_id) {
@@ -186,10 +247,11 @@ Effects Session::end_of_message(std::string_view queue_id) {
 Effects Session::end_of_message_outbound() {
     Effects e;
     remove_forged(e);
+    add_signatures(e);
     count_action("accept", "outbound");
     log::info(log_prefix() + "action=accept reason=outbound" +
               (message_.login.empty() ? "" : " login=" + printable(message_.login)) +
-              removed_note());
+              removed_note() + (message_.dkim_note.empty() ? "" : " " + message_.dkim_note));
     return e;
 }
 

@@ -25,6 +25,7 @@
 #include "common/greylist.hpp"
 #include "common/inet.hpp"
 #include "common/mail/dkim.hpp"
+#include "common/mail/dkim_sign.hpp"
 #include "milter/effects.hpp"
 #include "milter/inbound_decision.hpp"
 #include "milter/services.hpp"
@@ -51,12 +52,20 @@ struct Message {
     int from_count = 0;  // all From fields, also those past max_from_fields
     bool from_too_long = false;
     std::unique_ptr<dkim::Verifier> dkim;
+    // Outbound: the header fields [dkim] sign_headers names, kept until end of headers (at most
+    // dkim::max_signed_header_bytes: past it the message is not signed), then the signer.
+    std::vector<std::string> signed_fields;
+    std::size_t signed_bytes = 0;
+    bool signed_too_large = false;
+    std::unique_ptr<dkim::Signer> signer;
+    std::string dkim_note;  // for the log line
 };
 
 class Session {
   public:
     // Takes the configuration in force now and keeps it for the whole connection.
-    explicit Session(const Services& services) : services_(services), config_(services.config()) {}
+    explicit Session(const Services& services)
+        : services_(services), config_(services.config()), signing_(services.signing()) {}
 
     // client_ip: empty or unparseable for non-SMTP mail (non_smtpd_milters), which is outbound.
     Effects connect(std::string_view client_name, std::string_view client_ip);
@@ -76,6 +85,10 @@ class Session {
     Facts inbound_facts();
     std::optional<GreylistKeys> look_up(Decision::Lookup what, Facts& facts);
     Effects end_of_message_outbound();
+    Effects check_from();     // S8 on the header From
+    Effects start_signing();  // outbound, after S8 passed
+    void keep_for_signing(std::string_view name, const std::string& field);
+    void add_signatures(Effects& e);
     Effects refuse_forged() const;
     void remove_forged(Effects& e) const;
     std::string removed_note() const;  // " removed_auth_results=N" for the log, or ""
@@ -83,6 +96,7 @@ class Session {
 
     const Services& services_;
     const std::shared_ptr<const Config> config_;
+    const std::shared_ptr<const dkim::SigningLibrary> signing_;
     std::string client_name_, helo_;
     std::optional<IpAddress> client_;
     bool trusted_network_ = false;

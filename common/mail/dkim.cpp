@@ -202,6 +202,17 @@ Library::~Library() {
     dkim_close(lib_);
 }
 
+std::string crlf_field(std::string_view field) {
+    field = field.substr(0, field.find('\0'));
+    std::string copy;
+    copy.reserve(field.size() + 8);
+    for (std::size_t i = 0; i < field.size(); ++i) {
+        if (field[i] == '\n' && (i == 0 || field[i - 1] != '\r')) copy.push_back('\r');
+        copy.push_back(field[i]);
+    }
+    return copy;
+}
+
 // ---- canonical body length --------------------------------------------------------------
 
 void BodyLength::feed(std::string_view chunk) {
@@ -282,12 +293,7 @@ void Verifier::header(std::string_view field) {
     }
     // Postfix hands milters folded header values with bare LF line ends; the signer hashed
     // CRLF. libopendkim's FIXCRLF covers the body, not headers, so we restore CRLF here.
-    std::string copy;  // also: libopendkim wants a mutable buffer
-    copy.reserve(field.size() + 8);
-    for (std::size_t i = 0; i < field.size(); ++i) {
-        if (field[i] == '\n' && (i == 0 || field[i - 1] != '\r')) copy.push_back('\r');
-        copy.push_back(field[i]);
-    }
+    std::string copy = crlf_field(field);  // also: libopendkim wants a mutable buffer
     // A field libopendkim cannot parse is skipped, as a verifier that never saw it would.
     (void)dkim_header(handle_, reinterpret_cast<unsigned char*>(copy.data()), copy.size());
 }

@@ -166,20 +166,22 @@ void ListCache::enable_tracking() {
     auto epoch = epoch_;
     tracking_asked_ = epoch + 1;
     data_.command({"CLIENT", "TRACKING", "off"}, [](redis::Reply) {});
-    data_.command(
-        {"CLIENT", "TRACKING", "on", "REDIRECT", subscriber_id_, "BCAST", "PREFIX",
-         prefix_ + "block:", "PREFIX", prefix_ + "allow:", "PREFIX", prefix_ + "quota:limits:"},
-        [this, epoch](redis::Reply r) {
-            if (epoch != epoch_) return;
-            tracking_asked_ = 0;  // the next tick asks again unless this turned it on
-            if (!r.ok || r.value.is_error()) {
-                log::warning("CLIENT TRACKING refused (" + (r.ok ? r.value.str : r.error) +
-                             "): lists are read from Redis on every request until it is accepted");
-                return;
-            }
-            tracking_ = true;
-            log::info("list cache on: Redis reports every change to the lists");
-        });
+    std::vector<std::string> argv{"CLIENT", "TRACKING", "on", "REDIRECT", subscriber_id_, "BCAST"};
+    for (const auto& tracked : settings_.tracked) {
+        argv.push_back("PREFIX");
+        argv.push_back(prefix_ + tracked);
+    }
+    data_.command(std::move(argv), [this, epoch](redis::Reply r) {
+        if (epoch != epoch_) return;
+        tracking_asked_ = 0;  // the next tick asks again unless this turned it on
+        if (!r.ok || r.value.is_error()) {
+            log::warning("CLIENT TRACKING refused (" + (r.ok ? r.value.str : r.error) +
+                         "): lists are read from Redis on every request until it is accepted");
+            return;
+        }
+        tracking_ = true;
+        log::info("list cache on: Redis reports every change to the lists");
+    });
 }
 
 void ListCache::on_invalidate(const redis::Value& message) {
@@ -246,6 +248,38 @@ void ListCache::get(const std::string& key, GetDone done) {
             values_.put(key, r.value, r.value.str.size());
         done(true, r.value);
     });
+}
+
+void ListCache::members(const std::string& key, MembersDone done) {
+    auto all = [](const Set& set) {
+        return std::vector<std::string>(set.members.begin(), set.members.end());
+    };
+    if (usable()) {
+        if (Set* set = sets_.find(key); set && !set->oversize) {
+            ++stats_.hits;
+            boost::asio::post(io_, [done = std::move(done), m = all(*set)]() mutable {
+                done(true, std::move(m));
+            });
+            return;
+        }
+    }
+    auto ask = [this, key](MembersDone done) {
+        data_.command({"SMEMBERS", key}, [done = std::move(done)](redis::Reply r) {
+            if (!r.ok) return done(false, {});
+            std::vector<std::string> m;
+            if (r.value.type == redis::Value::Type::array)
+                for (const auto& e : r.value.elements)
+                    m.push_back(e.str);
+            done(true, std::move(m));
+        });
+    };
+    auto shared = std::make_shared<MembersDone>(std::move(done));
+    auto from_load = [ask, all, shared](bool ok, Set* set) {
+        if (!ok) return (*shared)(false, {});
+        if (set == nullptr) return ask(std::move(*shared));
+        (*shared)(true, all(*set));
+    };
+    if (!tracking_ || !wait_for_load(key, std::move(from_load))) ask(std::move(*shared));
 }
 
 void ListCache::answer(Set& set, const Query& query, std::vector<bool>* hits) {

@@ -58,6 +58,9 @@ struct ListCacheSettings {
     std::chrono::milliseconds keepalive{1000};
     std::size_t scan_count = 10000;  // SSCAN COUNT of a load: each page a small command
     std::size_t max_loads = 64;      // sets loading at once; beyond, misses only ask Redis
+    // The key prefixes tracked, under [redis] prefix. Only keys under them may be looked up
+    // through the cache. The milter's DKIM selector cache tracks "dkim:selectors:" alone.
+    std::vector<std::string> tracked = {"block:", "allow:", "quota:limits:"};
 };
 
 class ListCache {
@@ -97,6 +100,11 @@ class ListCache {
     // For keys under <prefix>quota:limits: only: no other string key is tracked.
     using GetDone = std::function<void(bool ok, const redis::Value& value)>;
     void get(const std::string& key, GetDone done);
+
+    // Every member of the set `key` (ok=false: Redis could not answer; a key of another type
+    // has none), from memory while tracking, answered like lookup().
+    using MembersDone = std::function<void(bool ok, std::vector<std::string> members)>;
+    void members(const std::string& key, MembersDone done);
 
     bool tracking() const { return tracking_; }
     // loads: started; merged: misses that found their set already loading (they ask Redis);

@@ -36,6 +36,7 @@ import email.utils
 import glob
 import grp
 import importlib.util
+import json
 import os
 import random
 import re
@@ -1243,6 +1244,103 @@ def scenario_auth_lockout(world):
     world.redis.cli("SADD", "pw:block:login", "bob@example.com")
     check(auth("203.0.113.73", "bob@example.com", USERS["bob@example.com"])[0] == 235,
           "a login in block:login (S4) could not log in (S12)")
+def scenario_dkim_sign(world):
+    """S14: keys made with postwarden dkim keygen and activated; an authenticated user's mail,
+    relayed by Postfix, carries RSA and Ed25519 signatures that dkimpy verifies, and passes SPF,
+    DKIM and DMARC in our own inbound path when it comes back as inbound mail."""
+    need_milter(world)
+    import dkim
+    # The CLI writes the keys for the milter's user: root here, as the milter runs.
+    key_dir = os.path.join(world.tmp, "dkim")
+    conf = set_ini(open(world.conf_path).read(), "dkim", "key_dir", key_dir)
+    open(world.conf_path, "w").write(conf)
+    cli_conf = os.path.join(world.tmp, "cli.conf")
+    open(cli_conf, "w").write(set_ini(conf, "milter", "user", "root"))
+    cli = [os.path.join(world.build, "admin/postwarden"), "-c", cli_conf]
+    r = subprocess.run(cli + ["--json", "dkim", "keygen", "example.com"], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0, "dkim keygen failed: " + r.stderr)
+    keys = json.loads(r.stdout)["keys"]
+    check(sorted(k["algorithm"] for k in keys) == ["ed25519-sha256", "rsa-sha256"],
+          "keygen did not make an RSA and an Ed25519 key: %s" % r.stdout)
+    # Publish the records, SPF and DMARC p=reject for example.com.
+    records = {k["name"]: k["txt"] for k in keys}
+    extra = "".join('%s TXT "%s"\n' % (name, txt) for name, txt in records.items())
+    extra += 'example.com TXT "v=spf1 ip4:198.51.100.0/24 -all"\n'
+    extra += '_dmarc.example.com TXT "v=DMARC1; p=reject"\n'
+    zone = load_dnsserver(world.source).load_zone_text(world.zone + extra)
+    world.dns.udp.zone = world.dns.tcp.zone = zone
+    r = subprocess.run(cli + ["dkim", "check", "example.com"], capture_output=True, text=True,
+                       timeout=30)
+    log("dkim check:\n" + r.stdout)
+    check(r.returncode == 0 and len(re.findall(r"\binactive +ok +ok", r.stdout)) == 2,
+          "published keys do not match the key files: " + r.stdout)
+    for k in keys:
+        r = subprocess.run(cli + ["dkim", "activate", "example.com", k["selector"]],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0, "dkim activate failed: " + r.stderr)
+    r = subprocess.run(cli + ["dkim", "check", "example.com"], capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode == 0 and len(re.findall(r" active +ok +ok", r.stdout)) == 2,
+          "check: " + r.stdout)
+    os.kill(world.milter.pid, signal.SIGHUP)  # the new key_dir
+    check(wait_until(lambda: "configuration reloaded" in world.milter.output(), 10),
+          "the milter did not reload")
+
+    token = new_token()
+    rcpt = "dave@remote.example"
+    c = world.client("203.0.113.53", "client.isp.example", "laptop.isp.example")
+    code, msg = c.login("alice@example.com", USERS["alice@example.com"])
+    check(code == 235, "AUTH failed: %d %s" % (code, msg))
+    folded = ("Subject: signed %s, with a subject long enough to be folded\r\n"
+              "\tonto a second line" % token)
+    message = make_message("Alice <alice@example.com>", rcpt, "dkim", token)
+    message = message.replace(b"Subject: dkim " + token.encode(), folded.encode())
+    r = c.send("alice@example.com", [rcpt], message)
+    c.close()
+    log("authenticated submission: " + summary(r))
+    check(accepted(r), "not accepted: " + summary(r))
+    text = world.delivered(token)
+    check(text, "not delivered")
+    # smtp-sink puts the envelope in X- lines of its own before the message.
+    lines = text.replace("\r\n", "\n").split("\n")
+    while lines and re.match(r"X-(Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args):",
+                             lines[0]):
+        lines.pop(0)
+    wire = "\r\n".join(lines).encode()
+    signatures = header_values(text, "DKIM-Signature")
+    log("DKIM-Signature: %s" % signatures)
+    check(len(signatures) == 2, "not signed twice: %s" % signatures)
+
+    def dnsfunc(name, timeout=5):
+        return records.get(name.decode().rstrip("."), "").encode()
+    for i in range(2):
+        check(dkim.DKIM(wire).verify(idx=i, dnsfunc=dnsfunc),
+              "dkimpy does not verify signature %d: %s" % (i, signatures[i]))
+    log("dkimpy verifies both signatures")
+
+    # Back in as inbound mail from example.com's SPF network: SPF, DKIM and DMARC pass.
+    c = world.client("198.51.100.31", "mx.example.com", "mx.example.com")
+    r = c.send("alice@example.com", ["bob@example.net"], wire)
+    c.close()
+    log("fed back as inbound mail: " + summary(r))
+    check(accepted(r), "the signed message was not accepted inbound: " + summary(r))
+    def inbound_copy():
+        for path in glob.glob(os.path.join(world.sink_dir, "msg.*")):
+            t = world.read(path)
+            if token in t and "Authentication-Results" in t:
+                return t
+        return None
+    back = wait_until(inbound_copy, 15)
+    check(back, "the inbound copy was not delivered")
+    ar = header_values(back, "Authentication-Results")
+    log("Authentication-Results: %s" % ar)
+    check(ar and ar[0].startswith(AUTHSERV_ID + ";"), "no Authentication-Results of ours")
+    for k in keys:
+        want = "dkim=pass header.d=example.com header.s=%s" % k["selector"]
+        check(want in ar[0], "%s missing: %s" % (want, ar[0]))
+    for want in ("spf=pass", "dmarc=pass"):
+        check(want in ar[0], "%s missing: %s" % (want, ar[0]))
 
 
 def readme_wiring(source):
@@ -1287,6 +1385,7 @@ SCENARIOS = {
     "milter-unix": (scenario_milter_unix, {"milter": True, "milter_unix": True}),
     "quota": (scenario_quota, {"quota": True}),
     "auth-lockout": (scenario_auth_lockout, {"auth": True}),
+    "dkim-sign": (scenario_dkim_sign, {"milter": True}),
 }
 
 

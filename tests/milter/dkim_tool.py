@@ -8,6 +8,10 @@ with python3-nacl for ed25519 and the openssl command for RSA keys.
     dkim_tool.py sign KEYFILE rsa|rsa-sha1|ed25519 SELECTOR DOMAIN [relaxed/simple] [length]
         < message
         prints the DKIM-Signature field ("DKIM-Signature: ...", folded) for the message on stdin
+    dkim_tool.py verify NAME=TXT... < message
+        verifies every DKIM-Signature of the message on stdin with the key records given (NAME
+        like rsa._domainkey.sender.test); prints one line per signature, top to bottom:
+        "pass|fail d=DOMAIN s=SELECTOR a=ALGORITHM"
 
 Test fixture only: keys are generated per test run and never leave the scratch directory.
 """
@@ -53,8 +57,29 @@ def sign(keyfile, kind, selector, domain, canon="relaxed/simple", length=False):
     sys.stdout.write(sig.decode())
 
 
+def verify(records):
+    message = sys.stdin.buffer.read()
+    keys = {}
+    for record in records:
+        name, txt = record.split("=", 1)
+        keys[name.lower().rstrip(".")] = txt.encode()
+
+    def dnsfunc(name, timeout=5):
+        return keys.get(name.decode().lower().rstrip("."), b"")
+
+    d = dkim.DKIM(message)
+    sigs = [v for (n, v) in d.headers if n.lower() == b"dkim-signature"]
+    for i, value in enumerate(sigs):
+        tags = dkim.util.parse_tag_value(b"".join(value.split()))
+        ok = dkim.DKIM(message).verify(idx=i, dnsfunc=dnsfunc)
+        print("%s d=%s s=%s a=%s" % ("pass" if ok else "fail", tags[b"d"].decode(),
+                                     tags[b"s"].decode(), tags[b"a"].decode()))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "keygen":
+    if sys.argv[1] == "verify":
+        verify(sys.argv[2:])
+    elif sys.argv[1] == "keygen":
         keygen(sys.argv[2])
     else:
         args = sys.argv[2:]
