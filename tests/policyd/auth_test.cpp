@@ -160,6 +160,7 @@ TEST_CASE("auth policy: a client is locked after ip_lockout failures, others are
     CHECK(c.post("/?command=allow", allow_body("dave", "192.0.2.7")).body == locked.body);
     CHECK(redis.run({"GET", "pw:auth:{addr:192.0.2.7}:lock"}).str == until);
     CHECK(redis.run({"EXISTS", "pw:auth:{addr:192.0.2.7}:fails"}).integer == 0);
+    CHECK(redis.run({"ZSCORE", "pw:auth:locked", "192.0.2.7"}).str == until);  // for `blocked`
     // another client is not locked
     CHECK(c.post("/?command=allow", allow_body("bob", "192.0.2.8")).body == allowed);
     // every key has a TTL
