@@ -100,7 +100,9 @@ Output auth_unlock(Context& ctx, std::string_view who) {
     std::vector<std::string> removed;
     if (auto client = parse_auth_client(who)) {
         auto keys = auth_address_keys(*client, ctx.config);
-        auto r = ctx.store.batch({{"DEL", keys.lock}, {"DEL", keys.fails}});
+        auto r = ctx.store.batch({{"DEL", keys.lock},
+                                  {"DEL", keys.fails},
+                                  {"ZREM", auth_locked_index_key(ctx.config), *client}});
         if (r[0].integer > 0) removed.push_back("the lockout");
         if (r[1].integer > 0) removed.push_back("the failed logins");
         return unlocked(*client, removed);
@@ -114,27 +116,22 @@ Output auth_unlock(Context& ctx, std::string_view who) {
     return unlocked(login, removed);
 }
 
+// The index policyd keeps, each member checked against its lock key: an index entry whose lock
+// was deleted by hand (redis-cli DEL) is not shown.
 std::vector<LockedClient> locked_clients(Context& ctx) {
+    auto index = ctx.store.run({"ZRANGEBYSCORE", auth_locked_index_key(ctx.config),
+                                "(" + std::to_string(ctx.now_ms), "+inf", "WITHSCORES"});
+    auto flat = strings_of(index);
     std::vector<LockedClient> out;
-    std::string cursor = "0";
-    do {
-        auto page = ctx.store.run(
-            {"SCAN", cursor, "MATCH", auth_lock_pattern(ctx.config), "COUNT", "1000"});
-        if (page.type != redis::Value::Type::array || page.elements.size() != 2)
-            throw Failure(exit_redis_error, "unexpected reply to SCAN");
-        cursor = page.elements[0].str;
-        auto keys = strings_of(page.elements[1]);
-        if (keys.empty()) continue;
-        std::vector<std::vector<std::string>> gets;
-        for (const auto& k : keys)
-            gets.push_back({"GET", k});
-        auto values = ctx.store.batch(std::move(gets));
-        for (std::size_t i = 0; i < keys.size(); ++i) {
-            auto client = auth_client_of_lock_key(keys[i], ctx.config);
-            const long long until = integer_of(values[i]);
-            if (!client.empty() && until > ctx.now_ms) out.push_back({client, until});
-        }
-    } while (cursor != "0");
+    std::vector<std::vector<std::string>> gets;
+    for (std::size_t i = 0; i + 1 < flat.size(); i += 2)
+        gets.push_back({"GET", auth_address_keys(flat[i], ctx.config).lock});
+    if (gets.empty()) return out;
+    auto locks = ctx.store.batch(std::move(gets));
+    for (std::size_t i = 0; i < locks.size(); ++i) {
+        const long long until = integer_of(locks[i]);
+        if (until > ctx.now_ms) out.push_back({flat[2 * i], until});
+    }
     std::sort(out.begin(), out.end(),
               [](const LockedClient& a, const LockedClient& b) { return a.client < b.client; });
     return out;

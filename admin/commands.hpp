@@ -50,7 +50,7 @@ struct LockedClient {
     std::string client;  // auth_client_id()
     long long until_ms = 0;
 };
-// The client addresses locked now, sorted (walks the keyspace with SCAN), for `blocked`.
+// The client addresses locked now, sorted (from policyd's index auth:locked), for `blocked`.
 std::vector<LockedClient> locked_clients(Context& context);
 
 enum class ListAction { show, add, del };

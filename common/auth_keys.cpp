@@ -20,14 +20,6 @@ void append_encoded(std::string& out, std::string_view text) {
     }
 }
 
-// Redis glob metacharacters in the prefix are matched literally.
-void append_glob_literal(std::string& out, std::string_view text) {
-    for (char c : text) {
-        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
-        out.push_back(c);
-    }
-}
-
 std::string address_base(std::string_view client_id, const Config& config) {
     std::string base = config.redis.prefix;
     base += "auth:{addr:";
@@ -64,20 +56,8 @@ std::string auth_login_key(std::string_view login, const Config& config) {
     return key;
 }
 
-std::string auth_lock_pattern(const Config& config) {
-    std::string pattern;
-    append_glob_literal(pattern, config.redis.prefix);
-    pattern += "auth:{addr:*}:lock";
-    return pattern;
-}
-
-std::string auth_client_of_lock_key(std::string_view key, const Config& config) {
-    const std::string head = config.redis.prefix + "auth:{addr:";
-    constexpr std::string_view tail = "}:lock";
-    if (key.size() <= head.size() + tail.size() || key.substr(0, head.size()) != head ||
-        key.substr(key.size() - tail.size()) != tail)
-        return "";
-    return std::string(key.substr(head.size(), key.size() - head.size() - tail.size()));
+std::string auth_locked_index_key(const Config& config) {
+    return config.redis.prefix + "auth:locked";
 }
 
 std::string auth_block_key(const Config& config) {

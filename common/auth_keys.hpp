@@ -6,6 +6,7 @@
 //   auth:{addr:<client>}:fails   ZSET of failed logins from one client, scored by time (ms)
 //   auth:{addr:<client>}:lock    STRING: the unix ms the lockout ends
 //   auth:{login:<login>}:fails   ZSET of failed logins of one login, scored by time (ms)
+//   auth:locked                  ZSET of the clients locked now → when their lockout ends
 // <client> is the address (v4) or its /64 ("2001:db8:1:2::/64"): an IPv6 client owns a /64.
 // The braces are the keys' hash tag: one client's keys, or one login's, share a Redis Cluster
 // slot, so each script call touches one slot. block:auth (SET of logins locked until support
@@ -14,7 +15,7 @@
 // Also the tarpit's arithmetic, which `postwarden auth status` shows as policyd applies it.
 //
 // Entry points: auth_client_id, parse_auth_client, AuthAddressKeys, auth_address_keys,
-// auth_login_key, auth_lock_pattern, auth_client_of_lock_key, auth_block_key, tarpit_seconds.
+// auth_login_key, auth_locked_index_key, auth_block_key, tarpit_seconds.
 // Threading: pure functions, callable from any thread.
 #pragma once
 
@@ -43,10 +44,11 @@ AuthAddressKeys auth_address_keys(std::string_view client_id, const Config& conf
 // so the hash tag is the whole login and two logins never share a key.
 std::string auth_login_key(std::string_view login, const Config& config);
 
-// A SCAN MATCH pattern for every lock key, and the client id of one such key ("" when it is
-// not one).
-std::string auth_lock_pattern(const Config& config);
-std::string auth_client_of_lock_key(std::string_view key, const Config& config);
+// <prefix>auth:locked: ZSET client id → unix ms its lockout ends, the index `postwarden blocked`
+// reads instead of walking the keyspace. Written by policyd after auth_fail.lua locked a client
+// (outside the client's hash tag, as block:why is), pruned of ended lockouts on each write; TTL
+// lockout_time, so it lives as long as its newest member.
+std::string auth_locked_index_key(const Config& config);
 
 // <prefix>block:auth.
 std::string auth_block_key(const Config& config);

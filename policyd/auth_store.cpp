@@ -111,6 +111,16 @@ void AuthStore::lookup(const std::string& login, const std::string& client, long
     join->settle(true);  // the one counted for this call itself: done even with nothing to ask
 }
 
+// The index of locked clients (auth_keys.hpp) for `postwarden blocked`: idempotent single-key
+// commands, sent without waiting; if they fail, the lock itself still holds.
+void AuthStore::index_lockout(const std::string& index, const std::string& client,
+                              long long until_ms, long long lockout_ms) {
+    auto ignore = [](redis::Reply) {};
+    redis_.command({"ZADD", index, number(until_ms), client}, ignore);
+    redis_.command({"ZREMRANGEBYSCORE", index, "-inf", number(until_ms - lockout_ms)}, ignore);
+    redis_.command({"PEXPIRE", index, number(lockout_ms)}, ignore);
+}
+
 void AuthStore::record_failure(const std::string& login, const std::string& client,
                                long long now_ms, const Config& config, Recorded done) {
     auto join = std::make_shared<Join<FailureOutcome>>();
@@ -125,8 +135,11 @@ void AuthStore::record_failure(const std::string& login, const std::string& clie
         redis_.eval(script_, {keys.fails, keys.lock},
                     {now, window_ms, number(a.ip_lockout.count), number(a.lockout_time * 1000),
                      failure_id(now_ms)},
-                    [join](redis::Reply r) {
+                    [this, join, client, config_ms = a.lockout_time * 1000,
+                     index = auth_locked_index_key(config)](redis::Reply r) {
                         auto s = usable(r) ? read_script_reply(r.value) : std::nullopt;
+                        if (s && s->verdict == "locked")
+                            index_lockout(index, client, s->until_ms, config_ms);
                         if (s && s->verdict != "counted") join->result.locked_until = s->until_ms;
                         if (s) join->result.locked_now = s->verdict == "locked";
                         if (s) join->result.client_failures = static_cast<long>(s->count);

@@ -8,6 +8,7 @@
 //   live in different cluster slots.
 // record_failure: auth_fail.lua once for the client (unless it is exempt or unknown) and once
 //   for the login (unless the tarpit is off), in one write; each call is atomic on its own keys.
+//   A client the script locks is added to the index auth:locked, for `postwarden blocked`.
 //
 // Threading: the auth server's io thread, as its Redis client. `done` is called exactly once,
 // from a Redis callback. The store must outlive the client's callbacks.
@@ -47,6 +48,8 @@ class AuthStore {
 
   private:
     std::string failure_id(long long now_ms);
+    void index_lockout(const std::string& index, const std::string& client, long long until_ms,
+                       long long lockout_ms);
 
     redis::Client& redis_;
     redis::Script script_;

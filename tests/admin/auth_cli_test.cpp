@@ -24,8 +24,11 @@ void fail(RedisServer& redis, const std::string& client, const std::string& logi
     const auto now = std::to_string(unix_now_ms());
     for (int i = 0; i < n; ++i) {
         auto id = now + "-" + std::to_string(i);
-        redis.run({"EVAL", std::string(script_text("auth_fail")), "2", keys.fails, keys.lock, now,
-                   "600000", "3", "3600000", id});
+        auto r = redis.run({"EVAL", std::string(script_text("auth_fail")), "2", keys.fails,
+                            keys.lock, now, "600000", "3", "3600000", id});
+        if (r.elements.at(0).str == "locked")  // policyd indexes the lockout
+            redis.run({"ZADD", auth_locked_index_key(config),
+                       std::to_string(r.elements.at(1).integer), client});
         redis.run({"EVAL", std::string(script_text("auth_fail")), "1",
                    auth_login_key(login, config), now, "600000", "7", "0", id});
     }
@@ -60,9 +63,13 @@ TEST_CASE("admin auth: status and unlock of a locked address and of a login", "[
     CHECK(r.code == 0);
     CHECK(has(r.out, "removed the lockout of 192.0.2.7"));
     CHECK(redis.run({"EXISTS", "pw:auth:{addr:192.0.2.7}:lock"}).integer == 0);
+    CHECK(redis.run({"ZCARD", "pw:auth:locked"}).integer == 0);
     r = cli.run({"auth", "unlock", "192.0.2.7"});
     CHECK(r.code == 1);
     CHECK(has(r.err, "192.0.2.7 is neither locked"));
+    CHECK(cli.run({"blocked"}).out == "nothing is blocked\n");
+    // an index entry whose lock was deleted by hand is not shown
+    redis.run({"ZADD", "pw:auth:locked", std::to_string(unix_now_ms() + 60000), "192.0.2.99"});
     CHECK(cli.run({"blocked"}).out == "nothing is blocked\n");
 }
 

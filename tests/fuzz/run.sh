@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 
 seconds=${1:-600}
 [ $# -gt 0 ] && shift
-targets=${*:-"policy_protocol config addresses dmarc headers dkim spf_dns redis_reply"}
+targets=${*:-"policy_protocol config addresses dmarc headers dkim spf_dns redis_reply auth_request"}
 build=${POSTWARDEN_FUZZ_BUILD_DIR:-build-fuzz}
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <fstream>
 #include <thread>
 
 #include "tests/fixtures/policyd_process.hpp"
@@ -104,11 +106,15 @@ struct AuthDaemon {
     PolicydProcess policyd;
 
     AuthDaemon(RedisServer& redis, const std::string& auth_extra)
-        : policyd("[redis]\naddress = " + redis.endpoint().to_string() +
-                  "\ntimeout_ms = 200\n[policyd]\nlisten = 127.0.0.1:{port}\n"
-                  "[greylist]\nenabled = no\n[metrics]\npolicyd_listen = 127.0.0.1:" +
-                  std::to_string(metrics_port) + "\n[auth]\nlisten = 127.0.0.1:" +
-                  std::to_string(auth_port) + "\napi_key = k3y\n" + auth_extra) {}
+        : policyd(config(redis, "api_key = k3y\n" + auth_extra)) {}
+
+    std::string config(RedisServer& redis, const std::string& auth_section) const {
+        return "[redis]\naddress = " + redis.endpoint().to_string() +
+               "\ntimeout_ms = 200\n[policyd]\nlisten = 127.0.0.1:{port}\n"
+               "[greylist]\nenabled = no\n[metrics]\npolicyd_listen = 127.0.0.1:" +
+               std::to_string(metrics_port) +
+               "\n[auth]\nlisten = 127.0.0.1:" + std::to_string(auth_port) + "\n" + auth_section;
+    }
 
     std::string allow(const std::string& login, const std::string& remote) {
         HttpClient c(auth_port);
@@ -160,6 +166,7 @@ TEST_CASE("auth policy: a client is locked after ip_lockout failures, others are
     CHECK(c.post("/?command=allow", allow_body("dave", "192.0.2.7")).body == locked.body);
     CHECK(redis.run({"GET", "pw:auth:{addr:192.0.2.7}:lock"}).str == until);
     CHECK(redis.run({"EXISTS", "pw:auth:{addr:192.0.2.7}:fails"}).integer == 0);
+    CHECK(redis.run({"ZSCORE", "pw:auth:locked", "192.0.2.7"}).str == until);  // for `blocked`
     // another client is not locked
     CHECK(c.post("/?command=allow", allow_body("bob", "192.0.2.8")).body == allowed);
     // every key has a TTL
@@ -355,4 +362,26 @@ TEST_CASE("auth policy: past 1024 connections the longest idle one makes room", 
     CHECK(late.post("/?command=allow", allow_body("bob", "192.0.2.1")).body == allowed);
     CHECK(idle.front()->read_reply().status == 0);  // closed to make room
     CHECK(idle.back()->post("/?command=allow", allow_body("bob", "192.0.2.1")).body == allowed);
+}
+
+TEST_CASE("auth policy: SIGHUP changes the [auth] settings of the running server",
+          "[policyd][auth]") {
+    RedisServer redis;
+    AuthDaemon d(redis, "");
+    HttpClient c(d.auth_port);
+    CHECK(c.post("/?command=allow", allow_body("bob", "192.0.2.7")).body == allowed);
+    auto text = d.config(redis, "api_key = n3w\nip_lockout = 1/60\n");
+    text.replace(text.find("{port}"), 6, std::to_string(d.policyd.port()));
+    std::ofstream(d.policyd.dir() + "/postwarden.conf", std::ios::trunc) << text;
+    kill(d.policyd.process().pid(), SIGHUP);
+    CHECK(wait_until(
+        [&] { return d.policyd.log().find("configuration reloaded") != std::string::npos; }, 5s));
+    // on the same connection: the old key no longer opens it, the new one does
+    CHECK(wait_until(
+        [&] { return c.post("/?command=allow", allow_body("bob", "192.0.2.7")).status == 401; },
+        2s));
+    CHECK(c.post("/?command=report", report_body("bob", "192.0.2.7", false), "X-API-Key: n3w\r\n")
+              .status == 200);
+    CHECK(c.post("/?command=allow", allow_body("bob", "192.0.2.7"), "X-API-Key: n3w\r\n")
+              .body.find(R"("status":-1)") != std::string::npos);  // ip_lockout 1/60 now
 }

@@ -162,10 +162,7 @@ TEST_CASE("auth keys: a v6 client is its /64, every key of one entity shares a h
     CHECK(keys.fails == "pw:auth:{addr:192.0.2.7}:fails");
     CHECK(keys.lock == "pw:auth:{addr:192.0.2.7}:lock");
     CHECK(auth_login_key("a{b}%c", config) == "pw:auth:{login:a%7bb%7d%25c}:fails");
-    CHECK(auth_client_of_lock_key(keys.lock, config) == "192.0.2.7");
-    CHECK(auth_client_of_lock_key(keys.fails, config).empty());
-    config.redis.prefix = "p*[x]:";
-    CHECK(auth_lock_pattern(config) == "p\\*\\[x\\]:auth:{addr:*}:lock");
+    CHECK(auth_locked_index_key(config) == "pw:auth:locked");
 }
 
 TEST_CASE("auth config: [auth] keys are read and bounded", "[auth][config]") {
