@@ -1,5 +1,5 @@
-// sentinel.cpp — Sentinels: the questions to the Sentinels and the watch on one of them, each
-// over a Connection of its own (redis_connection.hpp) that is closed when it has served.
+// sentinel.cpp — Sentinels: the questions to the Sentinels and a watch on each of them, each
+// over a Connection of its own (redis_connection.hpp); a question's is closed when answered.
 //
 // A Sentinel's answers are outside input: an address is taken only when its host is a plausible
 // host name or literal (bounded, no blanks or control bytes) and its port a number from 1 to
@@ -94,7 +94,6 @@ class Sentinels::Impl : public std::enable_shared_from_this<Impl> {
           timeout_(options.timeout_ms),
           changed_(std::move(changed)),
           stats_(std::make_shared<Stats>()),
-          watch_timer_(io),
           keepalive_timer_(io) {}
 
     void start();
@@ -108,10 +107,12 @@ class Sentinels::Impl : public std::enable_shared_from_this<Impl> {
     void attempt_failed(const std::shared_ptr<Query>& q, const std::string& why);
     void found(const std::shared_ptr<Query>& q, const Endpoint& sentinel, const Endpoint& master);
 
-    void watch();
-    void subscribe(const std::shared_ptr<Connection>& connection);
-    void watch_lost(const std::string& reason);
-    void schedule_watch();
+    struct Watch;
+    void watch(Watch& w);
+    void subscribe(Watch& w, const std::shared_ptr<Connection>& connection);
+    void watch_lost(Watch& w, const std::string& reason);
+    void schedule_watch(Watch& w);
+    bool owns(const Watch* watch, const std::shared_ptr<Connection>& connection) const;
     void schedule_keepalive();
     void keepalive();
     void on_message(const Value& message);
@@ -125,13 +126,21 @@ class Sentinels::Impl : public std::enable_shared_from_this<Impl> {
     bool running_ = false;
     std::list<std::weak_ptr<Query>> queries_;  // in flight, so that stop() can end them
 
-    std::shared_ptr<Connection> watch_;  // null between attempts
-    Endpoint watched_;                   // the Sentinel watch_ talks to
-    bool subscribed_ = false, ping_in_flight_ = false;
-    std::size_t watch_index_ = 0;
-    std::string watch_problem_;  // logged once; repeats are not
-    std::chrono::milliseconds backoff_ = min_backoff;
-    asio::steady_timer watch_timer_, keepalive_timer_;
+    std::vector<std::unique_ptr<Watch>> watches_;  // one per Sentinel, while running
+    asio::steady_timer keepalive_timer_;
+};
+
+// The subscription to +switch-master on one Sentinel. Every Sentinel is watched: the one that
+// led the failover announces it first, the others only once its configuration reaches them.
+struct Sentinels::Impl::Watch {
+    Endpoint sentinel;
+    std::shared_ptr<Connection> connection;  // null between attempts
+    bool subscribed = false, ping_in_flight = false;
+    bool lost = false;    // it was down: a switch may have been missed meanwhile
+    std::string problem;  // logged once; repeats are not
+    std::chrono::milliseconds backoff = min_backoff;
+    asio::steady_timer timer;
+    Watch(asio::io_context& io, Endpoint where) : sentinel(std::move(where)), timer(io) {}
 };
 
 // One find_master(): the Sentinels of the moment, asked one after the other.
@@ -230,18 +239,21 @@ void Sentinels::Impl::found(const std::shared_ptr<Query>& q, const Endpoint& sen
 void Sentinels::Impl::start() {
     if (running_) return;
     running_ = true;
-    backoff_ = min_backoff;
-    watch();
+    for (const auto& sentinel : order_) {
+        watches_.push_back(std::make_unique<Watch>(io_, sentinel));
+        watch(*watches_.back());
+    }
     schedule_keepalive();
 }
 
 void Sentinels::Impl::stop() {
     running_ = false;
-    watch_timer_.cancel();
     keepalive_timer_.cancel();
-    if (watch_) watch_->close("stopped");
-    watch_.reset();
-    subscribed_ = ping_in_flight_ = false;
+    for (auto& w : watches_) {
+        w->timer.cancel();
+        if (w->connection) w->connection->close("stopped");
+    }
+    watches_.clear();  // late handlers find their connection gone and do nothing
     for (auto& weak : queries_)
         if (auto q = weak.lock()) {
             q->finished = true;  // its callback is dropped: nobody waits for it after stop()
@@ -252,67 +264,81 @@ void Sentinels::Impl::stop() {
     queries_.clear();
 }
 
-void Sentinels::Impl::watch() {
-    if (!running_ || watch_ || order_.empty()) return;
-    watch_index_ %= order_.size();
-    watched_ = order_[watch_index_];
-    auto options = for_sentinel(watched_);
+// Handlers hold the Watch's connection and compare it with the Watch's, which they reach
+// through the Impl: after stop() (watches_ cleared) they find none and return.
+void Sentinels::Impl::watch(Watch& w) {
+    if (!running_ || w.connection) return;
+    auto options = for_sentinel(w.sentinel);
     std::weak_ptr<Impl> weak = shared_from_this();
     options.on_message = [weak](const Value& message) {
         if (auto self = weak.lock()) self->on_message(message);
     };
     auto connection = std::make_shared<Connection>(io_, options, stats_);
-    watch_ = connection;
+    w.connection = connection;
+    Watch* watch = &w;
     connection->open(
-        [weak, connection] {
-            if (auto self = weak.lock(); self && self->watch_ == connection)
-                self->subscribe(connection);
+        [weak, watch, connection] {
+            auto self = weak.lock();
+            if (self && self->owns(watch, connection)) self->subscribe(*watch, connection);
         },
-        [weak, connection](const std::string& reason) {
-            if (auto self = weak.lock(); self && self->watch_ == connection)
-                self->watch_lost(reason);
+        [weak, watch, connection](const std::string& reason) {
+            auto self = weak.lock();
+            if (self && self->owns(watch, connection)) self->watch_lost(*watch, reason);
         });
 }
 
-void Sentinels::Impl::subscribe(const std::shared_ptr<Connection>& connection) {
+void Sentinels::Impl::subscribe(Watch& w, const std::shared_ptr<Connection>& connection) {
     std::weak_ptr<Impl> weak = shared_from_this();
-    connection->send({"SUBSCRIBE", "+switch-master"}, [weak, connection](Reply reply) {
+    Watch* watch = &w;
+    connection->send({"SUBSCRIBE", "+switch-master"}, [weak, watch, connection](Reply reply) {
         auto self = weak.lock();
-        if (!self || self->watch_ != connection) return;
+        if (!self || !self->owns(watch, connection)) return;
         if (!reply.ok || reply.value.is_error())
-            return self->watch_lost("SUBSCRIBE failed: " +
-                                    (reply.ok ? reply.value.str.substr(0, 200) : reply.error));
-        self->subscribed_ = true;
-        self->backoff_ = min_backoff;
-        if (!self->watch_problem_.empty())
-            log::notice("redis sentinel " + self->watched_.to_string() +
+            return self->watch_lost(
+                *watch,
+                "SUBSCRIBE failed: " + (reply.ok ? reply.value.str.substr(0, 200) : reply.error));
+        watch->subscribed = true;
+        watch->backoff = min_backoff;
+        if (!watch->problem.empty())
+            log::notice("redis sentinel " + watch->sentinel.to_string() +
                         ": watching for failovers again");
-        self->watch_problem_.clear();
-        // A switch may have been announced while nobody was watching: ask again.
-        if (self->changed_) self->changed_(std::nullopt);
+        watch->problem.clear();
+        // A switch may have been announced while this one was not watched: ask again.
+        if (std::exchange(watch->lost, false) && self->changed_) self->changed_(std::nullopt);
     });
 }
 
-// The next Sentinel is watched, after a pause that grows while none can be reached.
-void Sentinels::Impl::watch_lost(const std::string& reason) {
-    const auto where = watched_.to_string();
-    if (watch_) watch_->close(reason);
-    watch_.reset();
-    subscribed_ = ping_in_flight_ = false;
-    if (reason != watch_problem_)
-        log::warning("redis sentinel " + where + ": cannot watch for failovers: " + reason);
-    watch_problem_ = reason;
-    ++watch_index_;
-    schedule_watch();
+// Whether watch is still one of ours and its attempt is still `connection` (any, when null):
+// a handler that outlived stop() or a newer attempt finds it is not, and does nothing.
+bool Sentinels::Impl::owns(const Watch* watch,
+                           const std::shared_ptr<Connection>& connection) const {
+    for (const auto& each : watches_)
+        if (each.get() == watch) return !connection || each->connection == connection;
+    return false;
 }
 
-void Sentinels::Impl::schedule_watch() {
+// The same Sentinel is watched again after a pause that grows while it cannot be reached.
+void Sentinels::Impl::watch_lost(Watch& w, const std::string& reason) {
+    if (w.connection) w.connection->close(reason);
+    w.connection.reset();
+    w.subscribed = w.ping_in_flight = false;
+    w.lost = true;
+    if (reason != w.problem)
+        log::warning("redis sentinel " + w.sentinel.to_string() +
+                     ": cannot watch for failovers: " + reason);
+    w.problem = reason;
+    schedule_watch(w);
+}
+
+void Sentinels::Impl::schedule_watch(Watch& w) {
     if (!running_) return;
-    watch_timer_.expires_after(backoff_);
-    backoff_ = std::min(backoff_ * 2, max_backoff);
+    w.timer.expires_after(w.backoff);
+    w.backoff = std::min(w.backoff * 2, max_backoff);
     std::weak_ptr<Impl> weak = shared_from_this();
-    watch_timer_.async_wait([weak](const boost::system::error_code& error) {
-        if (auto self = weak.lock(); self && !error) self->watch();
+    Watch* watch = &w;
+    w.timer.async_wait([weak, watch](const boost::system::error_code& error) {
+        auto self = weak.lock();
+        if (!error && self && self->owns(watch, nullptr)) self->watch(*watch);
     });
 }
 
@@ -328,14 +354,16 @@ void Sentinels::Impl::schedule_keepalive() {
 // (answered ["pong", ""] while subscribed) must come back within timeout_ms.
 void Sentinels::Impl::keepalive() {
     if (!running_) return;
-    if (watch_ && subscribed_ && !ping_in_flight_) {
-        ping_in_flight_ = true;
-        std::weak_ptr<Impl> weak = shared_from_this();
-        watch_->send({"PING"}, [weak, connection = watch_](Reply reply) {
+    std::weak_ptr<Impl> weak = shared_from_this();
+    for (auto& w : watches_) {
+        if (!w->connection || !w->subscribed || w->ping_in_flight) continue;
+        w->ping_in_flight = true;
+        Watch* watch = w.get();
+        w->connection->send({"PING"}, [weak, watch, connection = w->connection](Reply reply) {
             auto self = weak.lock();
-            if (!self || self->watch_ != connection) return;
-            self->ping_in_flight_ = false;
-            if (!reply.ok) self->watch_lost("no answer to PING: " + reply.error);
+            if (!self || !self->owns(watch, connection)) return;
+            watch->ping_in_flight = false;
+            if (!reply.ok) self->watch_lost(*watch, "no answer to PING: " + reply.error);
         });
     }
     schedule_keepalive();

@@ -1,8 +1,9 @@
 // sentinel.hpp — finding the Redis master through Redis Sentinel (SPEC §11), as the Sentinel
 // client guidelines ask: the Sentinels are asked one after the other with SENTINEL
-// get-master-addr-by-name, the first that answers moves to the head of the list, and one of them
-// is watched (SUBSCRIBE +switch-master) so that a failover is followed as soon as it is
-// announced. The client (redis.cpp) checks with ROLE that the address it was given is a master.
+// get-master-addr-by-name, the first that answers moves to the head of the list, and each of them
+// is watched (SUBSCRIBE +switch-master) so that a failover is followed as soon as the first
+// announces it (the one that led it; the others repeat it once its configuration reaches them). The
+// client (redis.cpp) checks with ROLE that the address it was given is a master.
 //
 // Entry points: Sentinels (start, stop, find_master), parse_master_address,
 // parse_switch_master (pure: what a Sentinel says is checked here, at one boundary).
@@ -48,9 +49,9 @@ class Sentinels {
     Sentinels(const Sentinels&) = delete;
     Sentinels& operator=(const Sentinels&) = delete;
 
-    // Opens the watch on the first Sentinel; when it is lost, the next one is watched (100 ms
-    // doubling to 2 s between attempts). A silent watch is noticed by a PING every second that
-    // must be answered within timeout_ms.
+    // Opens a watch on every Sentinel; one that is lost is opened again (100 ms doubling to 2 s
+    // between attempts). A silent watch is noticed by a PING every second that must be answered
+    // within timeout_ms.
     void start();
     void stop();
 

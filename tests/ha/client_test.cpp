@@ -155,7 +155,7 @@ TEST_CASE(
     "sentinel: an address that is a replica is refused by ROLE, and a READONLY reply is no "
     "answer and sends the client back to the Sentinels",
     "[ha][client]") {
-    RedisServer a, b;
+    RedisServer a({}, {"--shutdown-timeout", "0"}), b({}, {"--shutdown-timeout", "0"});
     ScriptedSentinel sentinel(a.port());
     boost::asio::io_context io;
     redis::Client client(io, through({sentinel.endpoint()}));
@@ -184,7 +184,7 @@ TEST_CASE(
 }
 
 TEST_CASE("sentinel: +switch-master moves the client to the new master at once", "[ha][client]") {
-    RedisServer a, b;
+    RedisServer a({}, {"--shutdown-timeout", "0"}), b({}, {"--shutdown-timeout", "0"});
     ScriptedSentinel sentinel(a.port());
     boost::asio::io_context io;
     redis::Client client(io, through({sentinel.endpoint()}));

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "tests/fault/load.hpp"
@@ -62,6 +63,15 @@ long long used(RedisHa& ha, const std::string& login) {
     for (const auto& e : v.elements)
         sum += std::stoll(e.str);
     return sum;
+}
+
+// What policyd logged about its Redis connections (not its decisions), shown when a check fails.
+std::string connection_log(PolicydProcess& policyd) {
+    std::istringstream in(policyd.log());
+    std::string out;
+    for (std::string line; std::getline(in, line);)
+        if (line.find("action=") == std::string::npos) out += line + "\n";
+    return out;
 }
 
 // Every reply answered, in time, and only as expected.
@@ -132,6 +142,8 @@ struct Failover {
 // What one failover did to the answers and the counts.
 void check_failover(PolicyLoad& load, PolicydProcess& policyd, RedisHa& master, const Failover& f,
                     const char* what, bool lossless = false) {
+    INFO(connection_log(policyd));
+    INFO(master.sentinel_events());
     check_answers(load, policyd);
     // policyd back on a master: the last answer per fail_mode, and the first normal one after
     // the failover began, as seen from the announcement
