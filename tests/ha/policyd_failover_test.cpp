@@ -159,9 +159,20 @@ void check_failover(PolicyLoad& load, PolicydProcess& policyd, RedisHa& master, 
             (first_back == steady::time_point{} || r.answered < first_back))
             first_back = r.answered;
     REQUIRE(first_back != steady::time_point{});
-    const auto announced_ms = ms(f.announced - f.event);
-    const auto back_after_announce = ms(first_back - f.announced);
-    const auto last_failed_after_announce = ms(last_failed - f.announced);
+    // On a loaded machine a Sentinel may find the new master slow and fail it over once more
+    // (seen once in twenty runs): policyd must follow that one too, and what was written
+    // before it may be lost as well.
+    std::vector<steady::time_point> later;
+    for (auto s : master.switches())
+        if (s > f.announced) later.push_back(s);
+    if (!later.empty())
+        WARN(what << ": the Sentinels failed over " << later.size() << " more time(s)");
+    auto announced = f.announced;
+    for (auto s : later)
+        if (s < last_failed) announced = s;
+    const auto announced_ms = ms(announced - f.event);
+    const auto back_after_announce = ms(first_back - announced);
+    const auto last_failed_after_announce = ms(last_failed - announced);
     if (failed_any)
         WARN(what << ": +switch-master " << announced_ms << " ms after the event; policyd "
                   << "answered normally again " << back_after_announce << " ms after it (a gap of "
@@ -176,13 +187,15 @@ void check_failover(PolicyLoad& load, PolicydProcess& policyd, RedisHa& master, 
 
     // The counts: never more than accepted (nothing counted twice); less only by what was
     // accepted while the last writes could still be lost (a second before the event, until the
-    // announcement): asynchronous replication.
+    // announcement; two seconds before a later announcement): asynchronous replication.
     auto accepted = end_messages(policyd, load);
+    auto risky = [&](steady::time_point t) {
+        if (t > f.event - 1s && t < f.announced) return true;
+        return std::any_of(later.begin(), later.end(), [&](auto s) { return t > s - 2s && t < s; });
+    };
     long long at_risk = 0, lost = 0, over = 0;
     for (const auto& r : load.replies())
-        if (r.outbound && r.action == "DUNNO" && r.answered > f.event - 1s &&
-            r.answered < f.announced)
-            ++at_risk;
+        if (r.outbound && r.action == "DUNNO" && risky(r.answered)) ++at_risk;
     for (const auto& [login, count] : accepted) {
         auto u = used(master, login);
         over += std::max(0LL, u - count);
