@@ -17,6 +17,7 @@ kill, the first normal answer after the announcement, and the whole gap.
 """
 import argparse
 import os
+import select
 import signal
 import socket
 import statistics
@@ -94,6 +95,33 @@ class Resp:
         self.sock.close()
 
 
+def parse(buf, pos=0):
+    """One complete reply from buf at pos: (value, next position), or None if incomplete."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return None
+    kind, rest, pos = buf[pos:pos + 1], buf[pos + 1:end], end + 2
+    if kind in (b"+", b"-", b":"):
+        return rest.decode(), pos
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None, pos
+        if len(buf) < pos + n + 2:
+            return None
+        return buf[pos:pos + n].decode(), pos + n + 2
+    if kind == b"*":
+        items = []
+        for _ in range(int(rest)):
+            item = parse(buf, pos)
+            if item is None:
+                return None
+            value, pos = item
+            items.append(value)
+        return items, pos
+    raise ValueError("bad reply")
+
+
 def ask(port, *args):
     try:
         c = Resp(port, 1.0)
@@ -109,7 +137,7 @@ def wait(condition, seconds, what):
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            sys.exit("failover.py: %s did not happen within %d s" % (what, seconds))
+            raise RuntimeError("%s did not happen within %d s" % (what, seconds))
         time.sleep(0.05)
 
 
@@ -146,11 +174,12 @@ class Bench:
                                             stderr=log)
 
     def master(self):
+        """The master every Sentinel names, or None while they disagree."""
+        named = set()
         for port in self.sentinels:
             r = ask(port, "SENTINEL", "get-master-addr-by-name", NAME)
-            if isinstance(r, list):
-                return int(r[1])
-        return None
+            named.add(int(r[1]) if isinstance(r, list) else None)
+        return named.pop() if len(named) == 1 else None
 
     def sentinels_agree(self, replicas):
         for port in self.sentinels:
@@ -169,24 +198,42 @@ class Bench:
                 return False
         return True
 
+    def subscribe(self, port):
+        s = socket.create_connection(("127.0.0.1", port), 1.0)
+        s.sendall(encode("SUBSCRIBE", "+switch-master"))
+        return s
+
     def watch(self):
-        conns = []
-        for port in self.sentinels:
-            c = Resp(port, 0.05)
-            c.call("SUBSCRIBE", "+switch-master")
-            conns.append(c)
-        last_old = None
+        """Subscribed on every Sentinel; records the first announcement of each switch."""
+        socks = {port: self.subscribe(port) for port in self.sentinels}
+        bufs = {port: b"" for port in self.sentinels}
         while not self.stopping:
-            for c in conns:
-                try:
-                    msg = c.reply()
-                except (socket.timeout, BlockingIOError):
+            ready, _, _ = select.select(list(socks.values()), [], [], 0.05)
+            now = time.monotonic()
+            for port, sock in list(socks.items()):
+                if sock not in ready:
                     continue
-                fields = msg[2].split() if isinstance(msg, list) and len(msg) == 3 else []
-                if len(fields) == 5 and fields[2] != last_old:
-                    last_old = fields[2]
-                    with self.lock:
-                        self.switches.append((time.monotonic(), int(fields[2])))
+                data = sock.recv(65536)
+                if not data:  # a Sentinel that went away: subscribe again
+                    sock.close()
+                    socks[port], bufs[port] = self.subscribe(port), b""
+                    continue
+                bufs[port] += data
+                while True:
+                    item = parse(bufs[port])
+                    if item is None:
+                        break
+                    msg, used = item
+                    bufs[port] = bufs[port][used:]
+                    fields = msg[2].split() if isinstance(msg, list) and len(msg) == 3 else []
+                    if len(fields) == 5:
+                        self.note_switch(now, int(fields[2]))
+
+    def note_switch(self, when, old):
+        with self.lock:
+            # each Sentinel announces the same switch: the first announcement counts
+            if not any(o == old and when - w < 5 for w, o in self.switches):
+                self.switches.append((when, old))
 
     def load(self, port, index):
         s = socket.create_connection(("127.0.0.1", port))
@@ -238,12 +285,13 @@ class Bench:
         rounds = []
         for n in range(self.args.failovers):
             time.sleep(2.0)
+            wait(lambda: self.master() is not None, 30, "the Sentinels agreeing on the master")
             old = self.master()
             killed = time.monotonic()
             self.procs[old].send_signal(signal.SIGKILL)
             self.procs[old].wait()
-            wait(lambda: self.announced(old) is not None, 30, "the failover")
-            announced = self.announced(old)
+            wait(lambda: self.announced(old, killed) is not None, 30, "the failover")
+            announced = self.announced(old, killed)
             wait(lambda: self.first_normal(killed) is not None, 30, "a normal answer")
             back = self.first_normal(killed)
             failed = self.failed_after(killed)
@@ -252,8 +300,8 @@ class Bench:
                   "%5.0f ms after that: gap %5.0f ms (%d answered per fail_mode)"
                   % (n + 1, 1000 * rounds[-1][0], 1000 * rounds[-1][1], 1000 * rounds[-1][2],
                      failed), flush=True)
-            new = self.master()
-            self.start_node(old, new)
+            wait(lambda: self.master() not in (None, old), 30, "the Sentinels agreeing")
+            self.start_node(old, self.master())
             wait(lambda: self.sentinels_agree(2), 30, "the killed node back as a replica")
         self.stopping = True
         return rounds
@@ -266,10 +314,10 @@ class Bench:
         except OSError:
             return False
 
-    def announced(self, old):
+    def announced(self, old, since):
         with self.lock:
             for when, from_port in self.switches:
-                if from_port == old:
+                if from_port == old and when > since:
                     return when
         return None
 
@@ -308,6 +356,13 @@ def main():
         bench = Bench(args, work)
         try:
             rounds = bench.run()
+        except RuntimeError as e:
+            for name in sorted(os.listdir(work)):
+                if name.startswith("sentinel") and name.endswith(".log"):
+                    with open(os.path.join(work, name)) as f:
+                        events = [line for line in f if " # " in line]
+                    sys.stderr.write("%s:\n%s" % (name, "".join(events[-12:])))
+            sys.exit("failover.py: %s" % e)
         finally:
             bench.stop()
     print("%d failovers, down-after-milliseconds %d:" % (len(rounds), args.down_after))
