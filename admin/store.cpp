@@ -17,11 +17,17 @@ namespace {
 // the CLI waits for that (the client's own connect + AUTH deadline, at least 1 s; it retries a
 // refused connection meanwhile, 100 ms doubling, so a Redis that is just restarting still
 // answers). The reason of a failure is logged by the client on stderr.
+// Through Sentinels, finding the master first may take each Sentinel timeout_ms to connect
+// and timeout_ms to answer.
 int connect_wait_ms(const Config& config) {
-    return std::max(1000, 8 * config.redis.timeout_ms) + 100;
+    const int sentinels = static_cast<int>(config.redis.sentinels.size());
+    return std::max(1000, 8 * config.redis.timeout_ms) + 100 +
+           2 * sentinels * config.redis.timeout_ms;
 }
 
 std::string where(const Config& config) {
+    if (!config.redis.sentinels.empty())
+        return "Redis master '" + config.redis.master_name + "' (through the Sentinels)";
     return "Redis at " + config.redis.address.to_string();
 }
 
@@ -45,6 +51,9 @@ SyncRedis& Store::client() {
     options.address = config_.redis.address;
     options.password = config_.redis.password;
     options.timeout_ms = config_.redis.timeout_ms;
+    options.sentinels = config_.redis.sentinels;
+    options.master_name = config_.redis.master_name;
+    options.sentinel_password = config_.redis.sentinel_password;
     options.on_ready = [ready, once] {
         if (!once->exchange(true)) ready->set_value();
     };

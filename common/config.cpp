@@ -103,6 +103,12 @@ bool Loader::finish() {
                     "must be longer than delay (" + std::to_string(g.delay) + ")");
     }
     auto& c = building.config;
+    if (!c.redis.sentinels.empty() && c.redis.master_name.empty()) {
+        auto it = seen_.find("redis.sentinels");
+        section_ = "redis";
+        return fail(it == seen_.end() ? 0 : it->second, "master_name",
+                    "must be set when sentinels are (the name in 'sentinel monitor NAME')");
+    }
     auto inherit = c.policyd.fail_mode;
     c.lists.fail_mode = building.lists_fail_mode.value_or(inherit);
     c.greylist.fail_mode = building.greylist_fail_mode.value_or(inherit);

@@ -257,6 +257,17 @@ const std::vector<Key>& key_table() {
         {{"redis", "timeout_ms", "250",
           "per command; past it the request is answered per fail_mode"},
          SET(return parse_number(v, 1, 60000, &c.redis.timeout_ms, e);)},
+        {{"redis", "sentinels", "",
+          "Redis Sentinels (host:port, comma separated) that name the master; empty: use address"},
+         SET(if (v.empty()) return c.redis.sentinels.clear(), true;
+             return parse_endpoint_list(v, &c.redis.sentinels, e);)},
+        {{"redis", "master_name", "", "the master's name in the Sentinels; needed with sentinels"},
+         SET(if (v.find_first_of(" \t") != std::string_view::npos) return * e =
+                 "must not contain blanks",
+             false;
+             c.redis.master_name = std::string(v); return true;)},
+        {{"redis", "sentinel_password", "", "AUTH password of the Sentinels; empty: none"},
+         SET(c.redis.sentinel_password = std::string(v); return true;)},
 
         {{"policyd", "listen", "127.0.0.1:10040", "several, comma separated; unix:/path also"},
          SET(return parse_endpoint_list(v, &c.policyd.listen, e);)},

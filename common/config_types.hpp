@@ -36,6 +36,8 @@ struct Config {
         std::string password;
         std::string prefix;
         int timeout_ms = 0;
+        std::vector<Endpoint> sentinels;  // empty: address is the master
+        std::string master_name, sentinel_password;
     } redis;
     struct Policyd {
         std::vector<Endpoint> listen;

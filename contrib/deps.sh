@@ -11,6 +11,9 @@
 # apt runs, and is removed afterwards unless it was already there.
 set -eu
 
+# redis-server also runs the Sentinels of the ha tests and contrib/bench/failover.py
+# (redis-server FILE --sentinel), so Debian's redis-sentinel package (a unit and a config) is not
+# needed.
 packages="build-essential cmake pkg-config clang-format
 libboost-dev libjemalloc-dev libhiredis-dev libspf2-dev libc-ares-dev catch2
 redis-server redis-tools python3 python3-yaml prometheus

@@ -24,6 +24,9 @@ redis::Options redis_options(const Config& config) {
     o.address = config.redis.address;
     o.password = config.redis.password;
     o.timeout_ms = config.redis.timeout_ms;
+    o.sentinels = config.redis.sentinels;
+    o.master_name = config.redis.master_name;
+    o.sentinel_password = config.redis.sentinel_password;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

@@ -41,6 +41,9 @@ redis::Options redis_options(const Config& c, std::function<void()> on_ready = {
     o.address = c.redis.address;
     o.password = c.redis.password;
     o.timeout_ms = c.redis.timeout_ms;
+    o.sentinels = c.redis.sentinels;
+    o.master_name = c.redis.master_name;
+    o.sentinel_password = c.redis.sentinel_password;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;
@@ -345,7 +348,10 @@ void Server::open_when_ready(std::shared_ptr<asio::steady_timer> timer, int trie
         exit_code_ = 1;
         return shutdown();
     }
-    log::notice("started; redis " + config_->redis.address.to_string());
+    log::notice("started; redis " +
+                (config_->redis.sentinels.empty()
+                     ? config_->redis.address.to_string()
+                     : "master '" + config_->redis.master_name + "' through the Sentinels"));
     if (on_started_) on_started_();
 }
 

@@ -163,6 +163,13 @@ void ListCache::data_connection_ready() {
 
 void ListCache::enable_tracking() {
     if (subscriber_id_.empty() || !subscriber_->connected() || !data_.connected()) return;
+    // Through Sentinels the two connections find the master each on its own: during a failover
+    // one may still be on the old one, where the subscriber's id names another client or none.
+    // The later of the two to move renews tracking (or the next tick does).
+    auto data_master = data_.master(), subscriber_master = subscriber_->master();
+    if (data_master && subscriber_master &&
+        data_master->to_string() != subscriber_master->to_string())
+        return;
     auto epoch = epoch_;
     tracking_asked_ = epoch + 1;
     data_.command({"CLIENT", "TRACKING", "off"}, [](redis::Reply) {});

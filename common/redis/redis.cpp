@@ -1,5 +1,9 @@
 // redis.cpp — Client: owns the current Connection, reconnects with backoff, logs connection
 // state changes once each, and turns eval() into EVALSHA with one EVAL retry on NOSCRIPT.
+// With [redis] sentinels, each connect asks the Sentinels where the master is (sentinel.hpp),
+// and a failover they announce closes the connection and opens one to the new master at once.
+// A command is never sent again on another connection: one whose answer was lost in a switch
+// fails like a timeout, and its caller answers per fail_mode.
 //
 // Threading: the io_context's thread only (see redis.hpp). Timer and connection handlers hold a
 // weak_ptr to Impl, so destroying the Client leaves them nothing to do.
@@ -12,6 +16,7 @@
 
 #include "common/log.hpp"
 #include "common/redis/redis_connection.hpp"
+#include "common/redis/sentinel.hpp"
 
 namespace postwarden::redis {
 
@@ -28,6 +33,15 @@ Reply failure(const std::string& reason) {
 bool is_noscript(const Reply& reply) {
     return reply.ok && reply.value.is_error() && reply.value.str.rfind("NOSCRIPT", 0) == 0;
 }
+
+std::string client_name(const Options& options) {
+    if (options.sentinels.empty()) return "redis " + options.address.to_string();
+    return "redis master '" + options.master_name + "'";
+}
+
+bool same_place(const Endpoint& a, const Endpoint& b) {
+    return a.kind == b.kind && a.host == b.host && a.port == b.port && a.path == b.path;
+}
 }  // namespace
 
 class Client::Impl : public std::enable_shared_from_this<Impl> {
@@ -35,13 +49,17 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     Impl(asio::io_context& io, Options options)
         : io_(io),
           options_(std::move(options)),
-          name_("redis " + options_.address.to_string()),
+          name_(client_name(options_)),
           stats_(std::make_shared<Stats>()),
           retry_timer_(io) {}
+    void init_sentinels();
 
     void start();
     void stop();
     bool connected() const { return connection_ && connection_->is_ready(); }
+    std::optional<Endpoint> master() const {
+        return sentinels_ ? std::optional<Endpoint>(target_) : std::nullopt;
+    }
     void command(std::vector<std::string> argv, Callback done);
     void send(const std::vector<std::string>& argv, Callback done);  // command() without a copy
     bool refused(std::size_t n, Callback& done);
@@ -52,6 +70,9 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
 
   private:
     void connect();
+    void open(const Endpoint& address);
+    void master_changed(const std::optional<Endpoint>& master);
+    void move_to(const Endpoint& master);
     void on_ready();
     void on_failed(const std::string& reason);
     void schedule_retry();
@@ -67,25 +88,70 @@ class Client::Impl : public std::enable_shared_from_this<Impl> {
     bool ever_ready_ = false;   // for "connected" versus "restored" in the log
     std::string last_problem_;  // logged once; repeats of it while reconnecting are not
     std::chrono::milliseconds backoff_ = min_backoff;
+    // Sentinel mode only (null otherwise): where the master is, and where connection_ goes.
+    std::unique_ptr<Sentinels> sentinels_;
+    Endpoint target_;
+    std::optional<Endpoint> next_;  // announced by a Sentinel: the next connect goes there
+    bool discovering_ = false;      // a find_master() is in flight for the next connect
+    std::uint64_t attempt_ = 0;     // answers of older find_master() calls are ignored
 };
+
+// After construction: the Sentinels' callbacks hold a weak_ptr to this.
+void Client::Impl::init_sentinels() {
+    if (options_.sentinels.empty()) return;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    sentinels_ = std::make_unique<Sentinels>(io_, options_, [weak](const auto& master) {
+        if (auto self = weak.lock()) self->master_changed(master);
+    });
+}
 
 void Client::Impl::start() {
     if (running_) return;
     running_ = true;
     backoff_ = min_backoff;
+    if (sentinels_) sentinels_->start();
     connect();
 }
 
 void Client::Impl::stop() {
     running_ = false;
     retry_timer_.cancel();
+    if (sentinels_) sentinels_->stop();
+    ++attempt_;
+    discovering_ = false;
+    next_.reset();
     if (connection_) connection_->close("stopped");
     connection_.reset();
     was_ready_ = false;
 }
 
 void Client::Impl::connect() {
-    connection_ = std::make_shared<Connection>(io_, options_, stats_);
+    if (!sentinels_) return open(options_.address);
+    if (next_) {
+        auto master = *next_;
+        next_.reset();
+        return open(master);
+    }
+    discovering_ = true;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    sentinels_->find_master([weak, attempt = ++attempt_](auto master, const std::string& why) {
+        auto self = weak.lock();
+        if (!self || attempt != self->attempt_ || !self->running_) return;
+        self->discovering_ = false;
+        if (!master) return self->on_failed("no Sentinel named the master: " + why);
+        self->open(*master);
+    });
+}
+
+void Client::Impl::open(const Endpoint& address) {
+    target_ = address;
+    if (sentinels_) {
+        Options options = options_;
+        options.address = address;
+        connection_ = std::make_shared<Connection>(io_, options, stats_);
+    } else {
+        connection_ = std::make_shared<Connection>(io_, options_, stats_);
+    }
     std::weak_ptr<Impl> weak = shared_from_this();
     connection_->open(
         [weak] {
@@ -100,10 +166,11 @@ void Client::Impl::on_ready() {
     ++stats_->connects;
     backoff_ = min_backoff;
     was_ready_ = true;
+    const std::string where = sentinels_ ? " at " + target_.to_string() : "";
     if (ever_ready_ || !last_problem_.empty())
-        log::notice(name_ + ": connection restored");
+        log::notice(name_ + ": connection restored" + where);
     else
-        log::info(name_ + ": connected");
+        log::info(name_ + ": connected" + where);
     ever_ready_ = true;
     last_problem_.clear();
     if (options_.on_ready) options_.on_ready();
@@ -119,7 +186,35 @@ void Client::Impl::on_failed(const std::string& reason) {
         log::warning(name_ + ": cannot connect: " + reason);
     }
     last_problem_ = reason;
+    if (next_ && running_) return connect();  // a Sentinel named the new master: go there now
     schedule_retry();
+}
+
+// From the Sentinels' watch: a new master announced, or (nullopt) the watch was set up again
+// and the master must be asked for, in case a switch was missed while nobody watched.
+void Client::Impl::master_changed(const std::optional<Endpoint>& master) {
+    if (!running_) return;
+    if (master) return move_to(*master);
+    if (!connected()) return;  // the connect under way asks the Sentinels anyway
+    std::weak_ptr<Impl> weak = shared_from_this();
+    sentinels_->find_master([weak](auto found, const std::string&) {
+        auto self = weak.lock();
+        if (self && found && self->running_) self->move_to(*found);
+    });
+}
+
+// The connection to an old master ends now (its commands fail: a write whose answer is lost
+// is never sent again elsewhere); the next one goes to the new master without waiting.
+void Client::Impl::move_to(const Endpoint& master) {
+    if (connection_ && same_place(target_, master)) return;
+    log::notice(name_ + ": Sentinel names a new master, " + master.to_string());
+    next_ = master;
+    backoff_ = min_backoff;
+    ++attempt_;  // a discovery in flight is overtaken
+    discovering_ = false;
+    retry_timer_.cancel();
+    if (connection_) return connection_->drop("the master moved to " + master.to_string());
+    connect();
 }
 
 void Client::Impl::schedule_retry() {
@@ -128,7 +223,7 @@ void Client::Impl::schedule_retry() {
     std::weak_ptr<Impl> weak = shared_from_this();
     retry_timer_.async_wait([weak](const boost::system::error_code& error) {
         auto self = weak.lock();
-        if (!self || error || !self->running_ || self->connection_) return;
+        if (!self || error || !self->running_ || self->connection_ || self->discovering_) return;
         self->connect();
     });
 }
@@ -195,7 +290,9 @@ void Client::Impl::eval(const Script& script, std::vector<std::string> keys,
 }
 
 Client::Client(asio::io_context& io, Options options)
-    : impl_(std::make_shared<Impl>(io, std::move(options))) {}
+    : impl_(std::make_shared<Impl>(io, std::move(options))) {
+    impl_->init_sentinels();
+}
 
 Client::~Client() {
     impl_->stop();
@@ -209,6 +306,9 @@ void Client::stop() {
 }
 bool Client::connected() const {
     return impl_->connected();
+}
+std::optional<Endpoint> Client::master() const {
+    return impl_->master();
 }
 Stats Client::stats() const {
     return impl_->stats();

@@ -25,6 +25,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,8 @@ class Client {
     void stop();
     // True while a connection is open (and authenticated) and commands are being sent.
     bool connected() const;
+    // Through Sentinels, the master the current (or last) connection went to; else nullopt.
+    std::optional<Endpoint> master() const;
 
     // Sends argv as one command (binary-safe). While not connected, fails at once with
     // "not connected" rather than queueing: callers answer per fail_mode within their deadline.

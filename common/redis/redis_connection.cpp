@@ -112,9 +112,19 @@ void Connection::on_connect(const boost::system::error_code& error) {
         enable_keepalive();
     }
     start_read();
-    if (options_.password.empty()) return become_ready();
+    if (options_.password.empty()) return handshake_done();
     state_ = State::authenticating;
     append_command(output_, {"AUTH", options_.password});
+    ++stats_->commands;
+    flush();
+}
+
+// Through Sentinels, the address given may be stale (a master demoted since): the Sentinel
+// client guidelines' ROLE check, before anything is sent there.
+void Connection::handshake_done() {
+    if (options_.sentinels.empty()) return become_ready();
+    state_ = State::checking_role;
+    append_command(output_, {"ROLE"});
     ++stats_->commands;
     flush();
 }
@@ -184,6 +194,10 @@ void Connection::on_read(const boost::system::error_code& error, std::size_t siz
     start_read();
 }
 
+static bool is_readonly(const Value& v) {
+    return v.str.compare(0, 8, "READONLY") == 0;
+}
+
 // A message a subscribed connection receives without asking: ["message", channel, payload].
 static bool is_pubsub_message(const Value& v) {
     return v.type == Value::Type::array && v.elements.size() == 3 &&
@@ -193,9 +207,19 @@ static bool is_pubsub_message(const Value& v) {
 void Connection::dispatch(Value value) {
     if (state_ == State::authenticating) {
         if (value.is_error()) return fail("authentication failed: " + value.str);
-        return become_ready();
+        return handshake_done();
+    }
+    if (state_ == State::checking_role) {
+        const auto& e = value.elements;
+        if (value.type == Value::Type::array && !e.empty() && e[0].str == "master")
+            return become_ready();
+        return fail("not a master (ROLE " + (e.empty() ? value.str : e[0].str).substr(0, 60) + ")");
     }
     if (options_.on_message && is_pubsub_message(value)) return options_.on_message(value);
+    // A replica refused a write: through Sentinels the master has moved, so the connection is
+    // dropped (its commands fail) and the master asked again.
+    if (value.is_error() && is_readonly(value) && !options_.sentinels.empty())
+        return fail("a replica answered: " + value.str.substr(0, 80));
     if (pending_.empty()) return fail("protocol error: reply without a command");
     Pending entry = std::move(pending_.front());
     pending_.pop_front();
@@ -206,6 +230,9 @@ void Connection::dispatch(Value value) {
     }
     if (!entry.done) return;  // MULTI and QUEUED inside a transaction: EXEC's reply counts
     if (options_.latency) options_.latency->observe(clock::now() - (entry.deadline - timeout_));
+    // Never a write's success, nor an error a caller might read as an answer: no answer.
+    if (value.is_error() && is_readonly(value))
+        return post_reply(io_, std::move(entry.done), failure("a replica answered (READONLY)"));
     post_reply(io_, std::move(entry.done), Reply{true, {}, std::move(value)});
 }
 

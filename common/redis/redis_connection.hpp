@@ -49,13 +49,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void send_encoded(std::string_view encoded, std::size_t replies, Callback last);
     // Closes the socket and answers every pending callback with ok=false and reason.
     void close(const std::string& reason);
+    // As if the connection had failed: close(reason), counted, then failed(reason).
+    void drop(const std::string& reason) { fail(reason); }
 
     bool is_ready() const { return state_ == State::ready; }
     std::size_t pending() const { return pending_.size(); }
 
   private:
     using clock = std::chrono::steady_clock;
-    enum class State { connecting, authenticating, ready, closed };
+    enum class State { connecting, authenticating, checking_role, ready, closed };
     struct Pending {
         // Already answered "timeout" when it is in the expired prefix; none for MULTI and QUEUED
         // in a transaction (redis.cpp).
@@ -67,6 +69,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void connect_inet();
     void on_connect(const boost::system::error_code& error);
     void enable_keepalive();
+    void handshake_done();
     void become_ready();
     void fail(const std::string& reason);
 

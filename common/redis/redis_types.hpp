@@ -58,6 +58,12 @@ struct Options {
     // commands answered ok=false, one series per Failure, in its order.
     metrics::Histogram* latency = nullptr;
     metrics::CounterFamily* failures = nullptr;
+    // Redis Sentinel (common/redis/sentinel.hpp): when not empty, `address` is ignored; the
+    // master named master_name is asked of these Sentinels (AUTH sentinel_password when not
+    // empty), checked with ROLE after every connect, and followed on +switch-master.
+    std::vector<Endpoint> sentinels;
+    std::string master_name;
+    std::string sentinel_password;
 };
 
 // Why a command got no answer, as Options::failures counts it ("stopped" is not counted).

@@ -28,6 +28,8 @@ struct PolicyLoad::Connection {
 
     // Odd requests are a SASL user's RCPT (quota: one login per connection, one message per
     // request), even ones inbound RCPTs from the connection's own network (greylisting).
+    std::string login_prefix;
+
     LoadReply next_request(std::string* text) {
         LoadReply r;
         r.connection = index;
@@ -35,7 +37,7 @@ struct PolicyLoad::Connection {
         auto n = std::to_string(sequence++);
         Attributes a;
         if (r.outbound) {
-            r.login = "user" + std::to_string(index) + "@example.com";
+            r.login = login_prefix + std::to_string(index) + "@example.com";
             r.instance = "c" + std::to_string(index) + "m" + n;
             a = inbound("198.51.100.7", r.login, "r" + n + "@elsewhere.example");
             a["sasl_username"] = r.login;
@@ -55,6 +57,7 @@ PolicyLoad::PolicyLoad(unsigned short port, Options options) : port_(port), opti
     for (int i = 0; i < options_.connections; ++i) {
         auto c = std::make_unique<Connection>();
         c->index = i;
+        c->login_prefix = options_.login_prefix;
         c->fd = connect_loopback(port_);
         if (c->fd < 0) throw std::runtime_error("load: cannot connect to policyd");
         // spread the first batches over one pause, so the connections do not move in lockstep

@@ -39,6 +39,7 @@ class PolicyLoad {
         int connections = 50;
         int depth = 3;                        // requests sent at once per connection
         std::chrono::milliseconds pause{30};  // between a batch's last reply and the next
+        std::string login_prefix = "user";    // logins are <prefix><connection>@example.com
     };
 
     // Connects every client (throws when one cannot) and starts sending.
