@@ -20,7 +20,7 @@ redis-server redis-tools python3 python3-yaml prometheus
 libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl python3-spf
 libidn2-dev libssl-dev
 nlohmann-json3-dev
-postfix dovecot-core
+postfix dovecot-core dovecot-imapd
 mandoc man-db docker-compose valgrind
 $*"
 case "${1:-}" in
@@ -83,7 +83,7 @@ apt-get install -y -qq --no-install-recommends $missing
 for p in $missing; do
 	case $p in
 	postfix) unit=postfix ;;
-	dovecot-core) unit=dovecot ;;
+	dovecot-core | dovecot-imapd) unit=dovecot ;;
 	prometheus) unit=prometheus ;; # only its promtool is used (tests/metrics)
 	rspamd) unit=rspamd ;;         # contrib/bench/milter.sh runs its own instance
 	*) continue ;;

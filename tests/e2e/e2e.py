@@ -35,6 +35,7 @@ import argparse
 import email.utils
 import glob
 import grp
+import imaplib
 import importlib.util
 import json
 import os
@@ -588,6 +589,13 @@ class World:
         text = DOVECOT_CONF.format(tmp=self.tmp)
         if getattr(self, "auth_port", None):
             text += DOVECOT_AUTH_POLICY.format(port=self.auth_port, key=AUTH_SETTINGS["api_key"])
+            if not getattr(self, "imap_port", None):
+                text += DOVECOT_NO_PENALTY
+        if getattr(self, "imap_port", None):  # IMAP logins: scenario auth-imap only
+            mail = os.path.join(self.tmp, "imap-mail")
+            os.mkdir(mail)
+            os.chmod(mail, 0o1777)  # the imap process runs as nobody
+            text += DOVECOT_IMAP.format(port=self.imap_port, mail=mail)
         open(conf, "w").write(text)
         self.dovecot = Child("dovecot", ["dovecot", "-F", "-c", conf],
                              os.path.join(self.tmp, "dovecot.out"))
@@ -1186,12 +1194,34 @@ auth_policy_server_url = http://127.0.0.1:{port}/
 auth_policy_hash_nonce = e2e-nonce-0123456789
 auth_policy_server_api_header = X-API-Key: {key}
 auth_policy_reject_on_fail = no
-# Dovecot's own per-address penalty (anvil) delays each failure's answer 2, 4, 8, 15 s: past
-# three, longer than Postfix waits for Dovecot (10 s). Without its socket the penalty is off,
-# so the scenario sees postwarden's lockout alone.
-service anvil {{
-  unix_listener anvil-auth-penalty {{
+"""
+DOVECOT_NO_PENALTY = """\
+# Dovecot's own per-address penalty (anvil) delays the next attempt 4, 8, then 15 s: after
+# three failures, longer than Postfix waits for Dovecot (10 s). Without its socket the penalty
+# is off, so the scenario sees postwarden's lockout alone.
+service anvil {
+  unix_listener anvil-auth-penalty {
     mode = 0
+  }
+}
+"""
+# IMAP on loopback for scenario auth-imap, with Dovecot's penalty on. 127.0.0.1 is a trusted
+# proxy (docs/auth.md: webmail) whose ID x-originating-ip Dovecot takes as the client's address.
+DOVECOT_IMAP = """\
+# IMAP logins (docs/auth.md)
+protocols = imap
+listen = 127.0.0.1
+login_trusted_networks = 127.0.0.1/32
+mail_location = maildir:{mail}/%n
+service imap-login {{
+  service_count = 0
+  process_min_avail = 1
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
   }}
 }}
 """
@@ -1244,6 +1274,8 @@ def scenario_auth_lockout(world):
     world.redis.cli("SADD", "pw:block:login", "bob@example.com")
     check(auth("203.0.113.73", "bob@example.com", USERS["bob@example.com"])[0] == 235,
           "a login in block:login (S4) could not log in (S12)")
+
+
 def scenario_dkim_sign(world):
     """S14: keys made with postwarden dkim keygen and activated; an authenticated user's mail,
     relayed by Postfix, carries RSA and Ed25519 signatures that dkimpy verifies, and passes SPF,
@@ -1343,6 +1375,86 @@ def scenario_dkim_sign(world):
         check(want in ar[0], "%s missing: %s" % (want, ar[0]))
 
 
+def scenario_auth_imap(world):
+    """S11, S12 over IMAP, behind a trusted proxy that passes the client's address in ID
+    x-originating-ip: wrong passwords lock that address out, the right one is then refused there
+    but not elsewhere, `postwarden auth unlock` lifts it; block:auth refuses the right password,
+    block:login logs in. Dovecot's own penalty stays on alongside, per client address."""
+    imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTHENTICATED", "SELECTED"))
+    check(wait_until(lambda: port_open(world.imap_port), 10), "Dovecot does not listen for IMAP")
+
+    def login(client, user, password, barrier=None):
+        """LOGIN through the proxy (127.0.0.1) for client, its ID x-originating-ip, after barrier
+        if given: (logged in?, the answer, seconds)."""
+        start = time.monotonic()
+        m = imaplib.IMAP4("127.0.0.1", world.imap_port, timeout=30)
+        try:
+            typ, data = m._simple_command("ID", '("x-originating-ip" "%s")' % client)
+            check(typ == "OK", "ID was refused: %s %s" % (typ, data))
+            if barrier:
+                barrier.wait(10)
+            try:
+                typ, data = m.login(user, password)
+                ok, text = typ == "OK", b" ".join(data).decode()
+                m.logout()
+            except imaplib.IMAP4.error as e:
+                ok, text = False, str(e)
+                m.shutdown()
+        except Exception:
+            m.shutdown()
+            raise
+        took = time.monotonic() - start
+        log("IMAP LOGIN %s from %s: %s %s (%.2f s)" % (user, client, ok, text, took))
+        return ok, text, took
+
+    def admin(*args):
+        r = subprocess.run([os.path.join(world.build, "admin/postwarden"), "-c", world.conf_path]
+                           + list(args), capture_output=True, text=True, timeout=30)
+        log("postwarden %s: %d %s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+        return r
+
+    bob, alice = USERS["bob@example.com"], USERS["alice@example.com"]
+    bad, good = "203.0.113.80", "203.0.113.81"
+    check(login("203.0.113.84", "alice@example.com", alice)[0], "a right password was refused")
+    # Three wrong passwords at once (ip_lockout = 3/600): the count in Redis locks the address
+    # however they arrive. (At once, they may also pass Dovecot's penalty, which delays a
+    # client's attempts after a failure is recorded, 4 s after one, up to 15 s: a shorter test.)
+    failures, barrier = [], threading.Barrier(3)
+    threads = [threading.Thread(target=lambda i=i: failures.append(
+        login(bad, "bob@example.com", "wrong-%d" % i, barrier=barrier))) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(len(failures) == 3 and all(not ok and "AUTHENTICATIONFAILED" in text
+                                     for ok, text, _ in failures),
+          "three wrong passwords were not all refused: %s" % failures)
+    check(wait_until(lambda: "action=lockout client=%s" % bad in world.policyd.output(), 5),
+          "policyd logged no lockout of %s (the x-originating-ip)" % bad)
+    ok, text, seconds = login(bad, "bob@example.com", bob)
+    check(not ok and re.search("Too many failed logins, try again after " + RFC3339, text),
+          "the right password from a locked address was not refused saying until when: " + text)
+    check("action=refuse reason=client-locked client=%s login=bob@example.com" % bad
+          in world.policyd.output(), "policyd logged no refusal of the locked address")
+    # docs/auth.md: Dovecot's penalty stays on alongside, per client address (the trusted
+    # proxy's x-originating-ip), 4 s after one failure
+    check(seconds >= 3, "Dovecot's penalty did not delay the attempt after failures (%.2f s)"
+          % seconds)
+    ok, _, seconds = login(good, "bob@example.com", bob)
+    check(ok, "another address could not log in")
+    check(seconds < 3, "another address behind the same proxy was delayed (%.2f s)" % seconds)
+    check(admin("auth", "unlock", bad).returncode == 0, "auth unlock failed")
+    check(login(bad, "bob@example.com", bob)[0], "the unlocked address could not log in")
+    # S11: an account locked until support unlocks it; S12: one blocked from sending logs in
+    world.redis.cli("SADD", "pw:block:auth", "alice@example.com")
+    ok, text, _ = login("203.0.113.82", "alice@example.com", alice)
+    check(not ok and "Account locked, contact support" in text,
+          "a login in block:auth was not refused with 'Account locked, contact support': " + text)
+    world.redis.cli("SADD", "pw:block:login", "bob@example.com")
+    check(login("203.0.113.83", "bob@example.com", bob)[0],
+          "a login in block:login (S4) could not log in over IMAP (S12)")
+
+
 def readme_wiring(source):
     """The README's "Wiring into Postfix and Dovecot" section against what these tests use:
     every line of its main.cf block must be in conf/main.cf.example, in the same order, and
@@ -1386,6 +1498,7 @@ SCENARIOS = {
     "quota": (scenario_quota, {"quota": True}),
     "auth-lockout": (scenario_auth_lockout, {"auth": True}),
     "dkim-sign": (scenario_dkim_sign, {"milter": True}),
+    "auth-imap": (scenario_auth_imap, {"auth": True, "imap": True}),
 }
 
 
@@ -1409,6 +1522,8 @@ def preflight(args, needs):
         binary = os.path.join(args.build, "milter/postwarden-milter")
         if not os.access(binary, os.X_OK):
             raise Skip("postwarden-milter is not built (%s does not exist)" % binary)
+    if needs.get("imap") and not os.path.exists("/usr/lib/dovecot/imap-login"):
+        raise Skip("dovecot-imapd is not installed (contrib/deps.sh installs it)")
     if needs.get("quota") and not glob.glob(os.path.join(args.source, "common/redis/lua/quota*.lua")):
         raise Skip("quota support is not in the tree yet (no common/redis/lua/quota*.lua)")
 
@@ -1435,6 +1550,8 @@ def run(args, name):
     world.dkim_key = None
     if needs.get("auth"):
         world.auth_port = free_port()
+    if needs.get("imap"):
+        world.imap_port = free_port()
     status = 1
     try:
         if needs.get("milter"):
