@@ -137,7 +137,7 @@ TEST_CASE("policyd files requests by protocol_state and decisions by action and 
     policy::count_decision("REJECT 5.7.1 x", "greylist");  // no such pair: counted as other
     CHECK(m.decisions.value(grey) == before_grey + 1);
     CHECK(m.decisions.value(unknown) == before_unknown + 1);
-    // every reason the README lists has a series
+    // every reason docs/metrics.md lists has a series
     for (auto reason :
          {"block-login", "block-sender", "block-net", "block-tld", "allow", "outbound", "greylist",
           "greylist-passed", "greylist-known", "greylist-client", "greylist-off", "spf-handoff",
