@@ -22,7 +22,7 @@ bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
 
-// As root the keys go to [milter] user = nobody; otherwise they stay the runner's.
+// As root the keys go to [milter] user = nobody; otherwise [milter] user is the runner.
 uid_t key_owner() {
     if (geteuid() != 0) return geteuid();
     const passwd* pw = getpwnam("nobody");
@@ -31,7 +31,9 @@ uid_t key_owner() {
 }
 
 std::string milter_user() {
-    return geteuid() == 0 ? "[milter]\nuser = nobody\n" : "";
+    const passwd* self = getpwuid(geteuid());
+    REQUIRE(self);
+    return "[milter]\nuser = " + std::string(geteuid() == 0 ? "nobody" : self->pw_name) + "\n";
 }
 
 std::string slurp(const std::string& path) {
