@@ -439,3 +439,34 @@ TEST_CASE("DKIM signing: selectors come from memory, and an edit counts for the 
     w.redis.run({"SREM", "pw:dkim:selectors:sender.test", "pw-rsa"});
     CHECK(signed_by() == std::vector<std::string>{"pw-ed"});
 }
+
+TEST_CASE("DKIM signing: a large message is signed as it streams, never held whole",
+          "[milter][dkim-sign]") {
+    SignWorld w;
+    w.activate("sender.test", {"pw-rsa", "pw-ed"});
+    auto peak_kb = [&] {
+        std::ifstream status("/proc/" + std::to_string(w.milter.process().pid()) + "/status");
+        for (std::string line; std::getline(status, line);)
+            if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+        return 0L;
+    };
+    auto warm = outbound(alice_headers(), "Hi.\r\n");
+    REQUIRE(w.run(warm).accepted());
+    const long before = peak_kb();
+    std::string line(998, 'y');  // RFC 5322's longest line
+    std::string body;
+    for (int i = 0; i < 12 * 1024; ++i)  // 12 MB
+        body += line + "\r\n";
+    auto t = outbound(alice_headers(), body);
+    auto out = w.run(t);
+    INFO(w.milter.log());
+    REQUIRE(out.accepted());
+    const long grown = peak_kb() - before;
+    INFO("peak memory grew by " << grown << " kB");
+    CHECK(grown < 4 * 1024);  // a fraction of the message: chunks, not the whole
+    auto headers = apply_modifications(t.headers, out.modifications);
+    REQUIRE(signatures(headers).size() == 2);
+    auto ar = inbound_results(w, headers, body);
+    CHECK(contains(ar, "dkim=pass header.d=sender.test header.s=pw-rsa"));
+    CHECK(contains(ar, "dkim=pass header.d=sender.test header.s=pw-ed"));
+}
