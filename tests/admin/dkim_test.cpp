@@ -114,7 +114,8 @@ TEST_CASE("dkim keygen: keys 0600 for the milter's user, records printed, nothin
     }
 }
 
-TEST_CASE("dkim activate, retire and list edit and show dkim:selectors", "[admin][dkim-cli]") {
+TEST_CASE("dkim activate, retire and list: the selector SET edited and shown",
+          "[admin][dkim-cli]") {
     DkimCli t;
     REQUIRE(t.run({"dkim", "keygen", "example.com", "--type", "ed25519", "--selector", "a"}).code ==
             0);
@@ -152,7 +153,7 @@ TEST_CASE("dkim activate, retire and list edit and show dkim:selectors", "[admin
     CHECK(t.run({"dkim", "retire", "example.com", "../x"}).code == 2);
 }
 
-TEST_CASE("dkim check compares published keys with the key files", "[admin][dkim-cli]") {
+TEST_CASE("dkim check: published keys compared with the key files", "[admin][dkim-cli]") {
     const auto other = dkim::generate_key(dkim::KeyType::ed25519, 0);
     // The keys are made first (below), so the zone is filled in afterwards from their files.
     DkimCli made;
