@@ -1,6 +1,7 @@
 // fuzz_dkim_sign.cpp — DKIM signing and published key records on hostile input: the key record
-// `postwarden dkim check` reads from DNS, header selection, and libopendkim signing header fields
-// and a body the milter was handed (NULs, fields without a colon, bare CR and LF, 8-bit bytes).
+// `postwarden dkim check` reads from DNS, header selection, and the signer canonicalizing and
+// signing header fields and a body the milter was handed (NULs, fields without a colon, bare CR
+// and LF, 8-bit bytes).
 //
 // Input: the first line is a key record; the second a selector and a domain, space separated;
 // then header fields, one per line ("\t" at the start of a line folds it into the field before),
