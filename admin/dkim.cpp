@@ -154,6 +154,10 @@ Output keygen(Context& ctx, const std::vector<std::string>& args) {
     if (geteuid() == 0 && !owner.known)
         throw Failure(exit_usage, "no user '" + owner.name +
                                       "' to own the keys ([milter] user, or the service's)");
+    // Keys another user owns are refused by the milter: only root can give them away.
+    if (geteuid() != 0 && owner.known && owner.uid != geteuid())
+        throw Failure(exit_usage, "run as root or as " + owner.name +
+                                      ": the milter refuses keys that another user owns");
     std::vector<std::pair<KeyType, std::string>> wanted;
     if (options.type != "ed25519")
         wanted.emplace_back(KeyType::rsa, options.selector.empty() ? "rsa-" + year_month(ctx.now_ms)

@@ -65,9 +65,9 @@ class Library {
     Limits limits_;
 };
 
-// A header field as libopendkim reads it, for signing and verifying alike: cut at a NUL (see
-// Verifier::header) and with every bare LF of its folding made CRLF (Postfix hands milters folded
-// values with LF; the signer hashed CRLF). Empty when nothing is left.
+// A header field as libopendkim reads it: cut at a NUL (see Verifier::header) and with every
+// bare LF of its folding made CRLF (Postfix hands milters folded values with LF; the signer
+// hashed CRLF). Empty when nothing is left.
 std::string crlf_field(std::string_view field);
 
 // Canonical body length (RFC 6376 §3.4.3, §3.4.4), counted while the body streams: tells whether

@@ -149,7 +149,9 @@ std::optional<PrivateKey> parse_private_key(std::string_view pem, std::string* w
     if (!in) return *why = "out of memory", std::nullopt;
     Pkey pkey(PEM_read_bio_PrivateKey(in.get(), nullptr, nullptr, nullptr));
     if (!pkey) return *why = "not a PEM private key", std::nullopt;
-    return describe(pkey.get(), why);
+    auto key = describe(pkey.get(), why);
+    if (key) key->pkey = std::shared_ptr<EVP_PKEY>(pkey.release(), EVP_PKEY_free);
+    return key;
 }
 
 std::optional<PrivateKey> read_key_file(const std::string& path, uid_t owner, std::string* why) {
@@ -207,6 +209,7 @@ PrivateKey generate_key(KeyType type, int bits) {
     std::string why;
     auto key = describe(pkey.get(), &why);
     if (!key) throw std::runtime_error("generated key: " + why);
+    key->pkey = std::shared_ptr<EVP_PKEY>(pkey.release(), EVP_PKEY_free);
     return *key;
 }
 

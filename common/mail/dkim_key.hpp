@@ -15,9 +15,12 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY, declared here to keep its headers out
 
 namespace postwarden::dkim {
 
@@ -30,8 +33,11 @@ std::string_view key_tag_of(KeyType type);
 
 struct PrivateKey {
     KeyType type = KeyType::rsa;
-    int bits = 0;            // RSA modulus; 256 for Ed25519
-    std::string pem;         // PKCS#8 PEM, re-encoded by OpenSSL: what libopendkim is given
+    int bits = 0;     // RSA modulus; 256 for Ed25519
+    std::string pem;  // PKCS#8 PEM, re-encoded by OpenSSL (what keygen writes)
+    // The key parsed once, for signing (OpenSSL's EVP_PKEY: immutable, used by any number of
+    // threads at once).
+    std::shared_ptr<evp_pkey_st> pkey;
     std::string public_key;  // p=: base64 of the SubjectPublicKeyInfo (RSA) or of the raw
                              // 32-byte key (Ed25519, RFC 8463 §4.2)
 };

@@ -1,16 +1,13 @@
-// dkim_sign.cpp — signing on libopendkim; see dkim_sign.hpp.
+// dkim_sign.cpp — relaxed canonicalization, SHA-256 and signatures on OpenSSL; see
+// dkim_sign.hpp.
 #include "common/mail/dkim_sign.hpp"
 
-// dkim.h is C and spells bool the C99 way; C++ has no _Bool.
-#define _Bool bool
-#include <opendkim/dkim.h>
-#undef _Bool
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <stdexcept>
-
-#include "common/mail/dkim.hpp"
 
 namespace postwarden::dkim {
 
@@ -23,20 +20,72 @@ bool iequals(std::string_view a, std::string_view b) {
     });
 }
 
-std::string status_text(DKIM_STAT status, ::dkim* handle) {
-    const char* why = handle ? dkim_geterror(handle) : nullptr;
-    if (why && *why) return why;
-    const char* text = dkim_getresultstr(status);
-    return text ? text : "status " + std::to_string(status);
+bool blank(char c) {
+    return c == ' ' || c == '\t';
 }
 
-// libopendkim folds with CRLF; Postfix wants a milter's header values with LF line ends.
-std::string lf_folded(std::string_view value) {
+std::string base64(const unsigned char* data, std::size_t size) {
+    std::string out(4 * ((size + 2) / 3) + 1, '\0');
+    const int n =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+}
+
+struct MdCtxFree {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+
+// The signature over the canonical header data: RSASSA-PKCS1-v1_5 with SHA-256 (RFC 6376
+// §3.3.1), or Ed25519 over the data's SHA-256 (RFC 8463 §3). Empty when OpenSSL fails.
+std::string sign(const PrivateKey& key, std::string_view data) {
+    MdCtx ctx(EVP_MD_CTX_new());
+    if (!ctx || !key.pkey) return "";
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_size = 0;
+    const auto* in = reinterpret_cast<const unsigned char*>(data.data());
+    std::size_t in_size = data.size();
+    if (key.type == KeyType::ed25519) {
+        if (EVP_Digest(in, in_size, digest, &digest_size, EVP_sha256(), nullptr) != 1) return "";
+        in = digest;
+        in_size = digest_size;
+    }
+    const EVP_MD* md = key.type == KeyType::rsa ? EVP_sha256() : nullptr;
+    std::size_t size = 0;
+    if (EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, key.pkey.get()) != 1 ||
+        EVP_DigestSign(ctx.get(), nullptr, &size, in, in_size) != 1)
+        return "";
+    std::string sig(size, '\0');
+    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &size, in,
+                       in_size) != 1)
+        return "";
+    sig.resize(size);
+    return base64(reinterpret_cast<const unsigned char*>(sig.data()), sig.size());
+}
+
+// b= folded for Postfix: lines of at most 72 characters, continued with "\n\t ".
+std::string folded(const std::string& b) {
     std::string out;
-    out.reserve(value.size());
-    for (std::size_t i = 0; i < value.size(); ++i)
-        if (!(value[i] == '\r' && i + 1 < value.size() && value[i + 1] == '\n'))
-            out.push_back(value[i]);
+    for (std::size_t at = 0; at < b.size(); at += 72)
+        out += (at ? "\n\t " : "") + b.substr(at, 72);
+    return out;
+}
+
+// The fields hashed for h= (RFC 6376 §5.4.2): for each name, the last instance not yet used;
+// a name with none left contributes nothing.
+std::string signed_fields(const std::vector<std::string>& fields,
+                          const std::vector<std::string>& h) {
+    std::vector<bool> used(fields.size(), false);
+    std::string out;
+    for (const auto& name : h) {
+        for (std::size_t i = fields.size(); i-- > 0;) {
+            if (used[i] || !iequals(field_name_of(fields[i]), name)) continue;
+            used[i] = true;
+            out += relaxed_header(fields[i]);
+            break;
+        }
+    }
     return out;
 }
 
@@ -59,109 +108,138 @@ std::string_view field_name_of(std::string_view field) {
     auto colon = field.find(':');
     if (colon == std::string_view::npos) return {};
     auto name = field.substr(0, colon);
-    while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+    while (!name.empty() && blank(name.back()))
         name.remove_suffix(1);
     return name;
 }
 
-SigningLibrary::SigningLibrary(HeaderSelection selection)
-    : selection_(std::move(selection)), lib_(dkim_init(nullptr, nullptr)) {
-    if (!lib_) throw std::runtime_error("libopendkim: dkim_init failed");
-    for (const auto& s : selection_.sign)
-        sign_names_.push_back(s.c_str());
-    sign_names_.push_back(nullptr);
-    for (const auto& s : selection_.oversign)
-        oversign_names_.push_back(s.c_str());
-    oversign_names_.push_back(nullptr);
-    unsigned int flags = DKIM_LIBFLAGS_FIXCRLF;
-    dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags);
-    // The library copies neither list: they live as long as this object.
-    auto** sign = sign_names_.data();
-    auto** over = oversign_names_.data();
-    if (dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, sign, sizeof sign) != DKIM_STAT_OK ||
-        (selection_.oversign.size() > 0 &&
-         dkim_options(lib_, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, over, sizeof over) !=
-             DKIM_STAT_OK)) {
-        dkim_close(lib_);
-        throw std::runtime_error("libopendkim: cannot set the header fields to sign");
+std::string relaxed_header(std::string_view field) {
+    std::string out;
+    for (char c : field_name_of(field))
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    out.push_back(':');
+    auto colon = field.find(':');
+    auto value = colon == std::string_view::npos ? std::string_view() : field.substr(colon + 1);
+    bool space = false;
+    for (char c : value) {
+        if (c == '\r' || c == '\n') continue;  // unfolding
+        if (blank(c)) {
+            space = true;
+            continue;
+        }
+        if (space && out.back() != ':') out.push_back(' ');
+        space = false;
+        out.push_back(c);
+    }
+    return out + "\r\n";
+}
+
+// ---- body ---------------------------------------------------------------------------------
+
+struct RelaxedBody::Hash {
+    MdCtx ctx{EVP_MD_CTX_new()};
+};
+
+RelaxedBody::RelaxedBody() : RelaxedBody(false) {}
+
+RelaxedBody::RelaxedBody(bool keep_text) : hash_(std::make_unique<Hash>()), keep_text_(keep_text) {
+    if (!hash_->ctx || EVP_DigestInit_ex(hash_->ctx.get(), EVP_sha256(), nullptr) != 1)
+        throw std::runtime_error("OpenSSL: cannot start SHA-256");
+    out_.reserve(64 * 1024 + 16);
+}
+
+RelaxedBody::~RelaxedBody() = default;
+
+void RelaxedBody::flush() {
+    if (keep_text_) text_ += out_;
+    EVP_DigestUpdate(hash_->ctx.get(), out_.data(), out_.size());
+    out_.clear();
+}
+
+// One byte of content (not a line end, not a blank).
+void RelaxedBody::put(char c) {
+    for (; empty_lines_ > 0; --empty_lines_)
+        out_ += "\r\n";
+    if (space_) out_.push_back(' ');
+    space_ = false;
+    content_ = true;
+    out_.push_back(c);
+}
+
+void RelaxedBody::feed(std::string_view chunk) {
+    for (char c : chunk) {
+        if (cr_ && c != '\n') put('\r');  // a CR alone is content
+        cr_ = false;
+        if (c == '\r') {
+            cr_ = true;
+        } else if (c == '\n') {
+            if (content_)
+                out_ += "\r\n";
+            else
+                ++empty_lines_;
+            content_ = space_ = false;
+        } else if (blank(c)) {
+            space_ = true;
+        } else {
+            put(c);
+        }
+        if (out_.size() >= 64 * 1024) flush();
     }
 }
 
-SigningLibrary::~SigningLibrary() {
-    dkim_close(lib_);
+std::string RelaxedBody::finish() {
+    if (cr_) put('\r');
+    cr_ = false;
+    if (content_) out_ += "\r\n";  // the last line had no line end
+    content_ = space_ = false;
+    empty_lines_ = 0;  // empty lines at the end do not count
+    flush();
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    EVP_DigestFinal_ex(hash_->ctx.get(), digest, &size);
+    return base64(digest, size);
 }
+
+// ---- signer -------------------------------------------------------------------------------
 
 Signer::Signer(std::shared_ptr<const SigningLibrary> library, std::vector<SigningKey> keys,
-               const std::vector<std::string>& fields, std::string_view id)
-    : library_(std::move(library)) {
-    std::string label(id.empty() ? "message" : id);
-    if (keys.size() > max_signing_keys) keys.resize(max_signing_keys);
-    for (auto& key : keys) {
-        Handle h{std::move(key), nullptr, ""};
-        const auto& k = *h.key.key;
-        DKIM_STAT status = DKIM_STAT_OK;
-        h.dkim = dkim_sign(
-            library_->handle(), reinterpret_cast<const unsigned char*>(label.c_str()), nullptr,
-            const_cast<unsigned char*>(reinterpret_cast<const unsigned char*>(k.pem.c_str())),
-            reinterpret_cast<const unsigned char*>(h.key.selector.c_str()),
-            reinterpret_cast<const unsigned char*>(h.key.domain.c_str()), DKIM_CANON_RELAXED,
-            DKIM_CANON_RELAXED,
-            k.type == KeyType::rsa ? DKIM_SIGN_RSASHA256 : DKIM_SIGN_ED25519SHA256, -1, &status);
-        if (!h.dkim) h.failure = "libopendkim could not start: " + status_text(status, nullptr);
-        handles_.push_back(std::move(h));
-    }
-    for (auto& h : handles_) {
-        if (!h.dkim) continue;
-        // Per handle too: the library default would be every field but a few.
-        (void)dkim_signhdrs(h.dkim, library_->sign_names());
-        for (const auto& field : fields) {
-            auto copy = crlf_field(field);
-            if (copy.empty()) continue;
-            DKIM_STAT status =
-                dkim_header(h.dkim, reinterpret_cast<unsigned char*>(copy.data()), copy.size());
-            if (status != DKIM_STAT_OK && h.failure.empty())
-                h.failure = "header field refused: " + status_text(status, h.dkim);
-        }
-        if (DKIM_STAT status = dkim_eoh(h.dkim); status != DKIM_STAT_OK && h.failure.empty())
-            h.failure = "end of header: " + status_text(status, h.dkim);
-    }
+               const std::vector<std::string>& fields, std::string_view)
+    : library_(std::move(library)), keys_(std::move(keys)), fields_(fields) {
+    if (keys_.size() > max_signing_keys) keys_.resize(max_signing_keys);
 }
 
-Signer::~Signer() {
-    for (auto& h : handles_)
-        if (h.dkim) dkim_free(h.dkim);
-}
+Signer::~Signer() = default;
 
 void Signer::body(std::string_view chunk) {
-    if (chunk.empty()) return;
-    copy_.assign(chunk);
-    for (auto& h : handles_) {
-        if (!h.dkim || !h.failure.empty()) continue;
-        if (DKIM_STAT status =
-                dkim_body(h.dkim, reinterpret_cast<unsigned char*>(copy_.data()), copy_.size());
-            status != DKIM_STAT_OK)
-            h.failure = "body: " + status_text(status, h.dkim);
-    }
+    body_.feed(chunk);
 }
 
 std::vector<MadeSignature> Signer::finish(std::vector<std::string>* problems) {
+    std::vector<std::string> names;
+    for (const auto& f : fields_)
+        names.emplace_back(field_name_of(f));
+    const auto h = signed_header_list(names, library_->selection());
+    std::string h_tag;
+    for (const auto& name : h)
+        h_tag += (h_tag.empty() ? "" : ":") + name;
+    const std::string bh = body_.finish(), hashed = signed_fields(fields_, h);
+    const auto now = std::to_string(static_cast<long long>(std::time(nullptr)));
     std::vector<MadeSignature> out;
-    for (auto& h : handles_) {
-        const std::string who = h.key.selector + "._domainkey." + h.key.domain;
-        if (h.dkim && h.failure.empty())
-            if (DKIM_STAT status = dkim_eom(h.dkim, nullptr); status != DKIM_STAT_OK)
-                h.failure = "signing failed: " + status_text(status, h.dkim);
-        unsigned char* value = nullptr;
-        std::size_t length = 0;
-        if (h.failure.empty() && dkim_getsighdr_d(h.dkim, sizeof "DKIM-Signature: " - 1, &value,
-                                                  &length) != DKIM_STAT_OK)
-            h.failure = "no signature produced";
-        if (!h.failure.empty()) {
-            problems->push_back(who + ": " + h.failure);
+    for (const auto& k : keys_) {
+        const std::string algorithm(algorithm_of(k.key->type));
+        // Folded as Postfix stores it; the hash covers its relaxed form, b= empty (§3.7).
+        const std::string value = "v=1; a=" + algorithm + "; c=relaxed/relaxed; d=" + k.domain +
+                                  "; s=" + k.selector + ";\n\tt=" + now + "; bh=" + bh +
+                                  ";\n\th=" + h_tag + ";\n\tb=";
+        auto header = relaxed_header("DKIM-Signature:" + value);
+        header.resize(header.size() - 2);  // the signature field is hashed without its CRLF
+        const auto b = sign(*k.key, hashed + header);
+        if (b.empty()) {
+            problems->push_back(k.selector + "._domainkey." + k.domain +
+                                ": OpenSSL could not sign");
             continue;
         }
-        out.push_back({h.key.domain, h.key.selector, std::string(algorithm_of(h.key.key->type)),
-                       lf_folded({reinterpret_cast<const char*>(value), length})});
+        out.push_back({k.domain, k.selector, algorithm, value + folded(b)});
     }
     return out;
 }

@@ -22,7 +22,7 @@ bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
 
-// As root the keys go to [milter] user = nobody; otherwise they stay the runner's.
+// As root the keys go to [milter] user = nobody; otherwise [milter] user is the runner.
 uid_t key_owner() {
     if (geteuid() != 0) return geteuid();
     const passwd* pw = getpwnam("nobody");
@@ -31,7 +31,9 @@ uid_t key_owner() {
 }
 
 std::string milter_user() {
-    return geteuid() == 0 ? "[milter]\nuser = nobody\n" : "";
+    const passwd* self = getpwuid(geteuid());
+    REQUIRE(self);
+    return "[milter]\nuser = " + std::string(geteuid() == 0 ? "nobody" : self->pw_name) + "\n";
 }
 
 std::string slurp(const std::string& path) {
@@ -112,7 +114,8 @@ TEST_CASE("dkim keygen: keys 0600 for the milter's user, records printed, nothin
     }
 }
 
-TEST_CASE("dkim activate, retire and list edit and show dkim:selectors", "[admin][dkim-cli]") {
+TEST_CASE("dkim activate, retire and list: the selector SET edited and shown",
+          "[admin][dkim-cli]") {
     DkimCli t;
     REQUIRE(t.run({"dkim", "keygen", "example.com", "--type", "ed25519", "--selector", "a"}).code ==
             0);
@@ -150,7 +153,7 @@ TEST_CASE("dkim activate, retire and list edit and show dkim:selectors", "[admin
     CHECK(t.run({"dkim", "retire", "example.com", "../x"}).code == 2);
 }
 
-TEST_CASE("dkim check compares published keys with the key files", "[admin][dkim-cli]") {
+TEST_CASE("dkim check: published keys compared with the key files", "[admin][dkim-cli]") {
     const auto other = dkim::generate_key(dkim::KeyType::ed25519, 0);
     // The keys are made first (below), so the zone is filled in afterwards from their files.
     DkimCli made;

@@ -80,7 +80,7 @@ TEST_CASE("DKIM header selection: every instance signed, oversigned names once m
     CHECK(field_name_of("no colon").empty());
 }
 
-TEST_CASE("DKIM header selection: libopendkim writes the h= predicted", "[unit][dkim-sign]") {
+TEST_CASE("DKIM header selection: the signature carries the h= predicted", "[unit][dkim-sign]") {
     const std::vector<std::string> fields{"Received: from x",
                                           "From: a@example.com",
                                           "To: b@example.com,\n\tc@example.com",
@@ -95,6 +95,32 @@ TEST_CASE("DKIM header selection: libopendkim writes the h= predicted", "[unit][
     CHECK(expected == "From:To:TO:Subject:Date:from:to:cc:subject");
     CHECK(signed_h(fields, KeyType::rsa) == expected);
     CHECK(signed_h(fields, KeyType::ed25519) == expected);
+}
+
+TEST_CASE("DKIM relaxed canonicalization: the examples of RFC 6376 3.4.5 and chunk boundaries",
+          "[unit][dkim-sign]") {
+    CHECK(relaxed_header("A: X") == "a:X\r\n");
+    CHECK(relaxed_header("B : Y\t\r\n\tZ  ") == "b:Y Z\r\n");
+    CHECK(relaxed_header("Subject:  a\n\t b  c ") == "subject:a b c\r\n");
+    CHECK(relaxed_header("X-Empty:") == "x-empty:\r\n");
+    auto body = [](std::vector<std::string> chunks) {
+        RelaxedBody b(true);
+        for (const auto& c : chunks)
+            b.feed(c);
+        b.finish();
+        return b.text();
+    };
+    CHECK(body({" C \r\nD \t E\r\n\r\n\r\n"}) == " C\r\nD E\r\n");
+    // The same split anywhere, CRLF cut in two included; bare LF line ends.
+    CHECK(body({" C \r", "\nD \t", " E\r\n\r", "\n\r\n"}) == " C\r\nD E\r\n");
+    CHECK(body({" C \nD \t E\n\n"}) == " C\r\nD E\r\n");
+    CHECK(body({"no end"}) == "no end\r\n");
+    CHECK(body({"a\r\n  \t\r\n\r\nb"}) == "a\r\n\r\n\r\nb\r\n");  // inner empty lines stay
+    CHECK(body({"x\ry\r"}) == "x\ry\r\r\n");                      // a lone CR is text
+    CHECK(body({}).empty());
+    CHECK(body({"\r\n\r\n"}).empty());
+    RelaxedBody empty;
+    CHECK(empty.finish() == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");  // SHA-256 of ""
 }
 
 TEST_CASE("DKIM selectors from Redis: only valid names, sorted, at most 8", "[unit][dkim-sign]") {
