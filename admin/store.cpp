@@ -45,6 +45,8 @@ SyncRedis& Store::client() {
     options.address = config_.redis.address;
     options.password = config_.redis.password;
     options.timeout_ms = config_.redis.timeout_ms;
+    options.cluster = config_.redis.cluster;
+    options.seeds = config_.redis.seeds;
     options.on_ready = [ready, once] {
         if (!once->exchange(true)) ready->set_value();
     };

@@ -103,6 +103,12 @@ bool Loader::finish() {
                     "must be longer than delay (" + std::to_string(g.delay) + ")");
     }
     auto& c = building.config;
+    if (c.redis.seeds.size() > 1 && !c.redis.cluster) {
+        auto it = seen_.find("redis.address");
+        section_ = "redis";
+        return fail(it == seen_.end() ? 0 : it->second, "address",
+                    "several addresses need cluster = yes");
+    }
     auto inherit = c.policyd.fail_mode;
     c.lists.fail_mode = building.lists_fail_mode.value_or(inherit);
     c.greylist.fail_mode = building.greylist_fail_mode.value_or(inherit);

@@ -36,6 +36,8 @@ struct Config {
         std::string password;
         std::string prefix;
         int timeout_ms = 0;
+        bool cluster = false;
+        std::vector<Endpoint> seeds;  // every `address` given; address is the first
     } redis;
     struct Policyd {
         std::vector<Endpoint> listen;

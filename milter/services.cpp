@@ -24,6 +24,8 @@ redis::Options redis_options(const Config& config) {
     o.address = config.redis.address;
     o.password = config.redis.password;
     o.timeout_ms = config.redis.timeout_ms;
+    o.cluster = config.redis.cluster;
+    o.seeds = config.redis.seeds;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

@@ -41,6 +41,8 @@ redis::Options redis_options(const Config& c, std::function<void()> on_ready = {
     o.address = c.redis.address;
     o.password = c.redis.password;
     o.timeout_ms = c.redis.timeout_ms;
+    o.cluster = c.redis.cluster;
+    o.seeds = c.redis.seeds;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

@@ -58,6 +58,10 @@ struct Options {
     // commands answered ok=false, one series per Failure, in its order.
     metrics::Histogram* latency = nullptr;
     metrics::CounterFamily* failures = nullptr;
+    // Redis Cluster (common/redis/cluster.hpp): commands go to the master of their key's slot;
+    // seeds are the nodes first asked for the slot map (address when empty).
+    bool cluster = false;
+    std::vector<Endpoint> seeds;
 };
 
 // Why a command got no answer, as Options::failures counts it ("stopped" is not counted).
