@@ -64,6 +64,16 @@ redis::Value Store::run(std::vector<std::string> argv) {
     return std::move(reply.value);
 }
 
+std::size_t Store::masters() {
+    return client().masters();
+}
+
+redis::Value Store::run_on(std::size_t master, std::vector<std::string> argv) {
+    auto reply = client().command_on(master, std::move(argv));
+    check(reply, config_);
+    return std::move(reply.value);
+}
+
 std::vector<redis::Value> Store::batch(std::vector<std::vector<std::string>> commands) {
     auto replies = client().batch(std::move(commands));
     std::vector<redis::Value> out;

@@ -153,7 +153,7 @@ class ClusterClient::Impl : public std::enable_shared_from_this<Impl> {
               Callback done);
     void transaction(const Batch& commands, Callback done);
     Stats stats() const;
-    std::vector<Client*> masters() const;
+    std::vector<Master> masters() const;
     std::uint64_t topology() const { return topology_; }
 
   private:
@@ -266,18 +266,20 @@ Stats ClusterClient::Impl::stats() const {
     return sum;
 }
 
-std::vector<Client*> ClusterClient::Impl::masters() const {
-    std::vector<Client*> out;
+std::vector<ClusterClient::Master> ClusterClient::Impl::masters() const {
+    std::vector<Master> out;
     for (auto* n : masters_)
-        out.push_back(n->client.get());
+        out.push_back({n->endpoint, n->client.get()});
     return out;
 }
 
 // ---- the slot map ----
 
+// options.on_ready means: a map is loaded and every master it names is connected.
 void ClusterClient::Impl::node_ready(Node* n) {
     if (!loaded_) return refresh();
-    if (options_.on_ready && std::find(masters_.begin(), masters_.end(), n) != masters_.end())
+    if (options_.on_ready && connected() &&
+        std::find(masters_.begin(), masters_.end(), n) != masters_.end())
         options_.on_ready();
 }
 
@@ -355,7 +357,7 @@ void ClusterClient::Impl::apply(const Value& ranges, Node* from) {
     auto covered = std::count_if(map.begin(), map.end(), [](Node* n) { return n != nullptr; });
     log::info("redis cluster: " + std::to_string(masters_.size()) + " masters (" + names + "), " +
               std::to_string(covered) + " of 16384 slots served");
-    if (options_.on_ready) options_.on_ready();
+    if (options_.on_ready && connected()) options_.on_ready();  // else when the last connects
 }
 
 void ClusterClient::Impl::schedule_tick() {
@@ -542,7 +544,7 @@ bool ClusterClient::connected() const {
 Stats ClusterClient::stats() const {
     return impl_->stats();
 }
-std::vector<Client*> ClusterClient::masters() const {
+std::vector<ClusterClient::Master> ClusterClient::masters() const {
     return impl_->masters();
 }
 std::uint64_t ClusterClient::topology() const {

@@ -46,8 +46,8 @@ std::vector<std::string> first_command(const Batch& batch);
 class ClusterClient final : public Forward {
   public:
     // options.seeds (or options.address when there are none) are the nodes first asked for the
-    // slot map; options.on_ready is called when a slot map is loaded and whenever a node's
-    // connection becomes ready again.
+    // slot map; options.on_ready is called whenever a slot map is loaded or a master's
+    // connection becomes ready, and every master of the map is connected.
     ClusterClient(boost::asio::io_context& io, Options options);
     ~ClusterClient();
     ClusterClient(const ClusterClient&) = delete;
@@ -63,9 +63,13 @@ class ClusterClient final : public Forward {
     void transaction(const Batch& commands, Callback done) override;
     Stats stats() const override;
 
-    // The current masters' clients, in slot order, each once: for what runs on every master
-    // (SCAN, CLIENT TRACKING). Valid until the next turn of the event loop.
-    std::vector<Client*> masters() const;
+    // The current masters, in slot order, each once: for what runs on every master (SCAN,
+    // CLIENT TRACKING). A client stays valid as long as the ClusterClient.
+    struct Master {
+        Endpoint endpoint;
+        Client* client;
+    };
+    std::vector<Master> masters() const;
     // Bumped whenever the set of masters changes.
     std::uint64_t topology() const;
 
