@@ -117,3 +117,24 @@ TEST_CASE("every key of each script and transaction shares one hash slot", "[clu
             CHECK(redis::key_slot(argv[1]) == redis::key_slot(keys[0]));
     }
 }
+
+TEST_CASE("several Redis addresses are seed nodes, accepted only with cluster = yes", "[cluster]") {
+    std::string error;
+    auto c = parse_config("[redis]\ncluster = yes\naddress = 127.0.0.1:7000, [::1]:7001\n",
+                          "test.conf", &error);
+    REQUIRE(c);
+    CHECK(c->redis.cluster);
+    REQUIRE(c->redis.seeds.size() == 2);
+    CHECK(c->redis.seeds[1].to_string() == "[::1]:7001");
+    CHECK(c->redis.address.to_string() == "127.0.0.1:7000");
+
+    CHECK_FALSE(
+        parse_config("[redis]\naddress = 127.0.0.1:7000, 127.0.0.1:7001\n", "test.conf", &error));
+    CHECK(error.find("test.conf:2") != std::string::npos);
+    CHECK(error.find("several addresses need cluster = yes") != std::string::npos);
+
+    auto single = parse_config("", "test.conf", &error);
+    REQUIRE(single);
+    CHECK_FALSE(single->redis.cluster);
+    CHECK(single->redis.seeds.size() == 1);
+}
