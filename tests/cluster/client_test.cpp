@@ -173,3 +173,31 @@ TEST_CASE("slots migrated under load, no error, every increment counted once", "
     for (const auto& [slot, port] : moved_to)
         CHECK(cluster.owner(slot).port() == port);
 }
+
+TEST_CASE("a master replaced by its replica is found again without a restart", "[cluster]") {
+    RedisCluster cluster(3, 1);
+    boost::asio::io_context io;
+    redis::Client client(io, cluster_options(cluster));
+    client.start();
+    REQUIRE(run_until(io, [&] { return client.connected(); }));
+    const std::string key = "{failover}:count";
+    auto ok = [&] {
+        auto r = call(io, client, {"INCR", key});
+        return r && r->ok && !r->value.is_error();
+    };
+    REQUIRE(ok());
+
+    auto& master = cluster.owner(redis::key_slot(key));
+    RedisServer* replica = nullptr;
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        if (cluster.node(i).info_field("replication", "master_port") ==
+            std::to_string(master.port()))
+            replica = &cluster.node(i);
+    REQUIRE(replica);
+    master.stop();
+    CHECK_FALSE(ok());  // its master is gone: answered at once, per fail_mode in a daemon
+    REQUIRE(replica->run({"CLUSTER", "FAILOVER", "TAKEOVER"}).str == "OK");
+    // The client asks for the map every second while a master is unreachable.
+    CHECK(run_until(io, ok, 10s));
+    CHECK(cluster.owner(redis::key_slot(key)).port() == replica->port());
+}
