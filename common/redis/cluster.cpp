@@ -202,6 +202,7 @@ class ClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     bool refresh_wanted_ = false;
     clock::time_point last_refresh_{};
     std::uint64_t topology_ = 0;
+    std::uint64_t moved_ = 0, asked_ = 0;
     asio::steady_timer tick_;
 };
 
@@ -263,6 +264,8 @@ Stats ClusterClient::Impl::stats() const {
         sum.disconnects += s.disconnects;
         sum.late_replies += s.late_replies;
     }
+    sum.moved = moved_;
+    sum.asked = asked_;
     return sum;
 }
 
@@ -482,7 +485,10 @@ bool ClusterClient::Impl::redirect(const RequestPtr& request, Node* from,
     endpoint.port = r->port;
     Node* target = node(endpoint);
     if (!target) return false;
-    if (!r->ask) {
+    if (r->ask) {
+        ++asked_;
+    } else {
+        ++moved_;
         slots_[r->slot] = target;
         refresh_wanted_ = true;
     }

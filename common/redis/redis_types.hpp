@@ -87,6 +87,8 @@ struct Stats {
     std::uint64_t connects = 0;      // connections that became ready
     std::uint64_t disconnects = 0;   // ready connections lost (errors, stalls, protocol errors)
     std::uint64_t late_replies = 0;  // replies that arrived after their command timed out
+    std::uint64_t moved = 0;         // Redis Cluster: MOVED followed (the slot map updated)
+    std::uint64_t asked = 0;         // Redis Cluster: ASK followed (a slot being migrated)
 };
 
 }  // namespace postwarden::redis

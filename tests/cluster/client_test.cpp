@@ -172,6 +172,9 @@ TEST_CASE("slots migrated under load, no error, every increment counted once", "
     }
     for (const auto& [slot, port] : moved_to)
         CHECK(cluster.owner(slot).port() == port);
+    // Both redirections were met and followed: ASK while a slot was moving, MOVED after.
+    CHECK(client.stats().asked > 0);
+    CHECK(client.stats().moved > 0);
 }
 
 TEST_CASE("a master replaced by its replica is found again without a restart", "[cluster]") {
