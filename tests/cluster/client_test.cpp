@@ -28,30 +28,6 @@ redis::Options cluster_options(RedisCluster& cluster) {
 
 const redis::Script two_keys("redis.call('INCR', KEYS[1]) return redis.call('INCR', KEYS[2])");
 
-// Moves slot from its owner to `to` key by key, as redis-cli --cluster reshard does.
-void migrate(RedisCluster& cluster, int slot, std::size_t to) {
-    auto& source = cluster.owner(slot);
-    auto& target = cluster.node(to);
-    if (&source == &target) return;
-    std::string s = std::to_string(slot);
-    std::string source_id = source.run({"CLUSTER", "MYID"}).str, target_id = cluster.id(to);
-    REQUIRE(target.run({"CLUSTER", "SETSLOT", s, "IMPORTING", source_id}).str == "OK");
-    REQUIRE(source.run({"CLUSTER", "SETSLOT", s, "MIGRATING", target_id}).str == "OK");
-    for (;;) {
-        auto keys = source.run({"CLUSTER", "GETKEYSINSLOT", s, "3"});
-        if (keys.elements.empty()) break;
-        std::vector<std::string> argv{
-            "MIGRATE", "127.0.0.1", std::to_string(target.port()), "", "0", "5000", "KEYS"};
-        for (const auto& k : keys.elements)
-            argv.push_back(k.str);
-        auto r = source.run(argv);
-        REQUIRE(r.str == "OK");
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    for (std::size_t i = 0; i < cluster.size(); ++i)
-        cluster.node(i).run({"CLUSTER", "SETSLOT", s, "NODE", target_id});
-}
-
 }  // namespace
 
 TEST_CASE("commands, scripts and transactions go to the master of their slot", "[cluster]") {
@@ -147,12 +123,8 @@ TEST_CASE("slots migrated under load, no error, every increment counted once", "
         slots.insert(redis::key_slot("{u" + std::to_string(i) + "}"));
     std::map<int, unsigned short> moved_to;
     for (int slot : slots) {
-        auto& owner = cluster.owner(slot);
-        std::size_t at = 0;
-        while (&cluster.node(at) != &owner)
-            ++at;
-        auto to = (at + 1) % cluster.size();
-        migrate(cluster, slot, to);
+        auto to = (cluster.owner_index(slot) + 1) % cluster.size();
+        cluster.move_slot(slot, to);
         moved_to[slot] = cluster.node(to).port();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
