@@ -28,6 +28,7 @@ constexpr std::chrono::milliseconds tick_interval{1000};
 constexpr std::chrono::seconds refresh_interval{30};
 constexpr std::chrono::milliseconds retry_delay{20};
 constexpr int max_redirects = 16;        // per request, within its timeout_ms
+constexpr int quick_redirects = 3;       // followed at once; later ones after retry_delay
 constexpr std::size_t max_nodes = 1024;  // a hostile CLUSTER SLOTS or MOVED cannot grow this more
 
 std::uint16_t crc16(std::string_view data) {
@@ -181,7 +182,7 @@ class ClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     void on_reply(const RequestPtr& request, Node* from, Reply reply);
     bool redirect(const RequestPtr& request, Node* from, const std::string& error);
     void probe(const RequestPtr& request, Node* from, Reply aborted);
-    void retry_later(const RequestPtr& request);
+    void retry_later(const RequestPtr& request, Node* target = nullptr, bool asking = false);
     bool may_retry(Request& request) const;
 
     void node_ready(Node* node);
@@ -189,6 +190,7 @@ class ClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     void apply(const Value& slots, Node* from);
     void schedule_tick();
     void tick();
+    void problem(const std::string& what);
 
     asio::io_context& io_;
     const Options options_;
@@ -203,6 +205,7 @@ class ClusterClient::Impl : public std::enable_shared_from_this<Impl> {
     clock::time_point last_refresh_{};
     std::uint64_t topology_ = 0;
     std::uint64_t moved_ = 0, asked_ = 0;
+    std::string last_problem_;  // logged once; its repeats while retrying every second are not
     asio::steady_timer tick_;
 };
 
@@ -309,8 +312,8 @@ void ClusterClient::Impl::refresh() {
         self->refreshing_ = false;
         if (!r.ok || r.value.type != Value::Type::array) {
             self->refresh_wanted_ = true;
-            log::warning("redis cluster: CLUSTER SLOTS failed at " + from->endpoint.to_string() +
-                         ": " + (r.ok ? r.value.str : r.error));
+            self->problem("CLUSTER SLOTS failed at " + from->endpoint.to_string() + ": " +
+                          (r.ok ? r.value.str : r.error));
             return;
         }
         self->apply(r.value, from);
@@ -345,10 +348,11 @@ void ClusterClient::Impl::apply(const Value& ranges, Node* from) {
     }
     if (masters.empty()) {
         refresh_wanted_ = true;
-        log::warning("redis cluster: " + from->endpoint.to_string() + " knows no slots yet");
+        problem(from->endpoint.to_string() + " knows no slots yet");
         return;
     }
     slots_ = map;
+    last_problem_.clear();
     bool changed = !loaded_ || masters != masters_;
     masters_ = std::move(masters);
     loaded_ = true;
@@ -361,6 +365,12 @@ void ClusterClient::Impl::apply(const Value& ranges, Node* from) {
     log::info("redis cluster: " + std::to_string(masters_.size()) + " masters (" + names + "), " +
               std::to_string(covered) + " of 16384 slots served");
     if (options_.on_ready && connected()) options_.on_ready();  // else when the last connects
+}
+
+void ClusterClient::Impl::problem(const std::string& what) {
+    if (what == last_problem_) return;
+    last_problem_ = what;
+    log::warning("redis cluster: " + what);
 }
 
 void ClusterClient::Impl::schedule_tick() {
@@ -492,7 +502,12 @@ bool ClusterClient::Impl::redirect(const RequestPtr& request, Node* from,
         slots_[r->slot] = target;
         refresh_wanted_ = true;
     }
-    send(request, target, r->ask);
+    // Nodes may disagree for a moment while a slot's new owner is announced (one still says
+    // MOVED to the other): after a few redirections, each next one waits retry_delay.
+    if (request->redirects > quick_redirects)
+        retry_later(request, target, r->ask);
+    else
+        send(request, target, r->ask);
     return true;
 }
 
@@ -511,13 +526,14 @@ void ClusterClient::Impl::probe(const RequestPtr& request, Node* from, Reply abo
     });
 }
 
-void ClusterClient::Impl::retry_later(const RequestPtr& request) {
+// target null: the slot's owner in the map by then.
+void ClusterClient::Impl::retry_later(const RequestPtr& request, Node* target, bool asking) {
     auto timer = std::make_shared<asio::steady_timer>(io_, retry_delay);
     std::weak_ptr<Impl> weak = shared_from_this();
-    timer->async_wait([weak, request, timer](const boost::system::error_code&) {
+    timer->async_wait([weak, request, timer, target, asking](const boost::system::error_code&) {
         auto self = weak.lock();
         if (!self || !self->running_) return request->done(failure("stopped"));
-        self->send(request, nullptr, false);
+        self->send(request, target, asking);
     });
 }
 

@@ -176,3 +176,44 @@ TEST_CASE("a master replaced by its replica is found again without a restart", "
     CHECK(run_until(io, ok, 10s));
     CHECK(cluster.owner(redis::key_slot(key)).port() == replica->port());
 }
+
+TEST_CASE("cluster = yes against a Redis that is no cluster fails commands at once", "[cluster]") {
+    RedisServer plain;
+    boost::asio::io_context io;
+    auto options = options_for(plain.endpoint());
+    options.cluster = true;
+    redis::Client client(io, options);
+    client.start();
+    run_for(io, 300ms);  // connected to the node, refused CLUSTER SLOTS
+    CHECK_FALSE(client.connected());
+    auto started = steady::now();
+    auto r = call(io, client, {"GET", "k"});
+    REQUIRE(r);
+    CHECK_FALSE(r->ok);
+    CHECK(r->error == "not connected");
+    CHECK(elapsed_ms(started) < 100);
+}
+
+TEST_CASE("nodes that disagree for a moment on a slot's owner are waited out", "[cluster]") {
+    RedisCluster cluster;
+    boost::asio::io_context io;
+    redis::Client client(io, cluster_options(cluster));
+    client.start();
+    REQUIRE(run_until(io, [&] { return client.connected(); }));
+    const std::string key = "{disagree}:k";
+    auto slot = std::to_string(redis::key_slot(key));
+    auto a = cluster.owner_index(redis::key_slot(key)), b = (a + 1) % cluster.size();
+    // The owner hands the (empty) slot to b, which has not heard of it yet: each says MOVED to
+    // the other.
+    REQUIRE(cluster.node(a).run({"CLUSTER", "SETSLOT", slot, "NODE", cluster.id(b)}).str == "OK");
+    std::optional<redis::Reply> reply;
+    client.command({"INCR", key}, [&](redis::Reply r) { reply = std::move(r); });
+    run_for(io, 100ms);
+    CHECK_FALSE(reply.has_value());  // still being redirected, more slowly after a few times
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        if (i != a) cluster.node(i).run({"CLUSTER", "SETSLOT", slot, "NODE", cluster.id(b)});
+    REQUIRE(run_until(io, [&] { return reply.has_value(); }));
+    REQUIRE(reply->ok);
+    CHECK(reply->value.integer == 1);
+    CHECK(client.stats().moved >= 4);
+}
