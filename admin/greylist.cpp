@@ -27,14 +27,14 @@ std::string glob_escape(std::string_view text) {
     return out;
 }
 
-// Calls each(keys, values) for every key matching pattern, with the answers of `read` (GET or
-// SCARD) for each (nil or 0 for a key that expired between the SCAN and the read).
+// scan_values on one master.
 template <typename Each>
-long long scan_values(Store& store, const std::string& pattern, const char* read, Each each) {
+long long scan_master(Store& store, std::size_t master, const std::string& pattern,
+                      const char* read, Each each) {
     std::string cursor = "0";
     long long seen = 0;
     do {
-        auto page = store.run({"SCAN", cursor, "MATCH", pattern, "COUNT", scan_count});
+        auto page = store.run_on(master, {"SCAN", cursor, "MATCH", pattern, "COUNT", scan_count});
         if (page.type != redis::Value::Type::array || page.elements.size() != 2)
             throw Failure(exit_redis_error, "unexpected reply to SCAN");
         cursor = page.elements[0].str;
@@ -49,6 +49,16 @@ long long scan_values(Store& store, const std::string& pattern, const char* read
     return seen;
 }
 
+// Calls each(keys, values) for every key matching pattern, with the answers of `read` (GET or
+// SCARD) for each (nil or 0 for a key that expired between the SCAN and the read). On a Redis
+// Cluster every master is walked in turn, each holding its slots' keys.
+template <typename Each>
+long long scan_values(Store& store, const std::string& pattern, const char* read, Each each) {
+    long long seen = 0;
+    for (std::size_t master = 0, n = store.masters(); master < n; ++master)
+        seen += scan_master(store, master, pattern, read, each);
+    return seen;
+}
 struct GreylistStats {
     long long pending = 0, due = 0, passed = 0, other = 0;
     long long clients = 0;

@@ -54,6 +54,8 @@ SyncRedis& Store::client() {
     options.sentinels = config_.redis.sentinels;
     options.master_name = config_.redis.master_name;
     options.sentinel_password = config_.redis.sentinel_password;
+    options.cluster = config_.redis.cluster;
+    options.seeds = config_.redis.seeds;
     options.on_ready = [ready, once] {
         if (!once->exchange(true)) ready->set_value();
     };
@@ -67,6 +69,16 @@ SyncRedis& Store::client() {
 
 redis::Value Store::run(std::vector<std::string> argv) {
     auto reply = client().command(std::move(argv));
+    check(reply, config_);
+    return std::move(reply.value);
+}
+
+std::size_t Store::masters() {
+    return client().masters();
+}
+
+redis::Value Store::run_on(std::size_t master, std::vector<std::string> argv) {
+    auto reply = client().command_on(master, std::move(argv));
     check(reply, config_);
     return std::move(reply.value);
 }

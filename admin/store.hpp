@@ -47,6 +47,10 @@ class Store {
     // One command's answer; throws Failure (exit_unavailable without an answer, exit_redis_error
     // for an error reply).
     redis::Value run(std::vector<std::string> argv);
+    // On a Redis Cluster, the masters, and a command run on one of them (SCAN sees one node's
+    // keys); one, the Redis, without a cluster. Throws like run().
+    std::size_t masters();
+    redis::Value run_on(std::size_t master, std::vector<std::string> argv);
     // Several commands in one round trip, their answers in order; throws like run().
     std::vector<redis::Value> batch(std::vector<std::vector<std::string>> commands);
 

@@ -109,6 +109,18 @@ bool Loader::finish() {
         return fail(it == seen_.end() ? 0 : it->second, "master_name",
                     "must be set when sentinels are (the name in 'sentinel monitor NAME')");
     }
+    if (!c.redis.sentinels.empty() && c.redis.cluster) {
+        auto it = seen_.find("redis.cluster");
+        section_ = "redis";
+        return fail(it == seen_.end() ? 0 : it->second, "cluster",
+                    "cannot be combined with sentinels (a cluster fails over by itself)");
+    }
+    if (c.redis.seeds.size() > 1 && !c.redis.cluster) {
+        auto it = seen_.find("redis.address");
+        section_ = "redis";
+        return fail(it == seen_.end() ? 0 : it->second, "address",
+                    "several addresses need cluster = yes");
+    }
     auto inherit = c.policyd.fail_mode;
     c.lists.fail_mode = building.lists_fail_mode.value_or(inherit);
     c.greylist.fail_mode = building.greylist_fail_mode.value_or(inherit);

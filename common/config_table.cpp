@@ -245,8 +245,10 @@ bool parse_reply(std::string_view v, char status_class, std::string* out, std::s
 const std::vector<Key>& key_table() {
     static const std::vector<Key> table = {
         {{"redis", "address", "127.0.0.1:6379",
-          "host:port, [v6]:port, or unix:/path/to/redis.sock"},
-         SET(return parse_one_endpoint(v, &c.redis.address, e);)},
+          "host:port, [v6]:port, or unix:/path/to/redis.sock; with cluster, seed nodes, comma "
+          "separated"},
+         SET(if (!parse_endpoint_list(v, &c.redis.seeds, e)) return false;
+             c.redis.address = c.redis.seeds.front(); return true;)},
         {{"redis", "password", "", "AUTH password; empty: none"},
          SET(c.redis.password = std::string(v); return true;)},
         {{"redis", "prefix", "pw:", "every key postwarden touches starts with this"},
@@ -268,6 +270,9 @@ const std::vector<Key>& key_table() {
              c.redis.master_name = std::string(v); return true;)},
         {{"redis", "sentinel_password", "", "AUTH password of the Sentinels; empty: none"},
          SET(c.redis.sentinel_password = std::string(v); return true;)},
+        {{"redis", "cluster", "no",
+          "yes: Redis Cluster, each command sent to the master of its key's slot"},
+         SET(return parse_bool(v, &c.redis.cluster, e);)},
 
         {{"policyd", "listen", "127.0.0.1:10040", "several, comma separated; unix:/path also"},
          SET(return parse_endpoint_list(v, &c.policyd.listen, e);)},

@@ -38,6 +38,8 @@ struct Config {
         int timeout_ms = 0;
         std::vector<Endpoint> sentinels;  // empty: address is the master
         std::string master_name, sentinel_password;
+        bool cluster = false;
+        std::vector<Endpoint> seeds;  // every `address` given; address is the first
     } redis;
     struct Policyd {
         std::vector<Endpoint> listen;

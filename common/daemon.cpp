@@ -145,10 +145,11 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b,
     auto check = [&](bool differs, const char* name) {
         if (differs) out.emplace_back(name);
     };
-    check(a.redis.address.to_string() != b.redis.address.to_string(), "[redis] address");
+    check(spelled(a.redis.seeds) != spelled(b.redis.seeds), "[redis] address");
     check(a.redis.password != b.redis.password, "[redis] password");
     check(a.redis.prefix != b.redis.prefix, "[redis] prefix");
     check(a.redis.timeout_ms != b.redis.timeout_ms, "[redis] timeout_ms");
+    check(a.redis.cluster != b.redis.cluster, "[redis] cluster");
     check(a.dns.nameservers != b.dns.nameservers, "[dns] nameservers");
     check(a.dns.timeout_ms != b.dns.timeout_ms, "[dns] timeout_ms");
     check(a.dns.cache_entries != b.dns.cache_entries, "[dns] cache_entries");

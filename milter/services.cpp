@@ -27,6 +27,8 @@ redis::Options redis_options(const Config& config) {
     o.sentinels = config.redis.sentinels;
     o.master_name = config.redis.master_name;
     o.sentinel_password = config.redis.sentinel_password;
+    o.cluster = config.redis.cluster;
+    o.seeds = config.redis.seeds;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

@@ -44,6 +44,8 @@ redis::Options redis_options(const Config& c, std::function<void()> on_ready = {
     o.sentinels = c.redis.sentinels;
     o.master_name = c.redis.master_name;
     o.sentinel_password = c.redis.sentinel_password;
+    o.cluster = c.redis.cluster;
+    o.seeds = c.redis.seeds;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

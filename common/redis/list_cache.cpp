@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "common/log.hpp"
+#include "common/redis/cluster.hpp"
 
 namespace postwarden {
 
@@ -68,36 +69,71 @@ ListCache::ListCache(boost::asio::io_context& io, redis::Client& data,
     : io_(io),
       data_(data),
       settings_(settings),
+      options_(options),
       prefix_(std::move(prefix)),
       keepalive_(io),
       sets_(settings.max_bytes - settings.max_bytes / 16),
       values_(settings.max_bytes / 16) {
-    redis::Options sub = options;
-    sub.on_ready = [this] { subscriber_ready(); };
-    sub.on_message = [this](const redis::Value& v) { on_invalidate(v); };
-    subscriber_ = std::make_unique<redis::Client>(io, sub);
+    if (!data_.cluster()) add_tracker(&data_, options.address);  // a cluster's: follow_masters()
 }
 
 ListCache::~ListCache() {
     stop();
 }
 
+std::shared_ptr<ListCache::Tracker> ListCache::add_tracker(redis::Client* data,
+                                                           const Endpoint& address) {
+    auto t = std::make_shared<Tracker>();
+    t->data = data;
+    redis::Options sub = options_;
+    sub.address = address;
+    sub.cluster = false;
+    sub.seeds.clear();
+    sub.on_ready = [this, weak = std::weak_ptr<Tracker>(t)] {
+        if (auto t = weak.lock()) subscriber_ready(t);
+    };
+    sub.on_message = [this](const redis::Value& v) { on_invalidate(v); };
+    t->subscriber = std::make_unique<redis::Client>(io_, sub);
+    if (running_) t->subscriber->start();
+    trackers_.push_back(t);
+    return t;
+}
+
+// On a cluster, one tracker per master of the current slot map: built again whenever the
+// masters change (which drops what is cached).
+void ListCache::follow_masters() {
+    auto* cluster = data_.cluster();
+    if (!cluster || (cluster->topology() == topology_ && !trackers_.empty())) return;
+    topology_ = cluster->topology();
+    reset("the cluster's masters changed");
+    for (auto& t : trackers_)
+        t->subscriber->stop();
+    trackers_.clear();
+    for (const auto& m : cluster->masters())
+        add_tracker(m.client, m.endpoint);
+}
+
 void ListCache::start() {
     running_ = true;
-    subscriber_->start();
+    follow_masters();
+    for (auto& t : trackers_)
+        t->subscriber->start();
     schedule_tick();
 }
 
 void ListCache::stop() {
     running_ = false;
     keepalive_.cancel();
-    subscriber_->stop();
+    for (auto& t : trackers_)
+        t->subscriber->stop();
     reset(nullptr);
 }
 
 void ListCache::reset(const char* why) {
     if (tracking_ && why) log::notice(std::string("list cache off until tracking is back: ") + why);
     tracking_ = false;
+    for (auto& t : trackers_)
+        t->on = false;
     ++epoch_;
     if (sets_.size() > 0 || values_.size() > 0) ++stats_.resets;
     sets_.clear();
@@ -115,7 +151,7 @@ void ListCache::schedule_tick() {
     });
 }
 
-// The subscriber only ever receives: without a request of its own, a link that went silent (a
+// A subscriber only ever receives: without a request of its own, a link that went silent (a
 // half-open connection, a frozen middlebox) looks just like a quiet one, and the cache would go
 // on trusting invalidations that can no longer arrive. A PING (answered ["pong", ""] in
 // subscribed mode) must come back within timeout_ms; if not, the cache is dropped and the
@@ -123,72 +159,95 @@ void ListCache::schedule_tick() {
 // out is retried here too.
 void ListCache::tick() {
     if (!running_) return;
-    if (subscriber_->connected() && !ping_in_flight_) {
-        ping_in_flight_ = true;
-        subscriber_->command(
-            {"PING"}, [this, alive = std::weak_ptr<char>(alive_), epoch = epoch_](redis::Reply r) {
-                if (alive.expired()) return;  // answered "stopped" after ~ListCache
-                ping_in_flight_ = false;
-                if (r.ok || r.error != "timeout" || !running_) return;
-                ++stats_.pings_missed;
-                if (epoch == epoch_) reset("the subscriber did not answer PING in time");
-                subscriber_->stop();
-                subscriber_->start();
-            });
-    }
-    if (!tracking_ && tracking_asked_ != epoch_ + 1) enable_tracking();
+    follow_masters();
+    for (auto& t : trackers_)
+        ping(t);
+    enable_tracking();
     schedule_tick();
 }
 
-void ListCache::subscriber_ready() {
+void ListCache::ping(const std::shared_ptr<Tracker>& t) {
+    if (!t->subscriber->connected() || t->ping_in_flight) return;
+    t->ping_in_flight = true;
+    t->subscriber->command(
+        {"PING"}, [this, alive = std::weak_ptr<char>(alive_), weak = std::weak_ptr<Tracker>(t),
+                   epoch = epoch_](redis::Reply r) {
+            auto t = weak.lock();
+            if (alive.expired() || !t) return;  // answered "stopped" after ~ListCache or a rebuild
+            t->ping_in_flight = false;
+            if (r.ok || r.error != "timeout" || !running_) return;
+            ++stats_.pings_missed;
+            if (epoch == epoch_) reset("the subscriber did not answer PING in time");
+            t->subscriber->stop();
+            t->subscriber->start();
+        });
+}
+
+// Each subscriber subscribes on each of its connections; the reset drops what the other nodes'
+// tracking had cached too, and enable_tracking() sets every tracker up again.
+void ListCache::subscriber_ready(const std::shared_ptr<Tracker>& t) {
     reset("subscriber reconnected");
-    subscriber_id_.clear();
-    auto epoch = epoch_;
+    t->id.clear();
+    auto connection = ++t->connection;
     auto id = std::make_shared<std::string>();
-    subscriber_->command({"CLIENT", "ID"}, [id](redis::Reply r) {
+    t->subscriber->command({"CLIENT", "ID"}, [id](redis::Reply r) {
         if (r.ok && r.value.type == redis::Value::Type::integer)
             *id = std::to_string(r.value.integer);
     });
-    subscriber_->command({"SUBSCRIBE", "__redis__:invalidate"}, [this, id, epoch](redis::Reply r) {
-        if (epoch != epoch_ || !r.ok || r.value.is_error() || id->empty()) return;
-        subscriber_id_ = *id;
-        enable_tracking();
-    });
+    t->subscriber->command(
+        {"SUBSCRIBE", "__redis__:invalidate"},
+        [this, weak = std::weak_ptr<Tracker>(t), id, connection](redis::Reply r) {
+            auto t = weak.lock();
+            if (!t || connection != t->connection || !r.ok || r.value.is_error() || id->empty())
+                return;
+            t->id = *id;
+            enable_tracking();
+        });
 }
 
 void ListCache::data_connection_ready() {
+    follow_masters();
     reset("data connection renewed");
     enable_tracking();
 }
 
 void ListCache::enable_tracking() {
-    if (subscriber_id_.empty() || !subscriber_->connected() || !data_.connected()) return;
+    for (auto& t : trackers_)
+        if (!t->on && t->asked != epoch_ + 1) enable_tracking(t);
+}
+
+void ListCache::enable_tracking(const std::shared_ptr<Tracker>& t) {
+    if (t->id.empty() || !t->subscriber->connected() || !t->data->connected()) return;
     // Through Sentinels the two connections find the master each on its own: during a failover
     // one may still be on the old one, where the subscriber's id names another client or none.
     // The later of the two to move renews tracking (or the next tick does).
-    auto data_master = data_.master(), subscriber_master = subscriber_->master();
+    auto data_master = t->data->master(), subscriber_master = t->subscriber->master();
     if (data_master && subscriber_master &&
         data_master->to_string() != subscriber_master->to_string())
         return;
     auto epoch = epoch_;
-    tracking_asked_ = epoch + 1;
-    data_.command({"CLIENT", "TRACKING", "off"}, [](redis::Reply) {});
-    std::vector<std::string> argv{"CLIENT", "TRACKING", "on", "REDIRECT", subscriber_id_, "BCAST"};
+    t->asked = epoch + 1;
+    t->data->command({"CLIENT", "TRACKING", "off"}, [](redis::Reply) {});
+    std::vector<std::string> argv{"CLIENT", "TRACKING", "on", "REDIRECT", t->id, "BCAST"};
     for (const auto& tracked : settings_.tracked) {
         argv.push_back("PREFIX");
         argv.push_back(prefix_ + tracked);
     }
-    data_.command(std::move(argv), [this, epoch](redis::Reply r) {
-        if (epoch != epoch_) return;
-        tracking_asked_ = 0;  // the next tick asks again unless this turned it on
-        if (!r.ok || r.value.is_error()) {
-            log::warning("CLIENT TRACKING refused (" + (r.ok ? r.value.str : r.error) +
-                         "): lists are read from Redis on every request until it is accepted");
-            return;
-        }
-        tracking_ = true;
-        log::info("list cache on: Redis reports every change to the lists");
-    });
+    t->data->command(
+        std::move(argv), [this, weak = std::weak_ptr<Tracker>(t), epoch](redis::Reply r) {
+            auto t = weak.lock();
+            if (!t || epoch != epoch_) return;
+            t->asked = 0;  // the next tick asks again unless this turned it on
+            if (!r.ok || r.value.is_error()) {
+                log::warning("CLIENT TRACKING refused (" + (r.ok ? r.value.str : r.error) +
+                             "): lists are read from Redis on every request until it is accepted");
+                return;
+            }
+            t->on = true;
+            tracking_ = std::all_of(trackers_.begin(), trackers_.end(),
+                                    [](const auto& each) { return each->on; });
+            if (tracking_) log::info("list cache on: Redis reports every change to the lists");
+        });
 }
 
 void ListCache::on_invalidate(const redis::Value& message) {
@@ -209,9 +268,15 @@ void ListCache::on_invalidate(const redis::Value& message) {
     }
 }
 
-// Both connections must be up for Redis to deliver invalidations: otherwise forget everything.
+// Every node's two connections must be up for Redis to deliver invalidations: otherwise forget
+// everything.
 bool ListCache::usable() {
-    if (tracking_ && (!data_.connected() || !subscriber_->connected())) reset("connection lost");
+    if (tracking_)
+        for (const auto& t : trackers_)
+            if (!t->data->connected() || !t->subscriber->connected()) {
+                reset("connection lost");
+                break;
+            }
     return tracking_;
 }
 

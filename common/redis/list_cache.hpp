@@ -23,9 +23,12 @@
 // Memory: bounded in bytes (ListCacheSettings::max_bytes), least recently used entries evicted
 // first; a set larger than the whole budget is not kept (its lookups go to Redis), and the sets
 // being loaded hold at most the budget again together (a load past it gives up). Each key is read
-// with single-key commands, so this works key by key on Redis Cluster too (tracking there is per
-// node; see README). The quota counters (<prefix>quota:{<login>}:*) are outside the tracked
-// prefixes: their writes cost no invalidation traffic.
+// with single-key commands, so this works key by key on Redis Cluster too. There tracking is per
+// node: each master gets its own subscriber, and the cluster client's connection to that master
+// carries the CLIENT TRACKING that redirects to it, so every master reports changes to the keys
+// it holds; the cache is on only while every master's tracking is, and the set of subscribers
+// follows the masters the slot map names. The quota counters (<prefix>quota:{<login>}:*) are
+// outside the tracked prefixes: their writes cost no invalidation traffic.
 //
 // Entry points: start, stop, lookup, get, data_connection_ready. Threading: the io_context's
 // thread.
@@ -121,8 +124,24 @@ class ListCache {
   private:
     struct Load;
 
-    void subscriber_ready();
+    // One per Redis node (the one Redis, or each master of a cluster): a subscriber to
+    // __redis__:invalidate on that node and the data connection to it whose tracking redirects
+    // there.
+    struct Tracker {
+        std::unique_ptr<redis::Client> subscriber;
+        redis::Client* data = nullptr;
+        std::string id;           // the subscriber's CLIENT ID, once subscribed
+        bool on = false;          // CLIENT TRACKING accepted in this epoch
+        std::uint64_t asked = 0;  // epoch_ + 1 while CLIENT TRACKING is awaited for it
+        bool ping_in_flight = false;
+        std::uint64_t connection = 0;  // the subscriber's connections so far
+    };
+    std::shared_ptr<Tracker> add_tracker(redis::Client* data, const Endpoint& address);
+    void follow_masters();
+    void subscriber_ready(const std::shared_ptr<Tracker>& tracker);
     void enable_tracking();
+    void enable_tracking(const std::shared_ptr<Tracker>& tracker);
+    void ping(const std::shared_ptr<Tracker>& tracker);
     void reset(const char* why);
     void on_invalidate(const redis::Value& message);
     bool usable();
@@ -138,14 +157,13 @@ class ListCache {
     boost::asio::io_context& io_;
     redis::Client& data_;
     const ListCacheSettings settings_;
-    std::unique_ptr<redis::Client> subscriber_;
+    const redis::Options options_;  // the subscribers'
+    std::vector<std::shared_ptr<Tracker>> trackers_;
+    std::uint64_t topology_ = 0;  // of the cluster's masters the trackers follow
     std::string prefix_;
-    std::string subscriber_id_;
     std::uint64_t epoch_ = 0;          // bumped whenever tracking state is lost
     std::uint64_t invalidations_ = 0;  // a GET that saw one in flight is not kept
-    bool tracking_ = false;
-    std::uint64_t tracking_asked_ = 0;  // epoch_ + 1 while CLIENT TRACKING is awaited for it
-    bool ping_in_flight_ = false;
+    bool tracking_ = false;            // every tracker is on
     bool running_ = false;
     boost::asio::steady_timer keepalive_;
     // Expires with the cache: the clients answer what is pending after it is gone ("stopped").

@@ -289,8 +289,10 @@ void Client::Impl::eval(const Script& script, std::vector<std::string> keys,
     send(*argv, std::move(on_reply));
 }
 
-Client::Client(asio::io_context& io, Options options)
-    : impl_(std::make_shared<Impl>(io, std::move(options))) {
+// A cluster client forwards everything to its ClusterClient, which holds a plain Client per node.
+Client::Client(asio::io_context& io, Options options) {
+    if (options.cluster) cluster_ = make_cluster_client(io, options);
+    impl_ = std::make_shared<Impl>(io, std::move(options));
     impl_->init_sentinels();
 }
 
@@ -299,31 +301,36 @@ Client::~Client() {
 }
 
 void Client::start() {
+    if (cluster_) return cluster_->start();
     impl_->start();
 }
 void Client::stop() {
+    if (cluster_) return cluster_->stop();
     impl_->stop();
 }
 bool Client::connected() const {
-    return impl_->connected();
+    return cluster_ ? cluster_->connected() : impl_->connected();
 }
 std::optional<Endpoint> Client::master() const {
     return impl_->master();
 }
 Stats Client::stats() const {
-    return impl_->stats();
+    return cluster_ ? cluster_->stats() : impl_->stats();
 }
 
 void Client::command(std::vector<std::string> argv, Callback done) {
+    if (cluster_) return cluster_->command(std::move(argv), std::move(done));
     impl_->command(std::move(argv), std::move(done));
 }
 
 void Client::eval(const Script& script, std::vector<std::string> keys,
                   std::vector<std::string> args, Callback done) {
+    if (cluster_) return cluster_->eval(script, std::move(keys), std::move(args), std::move(done));
     impl_->eval(script, std::move(keys), std::move(args), std::move(done));
 }
 
 void Client::transaction(const Batch& commands, Callback done) {
+    if (cluster_) return cluster_->transaction(commands, std::move(done));
     impl_->transaction(commands, std::move(done));
 }
 

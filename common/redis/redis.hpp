@@ -38,6 +38,28 @@ class io_context;
 
 namespace postwarden::redis {
 
+class ClusterClient;
+class Client;
+class Script;
+class Batch;
+
+// What Client forwards to when Options::cluster is set: ClusterClient (common/redis/cluster.hpp)
+// implements it, and make_cluster_client (defined there) makes one, so this file and the client
+// need not include the cluster's.
+class Forward {
+  public:
+    virtual ~Forward() = default;
+    virtual void start() = 0;
+    virtual void stop() = 0;
+    virtual bool connected() const = 0;
+    virtual void command(std::vector<std::string> argv, Callback done) = 0;
+    virtual void eval(const Script& script, std::vector<std::string> keys,
+                      std::vector<std::string> args, Callback done) = 0;
+    virtual void transaction(const Batch& commands, Callback done) = 0;
+    virtual Stats stats() const = 0;
+};
+std::unique_ptr<Forward> make_cluster_client(boost::asio::io_context& io, Options options);
+
 // A Lua script and its SHA1, computed here, so EVALSHA needs no SCRIPT LOAD first.
 class Script {
   public:
@@ -107,9 +129,13 @@ class Client {
 
     Stats stats() const;
 
+    // With Options::cluster, every call above goes to this (common/redis/cluster.hpp); else null.
+    ClusterClient* cluster() const;
+
   private:
     class Impl;
     std::shared_ptr<Impl> impl_;  // shared with in-flight Asio handlers, which outlive ~Client
+    std::unique_ptr<Forward> cluster_;
 };
 
 }  // namespace postwarden::redis

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <future>
 
+#include "common/redis/cluster.hpp"
+
 namespace postwarden {
 
 struct SyncRedis::State {
@@ -71,6 +73,31 @@ std::vector<redis::Reply> SyncRedis::batch(std::vector<std::vector<std::string>>
     for (auto& f : futures)
         replies.push_back(wait(f, wait_ms_));
     return replies;
+}
+
+std::size_t SyncRedis::masters() const {
+    auto promise = std::make_shared<std::promise<std::size_t>>();
+    auto future = promise->get_future();
+    boost::asio::post(state_->io, [s = state_.get(), promise] {
+        auto* cluster = s->client.cluster();
+        promise->set_value(cluster ? cluster->masters().size() : 1);
+    });
+    return future.get();
+}
+
+redis::Reply SyncRedis::command_on(std::size_t master, std::vector<std::string> argv) const {
+    auto promise = std::make_shared<std::promise<redis::Reply>>();
+    auto future = promise->get_future();
+    boost::asio::post(
+        state_->io, [s = state_.get(), master, promise, argv = std::move(argv)]() mutable {
+            auto done = [promise](redis::Reply r) { promise->set_value(std::move(r)); };
+            auto* cluster = s->client.cluster();
+            if (!cluster) return s->client.command(std::move(argv), done);
+            auto masters = cluster->masters();
+            if (master >= masters.size()) return done(redis::Reply{false, "no such master", {}});
+            masters[master].client->command(std::move(argv), done);
+        });
+    return wait(future, wait_ms_);
 }
 
 redis::Reply SyncRedis::eval(const redis::Script& script, std::vector<std::string> keys,

@@ -32,6 +32,11 @@ class SyncRedis {
     std::vector<redis::Reply> batch(std::vector<std::vector<std::string>> commands) const;
     redis::Reply eval(const redis::Script& script, std::vector<std::string> keys,
                       std::vector<std::string> args) const;
+    // On a Redis Cluster ([redis] cluster), the number of masters, and a command sent to one of
+    // them rather than to its key's slot: what SCAN, which walks one node's keys, needs. Without
+    // a cluster there is one, the Redis.
+    std::size_t masters() const;
+    redis::Reply command_on(std::size_t master, std::vector<std::string> argv) const;
 
   private:
     struct State;

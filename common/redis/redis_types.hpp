@@ -64,6 +64,10 @@ struct Options {
     std::vector<Endpoint> sentinels;
     std::string master_name;
     std::string sentinel_password;
+    // Redis Cluster (common/redis/cluster.hpp): commands go to the master of their key's slot;
+    // seeds are the nodes first asked for the slot map (address when empty).
+    bool cluster = false;
+    std::vector<Endpoint> seeds;
 };
 
 // Why a command got no answer, as Options::failures counts it ("stopped" is not counted).
@@ -89,6 +93,8 @@ struct Stats {
     std::uint64_t connects = 0;      // connections that became ready
     std::uint64_t disconnects = 0;   // ready connections lost (errors, stalls, protocol errors)
     std::uint64_t late_replies = 0;  // replies that arrived after their command timed out
+    std::uint64_t moved = 0;         // Redis Cluster: MOVED followed (the slot map updated)
+    std::uint64_t asked = 0;         // Redis Cluster: ASK followed (a slot being migrated)
 };
 
 }  // namespace postwarden::redis

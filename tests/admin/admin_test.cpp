@@ -54,7 +54,7 @@ std::shared_ptr<const Config> config_of(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("list add stores lower-cased, canonical members, show and del", "[admin]") {
+TEST_CASE("list add stores lower-cased, canonical members, show and del", "[admin][cluster]") {
     RedisServer redis;
     Cli cli(redis);
 
@@ -173,7 +173,7 @@ TEST_CASE("list add refuses malformed members and stores none of them", "[admin]
     CHECK(redis.run({"DBSIZE"}).integer == 0);
 }
 
-TEST_CASE("blocked shows block:why as auto_block writes it, unblock lifts it", "[admin]") {
+TEST_CASE("blocked shows block:why as auto_block writes it, unblock lifts it", "[admin][cluster]") {
     RedisServer redis;
     Cli cli(redis);
     auto config = config_of("[quota]\nauto_block = 3000/3600\n");
@@ -229,7 +229,7 @@ TEST_CASE("blocked shows block:why as auto_block writes it, unblock lifts it", "
     CHECK(r.out == "{\"blocked\":[]}\n");
 }
 
-TEST_CASE("quota reads what quota.lua wrote: usage, reservations, throttle", "[admin]") {
+TEST_CASE("quota reads what quota.lua wrote: usage, reservations, throttle", "[admin][cluster]") {
     RedisServer redis;
     const std::string quota_section =
         "[quota]\nlimits = 5/3600, 50/86400\nauto_block = 100/3600\nreserve_ttl = 10\n";
@@ -314,7 +314,7 @@ TEST_CASE("quota reads what quota.lua wrote: usage, reservations, throttle", "[a
     CHECK(json_query(r.out, "[d['enabled'], d['windows']]") == "[false, []]");
 }
 
-TEST_CASE("greylist stats counts what greylist.lua wrote, with SCAN", "[admin]") {
+TEST_CASE("greylist stats counts what greylist.lua wrote, with SCAN", "[admin][cluster]") {
     RedisServer redis;
     // A prefix with glob characters: SCAN's MATCH must take it literally.
     const std::string section = "prefix = t*[1]:\n[greylist]\ndelay = 60\nauto_allow_clients = 2\n";

@@ -61,7 +61,7 @@ Cli::Cli(RedisServer& redis, const std::string& extra)
 
 Cli::Cli(const std::string& config_text) : dir_("postwarden-admin") {
     path_ = dir_.path() + "/postwarden.conf";
-    write_file(path_, config_text);
+    write_file(path_, cluster_config(config_text));
 }
 
 RunResult Cli::run(const std::vector<std::string>& args) const {

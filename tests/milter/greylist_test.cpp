@@ -139,7 +139,7 @@ TEST_CASE("greylisting: policyd and the milter disagreeing on SPF never skip it"
 }
 
 TEST_CASE("greylisting: auto-allow is earned by accepted mail of distinct sender domains",
-          "[milter][greylist]") {
+          "[milter][greylist][cluster]") {
     World w("delay = 1\nretry_window = 60\nauto_allow_clients = 2\n");
     const std::string client = "pw:awl-domains:{192.0.2.0/24}";
     auto pass_once = [&](const Transaction& t) {

@@ -35,7 +35,7 @@ Attributes outbound(const std::string& login, const std::string& sender) {
 
 }  // namespace
 
-TEST_CASE("every list row of the reply table", "[policyd]") {
+TEST_CASE("every list row of the reply table", "[policyd][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis));
     PolicyClient client(policyd.port());
@@ -77,7 +77,8 @@ TEST_CASE("every list row of the reply table", "[policyd]") {
                              "client=mail.example.org[198.19.4.4]") != std::string::npos);
 }
 
-TEST_CASE("list edits take effect on the next request, per recipient domain first", "[policyd]") {
+TEST_CASE("list edits take effect on the next request, per recipient domain first",
+          "[policyd][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "[greylist]\nenabled = no\n"));
     PolicyClient client(policyd.port());
@@ -107,7 +108,7 @@ TEST_CASE("list edits take effect on the next request, per recipient domain firs
 }
 
 TEST_CASE("greylisting: defer, early retry keeps the clock, pass with header, known",
-          "[policyd][greylist]") {
+          "[policyd][greylist][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(
         config_for(redis, "[greylist]\ndelay = 2\nretry_window = 60\nauto_allow_clients = 0\n"));
@@ -186,7 +187,7 @@ long calls(RedisServer& redis, const std::string& command) {
 }
 
 TEST_CASE("greylisting: a new triplet costs one SET, not the script, and writes what it writes",
-          "[policyd][greylist]") {
+          "[policyd][greylist][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(
         config_for(redis, "[greylist]\ndelay = 2\nretry_window = 60\nauto_allow_clients = 3\n"));
@@ -305,7 +306,7 @@ TEST_CASE("Redis that does not answer: the request is answered per fail_mode in 
 }
 
 TEST_CASE("lists are answered from memory, and every edit still counts on the next request",
-          "[policyd][cache]") {
+          "[policyd][cache][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "[greylist]\nenabled = no\n"));
     PolicyClient client(policyd.port());

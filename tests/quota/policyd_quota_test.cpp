@@ -83,7 +83,8 @@ int calls(RedisServer& redis, const std::string& command) {
 
 }  // namespace
 
-TEST_CASE("quota: the boundary, several windows, replays, per-user override", "[quota][policyd]") {
+TEST_CASE("quota: the boundary, several windows, replays, per-user override",
+          "[quota][policyd][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "limits = 3/2, 5/60\nauto_block = 0\n"));
     PolicyClient client(policyd.port());
@@ -187,7 +188,7 @@ TEST_CASE("quota: a window's TTL is set once per bucket, and a key deleted meanw
 // The override is cached like the lists (list_cache.hpp): no GET per request, and an edit still
 // counts on the next request.
 TEST_CASE("quota: the override is read from memory, and every edit counts on the next request",
-          "[quota][policyd][cache]") {
+          "[quota][policyd][cache][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "limits = 5/60\nauto_block = 0\n"));
     PolicyClient client(policyd.port());
@@ -275,7 +276,7 @@ int flood(const std::vector<PolicydProcess*>& daemons, int connections, int per_
 }  // namespace
 
 TEST_CASE("quota: exact under concurrency, one daemon or two sharing Redis",
-          "[quota][policyd][concurrency]") {
+          "[quota][policyd][concurrency][cluster]") {
     RedisServer redis;
     auto config = config_for(redis, "limits = 50/60, 70/3600\nauto_block = 0\n");
     PolicydProcess first(config), second(config);
@@ -289,7 +290,7 @@ TEST_CASE("quota: exact under concurrency, one daemon or two sharing Redis",
 }
 
 TEST_CASE("quota: auto_block counts throttled attempts, blocks with a reason, SREM restores",
-          "[quota][policyd][auto-block]") {
+          "[quota][policyd][auto-block][cluster]") {
     RedisServer redis;
     PolicydProcess policyd(config_for(redis, "limits = 2/60\nauto_block = 4/60\n"));
     PolicyClient client(policyd.port());
@@ -361,7 +362,7 @@ TEST_CASE(
 // another daemon sharing Redis is committed whole all the same: the transaction sees what it left
 // in held, and the script commits or gives back the rest.
 TEST_CASE("quota: the usual commit is one transaction, another daemon's reservations count too",
-          "[quota][policyd][reserve]") {
+          "[quota][policyd][reserve][cluster]") {
     RedisServer redis;
     auto config = config_for(redis, "limits = 10/60\nauto_block = 0\n");
     PolicydProcess first(config), second(config);

@@ -83,7 +83,7 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("lists come from memory once tracking is on, and edits are seen at once",
-          "[redis][cache]") {
+          "[redis][cache][cluster]") {
     Fixture f;
     REQUIRE(run_until(f.io, [&] { return f.cache->tracking(); }));
     f.server.run({"SADD", "pw:block:sender", "a@x.example"});

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/redis/redis.hpp"
+#include "tests/fixtures/process.hpp"
 
 namespace postwarden::test {
 
@@ -49,6 +50,7 @@ inline redis::Options options_for(const Endpoint& address, int timeout_ms = 250)
     redis::Options options;
     options.address = address;
     options.timeout_ms = timeout_ms;
+    options.cluster = cluster_tests();  // the address is a seed of RedisServer's cluster then
     return options;
 }
 
