@@ -102,4 +102,8 @@ TEST_CASE("sentinel: the [redis] Sentinel keys", "[sentinel][config]") {
     CHECK(error_of("[redis]\nsentinels = 10.0.0.1\nmaster_name = m\n")
               .find("test.conf:2: [redis] sentinels:") == 0);
     CHECK(error_of("[redis]\nmaster_name = my master\n").find("blanks") != std::string::npos);
+    CHECK(
+        error_of("[redis]\nsentinels = 10.0.0.1:26379\nmaster_name = m\ncluster = yes\n") ==
+        "test.conf:4: [redis] cluster: cannot be combined with sentinels (a cluster fails over by "
+        "itself)");
 }
