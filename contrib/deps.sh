@@ -18,6 +18,7 @@ libmilter-dev libopendkim-dev libpsl-dev publicsuffix python3-dkim python3-nacl 
 libidn2-dev
 postfix dovecot-core
 mandoc man-db docker-compose valgrind
+podman runc netavark aardvark-dns iptables debootstrap
 $*"
 case "${1:-}" in
 --build)
