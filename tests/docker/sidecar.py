@@ -31,14 +31,17 @@ podman runs with its own storage, run root, network configuration and containers
 temporary directory (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF): runtime runc and default
 ulimits no higher than this process's own hard limits, which this kind of machine needs.
 Everything is removed at the end, on failure and on SIGTERM too: containers, volumes, the
-network, images, mounts, the DNS server (by PID), the directory; net.ipv4.ip_forward, which
-netavark turns on, is put back.
+network, images, mounts, the DNS server (by PID), the directory, the iptables chains netavark
+adds, and what podman, netavark and runc keep in /var/lib/containers, /run/containers, /run/netns
+and /run/runc whatever the configuration says, when this run made them;
+net.ipv4.ip_forward, which netavark turns on, is put back.
 
 Exit status 0: passed; 1: failed; 77: skipped (the first line of output says why): not root
 (debootstrap and rootful podman need it) or podman cannot start a container here.
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import random
@@ -117,6 +120,14 @@ class Run:
         self.phases = []
         self.ip_forward = open("/proc/sys/net/ipv4/ip_forward").read().strip()
         self.chains = firewall_chains()
+        # What podman, netavark and runc make outside the configured directories whatever the
+        # configuration says (a blob cache, IP allocations, state): removed at the end when this
+        # run made it.
+        self.made_dirs = [d for d in ("/var/lib/containers", "/run/containers", "/run/netns",
+                                      "/run/runc") if not os.path.exists(d)]
+        if "/var/lib/containers" not in self.made_dirs and \
+                not os.path.exists("/var/lib/containers/cache"):
+            self.made_dirs.append("/var/lib/containers/cache")
         self.env = dict(os.environ,
                         CONTAINERS_CONF=os.path.join(self.tmp, "containers.conf"),
                         CONTAINERS_STORAGE_CONF=os.path.join(self.tmp, "storage.conf"),
@@ -163,6 +174,36 @@ class Run:
 
     # -- the base image ----------------------------------------------------------------------
 
+    def probe(self):
+        """Can podman start a container here? Tried before the minutes of debootstrap, on an image
+        of this machine's /bin/sh and the libraries it loads; if not, the test cannot run here."""
+        rootfs = os.path.join(self.tmp, "probe")
+        files = ["/bin/sh"] + re.findall(r"(/\S+) \(0x", subprocess.run(
+            ["ldd", "/bin/sh"], stdout=subprocess.PIPE, text=True).stdout)
+        for path in files:
+            target = rootfs + os.path.realpath(path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy(os.path.realpath(path), target)
+            if os.path.realpath(path) != path:
+                os.makedirs(os.path.dirname(rootfs + path), exist_ok=True)
+                if not os.path.lexists(rootfs + path):
+                    os.symlink(os.path.realpath(path), rootfs + path)
+        image = "localhost/%s-probe" % self.project
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        proc = subprocess.run(["podman", "import", "-q", "-", image], env=self.env,
+                              stdin=tar.stdout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=120)
+        tar.stdout.close()
+        tar.wait()
+        shutil.rmtree(rootfs)
+        if proc.returncode == 0:
+            proc = self.podman("run", "--rm", "--pull=never", "--network=none", image,
+                               "/bin/sh", "-c", "exit 0", check_ok=False)
+            self.podman("rmi", "-f", image, check_ok=False)
+        if proc.returncode != 0:
+            lines = proc.stdout.strip().splitlines() or ["exit %d" % proc.returncode]
+            raise Skipped("podman cannot start a container on this machine: " + lines[-1])
+
     def base_image(self):
         started = time.monotonic()
         rootfs = os.path.join(self.tmp, "rootfs")
@@ -192,12 +233,6 @@ class Run:
         shutil.rmtree(rootfs)
         # Full names: a short name given to `podman tag` would land in localhost/.
         self.podman("tag", "docker.io/library/debian:12", "docker.io/library/debian:12-slim")
-        # Can this machine run a container at all? If not, the test cannot run here.
-        proc = self.podman("run", "--rm", "--pull=never", "--network=none",
-                           "docker.io/library/debian:12", "true", check_ok=False)
-        if proc.returncode != 0:
-            lines = proc.stdout.strip().splitlines() or ["exit %d" % proc.returncode]
-            raise Skipped("podman cannot start a container on this machine: " + lines[-1])
         self.phase("base image import", started)
 
     # -- the compose file --------------------------------------------------------------------
@@ -220,6 +255,14 @@ class Run:
         return service.get("image") or "localhost/%s_%s" % (self.project, name)
 
     def build_images(self):
+        # make-secret.sh writes the Redis password inside the build context (the repository):
+        # .dockerignore must keep it out of the build stage's COPY . . and so of image layers.
+        with open(os.path.join(SOURCE, ".dockerignore")) as f:
+            patterns = [line.strip().rstrip("/") for line in f
+                        if line.strip() and not line.startswith("#")]
+        secret = "contrib/docker/secrets/redis_password"
+        check(any(fnmatch.fnmatch(secret, p) or secret.startswith(p + "/") for p in patterns),
+              ".dockerignore does not keep %s out of the build context" % secret)
         # The registry's images the compose file names without a build: only Redis has a stand-in.
         built = set()
         for name, service in self.services.items():
@@ -532,13 +575,22 @@ class Run:
                 problems.append("containers left: " + left.stdout)
         # Anything still mounted under the temporary directory (overlay layers, the storage).
         for _ in range(3):
-            mounts = [line.split()[4] for line in open("/proc/self/mountinfo")
-                      if line.split()[4].startswith(self.tmp + "/")]
+            mounts = [point for point in mount_points() if point.startswith(self.tmp + "/")]
             if not mounts:
                 break
             for point in sorted(mounts, key=len, reverse=True):
                 subprocess.run(["umount", "-l", point], stderr=subprocess.DEVNULL)
         remove_new_chains(self.chains)
+        for made in self.made_dirs:
+            if made in ("/run/netns", "/run/runc"):
+                try:  # empty once every container and network namespace is gone
+                    if not os.listdir(made) and made in mount_points():
+                        subprocess.run(["umount", made])  # podman bind-mounts /run/netns
+                    os.rmdir(made)
+                except OSError as e:
+                    problems.append("%s: %s" % (made, e))
+            else:
+                shutil.rmtree(made, ignore_errors=True)
         if open("/proc/sys/net/ipv4/ip_forward").read().strip() != self.ip_forward:
             with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
                 f.write(self.ip_forward + "\n")
@@ -596,6 +648,10 @@ def remove_new_chains(before):
             subprocess.run([tool, "-t", table, "-X", chain])
 
 
+def mount_points():
+    return [line.split()[4] for line in open("/proc/self/mountinfo")]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -624,6 +680,7 @@ def main():
     total = time.monotonic()
     try:
         run.load_compose()
+        run.probe()
         run.base_image()
         run.prepare_files()
         run.build_images()
