@@ -158,14 +158,16 @@ class Run:
         with open(os.path.join(t, "registries.conf"), "w") as f:
             f.write("unqualified-search-registries = []\n")
 
-    def podman(self, *args, check_ok=True, timeout=900, quiet=False):
+    def podman(self, *args, check_ok=True, timeout=900):
+        """podman ARGS with this run's configuration: its output, or with check_ok=False the
+        CompletedProcess whatever the exit status."""
         proc = subprocess.run(["podman"] + list(args), env=self.env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=timeout)
         if check_ok and proc.returncode != 0:
             raise Failed("podman %s: exit %d\n%s" % (" ".join(args[:3]), proc.returncode,
                                                      proc.stdout[-6000:]))
-        return proc.stdout if quiet or check_ok else proc
+        return proc.stdout if check_ok else proc
 
     def phase(self, name, started):
         seconds = time.monotonic() - started
@@ -547,7 +549,7 @@ class Run:
         out = []
         for name in self.containers:
             proc = self.podman("logs", "--tail", "40", name, check_ok=False)
-            out.append("--- %s\n%s" % (name, proc.stdout if hasattr(proc, "stdout") else proc))
+            out.append("--- %s\n%s" % (name, proc.stdout))
         return "\n".join(out)
 
     # -- teardown ----------------------------------------------------------------------------
@@ -562,17 +564,18 @@ class Run:
             except subprocess.TimeoutExpired:
                 self.dns_server.kill()
                 self.dns_server.wait()
-        if shutil.which("podman"):
-            for name in reversed(self.containers):
-                self.podman("rm", "-f", "-t", "2", name, check_ok=False)
-            for volume in self.volumes:
-                self.podman("volume", "rm", "-f", volume, check_ok=False)
-            if self.network_made:
-                self.podman("network", "rm", "-f", self.network, check_ok=False)
-            self.podman("rmi", "-a", "-f", check_ok=False)
-            left = self.podman("ps", "-a", "-q", check_ok=False)
-            if getattr(left, "stdout", "").strip():
-                problems.append("containers left: " + left.stdout)
+        steps = [("rm", "-f", "-t", "2", name) for name in reversed(self.containers)]
+        steps += [("volume", "rm", "-f", volume) for volume in self.volumes]
+        steps += [("network", "rm", "-f", self.network)] if self.network_made else []
+        steps += [("rmi", "-a", "-f"), ("ps", "-a", "-q")]
+        for step in steps:
+            try:
+                proc = self.podman(*step, check_ok=False, timeout=300)
+            except subprocess.TimeoutExpired:
+                problems.append("podman %s: timed out" % " ".join(step))
+                continue
+            if proc.returncode != 0 or (step[0] == "ps" and proc.stdout.strip()):
+                problems.append("podman %s: %s" % (" ".join(step), proc.stdout.strip()))
         # Anything still mounted under the temporary directory (overlay layers, the storage).
         for _ in range(3):
             mounts = [point for point in mount_points() if point.startswith(self.tmp + "/")]
