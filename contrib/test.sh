@@ -35,8 +35,9 @@ fi
 
 # The Docker sidecar (contrib/docker) as operators run it, with podman (tests/docker/sidecar.py):
 # its images built from a local debootstrap base, the compose file's services up, one message
-# greylisted by policyd and, on retry, stamped by the milter, everything removed after. About
-# 5 minutes. Only on a whole run; it skips (exit 77, "SKIPPED: ...") where podman cannot start a
+# greylisted by policyd and, on retry, stamped by the milter, everything removed after. 5 to 9
+# minutes (the image build compiles postwarden). Only on a whole run; it skips (exit 77,
+# "SKIPPED: ...") where podman cannot start a
 # container, and fails on anything else.
 if [ $# -eq 0 ]; then
 	status=0
