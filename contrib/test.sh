@@ -37,8 +37,7 @@ fi
 # its images built from a local debootstrap base, the compose file's services up, one message
 # greylisted by policyd and, on retry, stamped by the milter, everything removed after. 5 to 9
 # minutes (the image build compiles postwarden). Only on a whole run; it skips (exit 77,
-# "SKIPPED: ...") where podman cannot start a
-# container, and fails on anything else.
+# "SKIPPED: ...") where podman cannot start a container, and fails on anything else.
 if [ $# -eq 0 ]; then
 	status=0
 	tests/docker/sidecar.py || status=$?
