@@ -22,6 +22,7 @@ libidn2-dev libssl-dev
 nlohmann-json3-dev
 postfix dovecot-core dovecot-imapd
 mandoc man-db docker-compose valgrind
+podman runc netavark aardvark-dns iptables debootstrap
 $*"
 case "${1:-}" in
 --build)
