@@ -47,15 +47,7 @@ SyncRedis& Store::client() {
     auto ready = std::make_shared<std::promise<void>>();
     auto future = ready->get_future();
     auto once = std::make_shared<std::atomic<bool>>(false);
-    redis::Options options;
-    options.address = config_.redis.address;
-    options.password = config_.redis.password;
-    options.timeout_ms = config_.redis.timeout_ms;
-    options.sentinels = config_.redis.sentinels;
-    options.master_name = config_.redis.master_name;
-    options.sentinel_password = config_.redis.sentinel_password;
-    options.cluster = config_.redis.cluster;
-    options.seeds = config_.redis.seeds;
+    auto options = redis::options_from(config_.redis);
     options.on_ready = [ready, once] {
         if (!once->exchange(true)) ready->set_value();
     };

@@ -1,24 +1,13 @@
 // auth_keys.cpp — login-protection key names; see auth_keys.hpp.
 #include "common/auth_keys.hpp"
 
+#include "common/hash_tag.hpp"
+
 namespace postwarden {
 
 namespace {
 
 constexpr int v6_client_prefix = 64;
-
-void append_encoded(std::string& out, std::string_view text) {
-    for (char c : text) {
-        if (c == '{')
-            out += "%7b";
-        else if (c == '}')
-            out += "%7d";
-        else if (c == '%')
-            out += "%25";
-        else
-            out.push_back(c);
-    }
-}
 
 std::string address_base(std::string_view client_id, const Config& config) {
     std::string base = config.redis.prefix;
@@ -51,7 +40,7 @@ AuthAddressKeys auth_address_keys(std::string_view client_id, const Config& conf
 std::string auth_login_key(std::string_view login, const Config& config) {
     std::string key = config.redis.prefix;
     key += "auth:{login:";
-    append_encoded(key, login);
+    append_hash_tag_text(key, login);
     key += "}:fails";
     return key;
 }

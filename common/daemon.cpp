@@ -150,6 +150,9 @@ std::vector<std::string> restart_only_changes(const Config& a, const Config& b,
     check(a.redis.prefix != b.redis.prefix, "[redis] prefix");
     check(a.redis.timeout_ms != b.redis.timeout_ms, "[redis] timeout_ms");
     check(a.redis.cluster != b.redis.cluster, "[redis] cluster");
+    check(spelled(a.redis.sentinels) != spelled(b.redis.sentinels), "[redis] sentinels");
+    check(a.redis.master_name != b.redis.master_name, "[redis] master_name");
+    check(a.redis.sentinel_password != b.redis.sentinel_password, "[redis] sentinel_password");
     check(a.dns.nameservers != b.dns.nameservers, "[dns] nameservers");
     check(a.dns.timeout_ms != b.dns.timeout_ms, "[dns] timeout_ms");
     check(a.dns.cache_entries != b.dns.cache_entries, "[dns] cache_entries");

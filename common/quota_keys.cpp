@@ -6,6 +6,8 @@
 #include <charconv>
 #include <ctime>
 
+#include "common/hash_tag.hpp"
+
 namespace postwarden {
 
 namespace {
@@ -19,16 +21,7 @@ std::string quota_key_base(std::string_view login, const Config& config) {
     out.reserve(config.redis.prefix.size() + login.size() + 40);  // room for a key's tail
     out += config.redis.prefix;
     out += "quota:{";
-    for (char c : login) {
-        if (c == '{')
-            out += "%7b";
-        else if (c == '}')
-            out += "%7d";
-        else if (c == '%')
-            out += "%25";
-        else
-            out.push_back(c);
-    }
+    append_hash_tag_text(out, login);
     out += "}:";
     return out;
 }

@@ -20,15 +20,7 @@ dns::ResolverOptions resolver_options(const Config& config) {
 
 namespace {
 redis::Options redis_options(const Config& config) {
-    redis::Options o;
-    o.address = config.redis.address;
-    o.password = config.redis.password;
-    o.timeout_ms = config.redis.timeout_ms;
-    o.sentinels = config.redis.sentinels;
-    o.master_name = config.redis.master_name;
-    o.sentinel_password = config.redis.sentinel_password;
-    o.cluster = config.redis.cluster;
-    o.seeds = config.redis.seeds;
+    auto o = redis::options_from(config.redis);
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

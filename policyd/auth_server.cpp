@@ -42,10 +42,7 @@ constexpr auto idle_timeout = std::chrono::seconds(60);
 constexpr auto request_timeout = std::chrono::seconds(10);
 
 redis::Options redis_options(const Config& c) {
-    redis::Options o;
-    o.address = c.redis.address;
-    o.password = c.redis.password;
-    o.timeout_ms = c.redis.timeout_ms;
+    auto o = redis::options_from(c.redis);
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

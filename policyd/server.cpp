@@ -36,16 +36,8 @@ namespace {
 constexpr int spf_threads = 8;  // SPF threads mostly wait on DNS
 
 redis::Options redis_options(const Config& c, std::function<void()> on_ready = {}) {
-    redis::Options o;
+    auto o = redis::options_from(c.redis);
     o.on_ready = std::move(on_ready);
-    o.address = c.redis.address;
-    o.password = c.redis.password;
-    o.timeout_ms = c.redis.timeout_ms;
-    o.sentinels = c.redis.sentinels;
-    o.master_name = c.redis.master_name;
-    o.sentinel_password = c.redis.sentinel_password;
-    o.cluster = c.redis.cluster;
-    o.seeds = c.redis.seeds;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;

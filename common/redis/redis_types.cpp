@@ -5,6 +5,19 @@
 
 namespace postwarden::redis {
 
+Options options_from(const Config::Redis& redis) {
+    Options o;
+    o.address = redis.address;
+    o.password = redis.password;
+    o.timeout_ms = redis.timeout_ms;
+    o.sentinels = redis.sentinels;
+    o.master_name = redis.master_name;
+    o.sentinel_password = redis.sentinel_password;
+    o.cluster = redis.cluster;
+    o.seeds = redis.seeds;
+    return o;
+}
+
 std::vector<std::string> failure_labels() {
     return {std::begin(failure_names), std::end(failure_names)};
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config_types.hpp"
 #include "common/endpoint.hpp"
 
 namespace postwarden::metrics {
@@ -69,6 +70,11 @@ struct Options {
     bool cluster = false;
     std::vector<Endpoint> seeds;
 };
+
+// The [redis] section as Options: where Redis is (address, Sentinels or cluster seeds), its
+// password and timeout. The one place every program builds its clients' options from; callers
+// add their callbacks and metrics.
+Options options_from(const Config::Redis& redis);
 
 // Why a command got no answer, as Options::failures counts it ("stopped" is not counted).
 enum class Failure { timeout, not_connected, connection_lost, overloaded };
