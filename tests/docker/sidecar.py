@@ -18,8 +18,13 @@ What differs from `docker-compose up`, for the test only:
 - the Redis password is made by a copy of make-secret.sh in the temporary directory;
 - postwarden.conf is contrib/docker/postwarden.conf with three sections added: [greylist]
   delay = 2, and [dns] nameservers = a DNS server (tests/fixtures/dnsserver.py) that this
-  script runs in the Postfix container's network namespace, on its loopback address, with the
-  test zone, so the daemons' lookups stay on the machine.
+  script runs in the Postfix container's network namespace, on 127.0.0.1 port 53, with the
+  test zone;
+- the network has no podman DNS server (aardvark-dns forwards names it does not know to the
+  machine's resolvers): the containers' only nameserver is 127.0.0.1 (--dns), which is that
+  server for Postfix and the daemons and nothing for Redis, and the zone has the service names
+  (redis) and the client's address and name, so no lookup leaves the machine. Postfix logging
+  the client by the zone's name, and every resolv.conf naming 127.0.0.1 alone, show it.
 
 The message: SMTP to Postfix's published port from 127.0.0.1; the first RCPT must get 450 from
 policyd (greylisting); after the delay the same triplet must be accepted (250), and the mail
@@ -66,6 +71,7 @@ COMPOSE = os.path.join(DOCKER, "docker-compose.yml")
 MIRROR = "http://deb.debian.org/debian"
 GREYLIST_DELAY = 2
 SENDER_DOMAIN = "sender.example"
+CLIENT_NAME = "client." + SENDER_DOMAIN
 
 # The compose keys this script turns into podman options (each handled in service_args).
 SERVICE_KEYS = {"build", "image", "network_mode", "depends_on", "volumes", "secrets",
@@ -336,7 +342,11 @@ class Run:
             check(mode.startswith("service:"), "service %s: network_mode %s" % (name, mode))
             args += ["--network", "container:" + self.container(mode[len("service:"):])]
         else:
-            args += ["--network", self.network, "--network-alias", name]
+            # The network has no DNS server of podman's (aardvark-dns would forward every name
+            # it does not know, like Postfix's reverse lookup of the client, to the machine's
+            # resolvers): the service names are in the test zone, and the containers ask the
+            # test's DNS server (which runs in Postfix's namespace; elsewhere nothing answers).
+            args += ["--network", self.network, "--dns", "127.0.0.1", "--dns-search", "."]
         for volume in s.get("volumes", []):
             check(isinstance(volume, str), "service %s: long volume syntax" % name)
             parts = volume.split(":")
@@ -404,7 +414,7 @@ class Run:
 
     def up(self):
         started = time.monotonic()
-        self.podman("network", "create", self.network)
+        self.podman("network", "create", "--disable-dns", self.network)
         self.network_made = True
         for volume in (self.compose.get("volumes") or {}):
             self.podman("volume", "create", "%s_%s" % (self.project, volume))
@@ -422,19 +432,39 @@ class Run:
     def pid_of(self, name):
         return int(self.podman("inspect", "-f", "{{.State.Pid}}", self.container(name)).strip())
 
+    def gateway(self):
+        """The network's gateway: the client address Postfix sees for the published port."""
+        return json.loads(self.podman("network", "inspect", self.network))[0]["subnets"][0][
+            "gateway"]
+
     def start_dns(self):
-        """The test zone's DNS server on 127.0.0.1 in Postfix's network namespace."""
+        """The test zone's DNS server on 127.0.0.1 port 53 in Postfix's network namespace: the
+        daemons' [dns] nameservers, and the resolver of Postfix and the daemons (--dns)."""
         zone = os.path.join(self.tmp, "zone")
         with open(zone, "w") as f:
             # Neutral, not pass: SPF pass would hand greylisting to the milter at end of data
             # (trust_authenticated); neutral is greylisted by policyd at RCPT, and the result in
             # Authentication-Results shows the daemons asked this server.
             f.write('%s TXT "v=spf1 ?all"\n' % SENDER_DOMAIN)
+            # The services started so far by name (the daemons' [redis] address is redis:6379),
+            # as a compose network's DNS has them.
+            for name in self.containers:
+                networks = json.loads(self.podman("inspect", name))[0]["NetworkSettings"][
+                    "Networks"]
+                if self.network in networks:
+                    service = name[len(self.project) + 1:-len("_1")]
+                    f.write("%s A %s\n" % (service, networks[self.network]["IPAddress"]))
+            # Postfix's reverse lookup of the client, forward-confirmed: the name in its log
+            # shows that Postfix asked this server.
+            address = self.gateway()
+            f.write("%s PTR %s\n%s A %s\n"
+                    % (".".join(reversed(address.split("."))) + ".in-addr.arpa", CLIENT_NAME,
+                       CLIENT_NAME, address))
         port_file = os.path.join(self.tmp, "dns.port")
         self.dns_server = subprocess.Popen(
             ["nsenter", "-t", str(self.pid_of("postfix")), "-n", sys.executable,
              os.path.join(SOURCE, "tests", "fixtures", "dnsserver.py"), "--zone", zone,
-             "--address", "127.0.0.1", "--port-file", port_file],
+             "--address", "127.0.0.1", "--port", "53", "--port-file", port_file],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while not os.path.exists(port_file):
@@ -483,7 +513,7 @@ class Run:
     # -- the message -------------------------------------------------------------------------
 
     def send(self, port, message_id):
-        client = smtplib.SMTP("127.0.0.1", port, local_hostname="client.sender.example",
+        client = smtplib.SMTP("127.0.0.1", port, local_hostname=CLIENT_NAME,
                               timeout=30)
         try:
             client.ehlo()
@@ -542,8 +572,30 @@ class Run:
         check(re.search(r"^X-Greylist: delayed \d+ seconds by postwarden", headers, re.M),
               "no X-Greylist header from policyd:\n" + headers)
         log(results[0])
+        self.no_dns_leaves()
         self.running_or_fail()
         self.phase("message", started)
+
+    def no_dns_leaves(self):
+        """Every name was looked up on the test's DNS server: Postfix logs the client's name
+        from the test zone, and no container has a resolver other than 127.0.0.1 (the test's
+        server in Postfix's namespace, nothing in Redis's) or a podman DNS server to ask."""
+        connect = "connect from %s[%s]" % (CLIENT_NAME, self.gateway())
+        postfix_log = self.podman("logs", self.container("postfix"))
+        check(connect in postfix_log, "Postfix did not log %r (the client's name from the test"
+              " zone):\n%s" % (connect, postfix_log[-3000:]))
+        log("Postfix: " + connect)
+        for name in self.containers:
+            for path in ("/etc/resolv.conf", "/var/spool/postfix/etc/resolv.conf"):
+                proc = self.podman("exec", name, "cat", path, check_ok=False)
+                if proc.returncode != 0 and path != "/etc/resolv.conf":
+                    continue  # no chroot copy (Postfix's is made only by Debian's init script)
+                servers = re.findall(r"^\s*nameserver\s+(\S+)", proc.stdout, re.M)
+                check(proc.returncode == 0 and servers == ["127.0.0.1"],
+                      "%s %s: expected only nameserver 127.0.0.1:\n%s"
+                      % (name, path, proc.stdout))
+        network = json.loads(self.podman("network", "inspect", self.network))[0]
+        check(not network.get("dns_enabled"), "podman's DNS server is on:\n%s" % network)
 
     def logs(self):
         out = []

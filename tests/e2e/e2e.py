@@ -10,7 +10,8 @@ Every scenario starts its own world, on loopback only, and stops it by PID at th
 
 - a DNS server (tests/fixtures/dnsserver.py, run in this process) on a random 127.x.y.z port 53,
   serving the test zones (A/MX of the domains, SPF, DKIM keys, DMARC records, a DNSBL);
-- redis-server on a free 127.0.0.1 port, no persistence;
+- redis-server on a free 127.0.0.1 port, no persistence (scenario sentinel: a master, a
+  replica and three `redis-server --sentinel`, the daemons configured with sentinels);
 - postwarden-policyd and (when built) postwarden-milter from the build tree, configured with
   conf/postwarden.conf itself, only addresses, ports and delays changed;
 - smtp-sink (from Postfix) on a free port: Postfix relays every accepted message there, and it
@@ -287,17 +288,19 @@ class DnsServer:
 
 
 class Redis:
-    def __init__(self, directory):
+    def __init__(self, directory, extra=()):
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         self.port = free_port()
+        self.extra = list(extra)  # more redis-server arguments (the Sentinel setup's nodes)
         self.child = None
         self.start()
 
     def start(self):
         self.child = Child("redis", ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                                      "--save", "", "--appendonly", "no", "--dir", self.dir,
-                                     "--daemonize", "no"], os.path.join(self.dir, "redis.log"))
+                                     "--daemonize", "no"] + self.extra,
+                           os.path.join(self.dir, "redis.log"))
         if not wait_until(lambda: self.cli("PING") == "PONG", 10):
             raise RuntimeError("redis-server did not answer PING:\n" + self.child.output())
 
@@ -310,6 +313,117 @@ class Redis:
         r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)] + list(args),
                            capture_output=True, text=True, timeout=10)
         return r.stdout.strip()
+
+
+SENTINEL_MASTER = "mymaster"
+
+
+class RedisSentinel:
+    """docs/ha.md's setup on loopback: a master, a replica and three `redis-server --sentinel`
+    (quorum 2, down-after-milliseconds 1000, failover-timeout 3000), as tests/fixtures/redis_ha.cpp
+    starts them. It stands in for World.redis: cli() and port go to the master the Sentinels name
+    at the time of the call, so the scenarios' helpers work across a failover."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.nodes, self.sentinels = [], []  # Redis; (port, Child)
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self):
+        # A replica's full sync starts at once (not after a diskless sync's 5 s wait), and SIGTERM
+        # stops a master at once instead of waiting for its replicas.
+        node = ["--repl-diskless-sync-delay", "0", "--shutdown-timeout", "0"]
+        self.nodes.append(Redis(os.path.join(self.dir, "master"), node))
+        master = self.nodes[0].port
+        self.nodes.append(Redis(os.path.join(self.dir, "replica"),
+                                node + ["--replicaof", "127.0.0.1", str(master)]))
+        if not wait_until(lambda: "state=online" in self.nodes[0].cli("INFO", "replication"), 10):
+            raise RuntimeError("the replica did not sync with the master")
+        for i in range(3):
+            port = free_port()
+            conf = os.path.join(self.dir, "sentinel%d.conf" % i)
+            open(conf, "w").write(
+                "port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\n"
+                "sentinel monitor %s 127.0.0.1 %d 2\n"
+                "sentinel down-after-milliseconds %s 1000\n"
+                "sentinel failover-timeout %s 3000\n"
+                % (port, self.dir, SENTINEL_MASTER, master, SENTINEL_MASTER, SENTINEL_MASTER))
+            self.sentinels.append((port, Child("sentinel", ["redis-server", conf, "--sentinel"],
+                                               os.path.join(self.dir, "sentinel%d.log" % i))))
+        # A failover needs the Sentinels to know each other (hello messages every 2 s) and the
+        # replica.
+        def agree():
+            for port, _ in self.sentinels:
+                state = self.sentinel_cli(port, "SENTINEL", "master", SENTINEL_MASTER).split("\n")
+                fields = dict(zip(state[0::2], state[1::2]))
+                if fields.get("num-other-sentinels") != "2" or fields.get("num-slaves") != "1":
+                    return False
+            return True
+        if not wait_until(agree, 15, 0.2):
+            raise RuntimeError("the Sentinels did not discover each other and the replica:\n" +
+                               self.events())
+
+    def stop(self):
+        for _, child in reversed(self.sentinels):
+            child.stop()
+        for node in reversed(self.nodes):
+            node.stop()
+
+    @staticmethod
+    def sentinel_cli(port, *args):
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + list(args),
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip()
+
+    def setting(self):
+        """The value of [redis] sentinels."""
+        return ", ".join("127.0.0.1:%d" % port for port, _ in self.sentinels)
+
+    def named_master(self, port):
+        """The master's port as the Sentinel on `port` names it (SENTINEL
+        get-master-addr-by-name), or None."""
+        answer = self.sentinel_cli(port, "SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER)
+        lines = answer.split("\n")
+        return int(lines[1]) if len(lines) == 2 and lines[1].isdigit() else None
+
+    @property
+    def port(self):
+        for port, child in self.sentinels:
+            if child.running():
+                master = self.named_master(port)
+                if master:
+                    return master
+        raise RuntimeError("no Sentinel names a master")
+
+    def node(self, port):
+        return next(n for n in self.nodes if n.port == port)
+
+    def cli(self, *args):
+        """redis-cli on the master the Sentinels name now."""
+        return self.node(self.port).cli(*args)
+
+    def wait_for_switch(self, old_port, timeout):
+        """Waits until every Sentinel names a master other than old_port; returns its port."""
+        def switched():
+            ports = {self.named_master(port) for port, child in self.sentinels if child.running()}
+            return len(ports) == 1 and None not in ports and old_port not in ports and ports.pop()
+        new = wait_until(switched, timeout, 0.1)
+        check(new, "the Sentinels did not fail over within %d s:\n%s" % (timeout, self.events()))
+        return new
+
+    def events(self, only=" # +"):
+        """The Sentinels' event lines (+sdown, +odown, +switch-master, ...), or only those
+        that contain `only`."""
+        out = []
+        for i, (_, child) in enumerate(self.sentinels):
+            out += ["sentinel%d: %s" % (i, line) for line in child.output().splitlines()
+                    if " # " in line and only in line]
+        return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,7 +529,7 @@ service auth {{
 
 class World:
     def __init__(self, args, zone, need_milter=False, quota_limits=None, quota_auto_block=None,
-                 milter_unix=False):
+                 milter_unix=False, sentinel=False):
         self.args = args
         self.source, self.build = args.source, args.build
         self.tmp = tempfile.mkdtemp(prefix="postwarden-e2e-")
@@ -425,6 +539,7 @@ class World:
         self.with_milter = os.access(self.milter_binary, os.X_OK)
         self.zone = zone
         self.quota_limits, self.quota_auto_block = quota_limits, quota_auto_block
+        self.sentinel = sentinel  # Redis through Sentinels (RedisSentinel) instead of one Redis
         self.postfix_dir = os.path.join(self.tmp, "postfix")
         self.sink_dir = os.path.join(self.tmp, "sink")
         # The milter on a unix socket in Postfix's queue directory, as the README's milter
@@ -439,14 +554,28 @@ class World:
         self.stack.append(("dns", self.dns.stop))
         log("dns server on %s:53" % self.dns.address)
 
-        self.redis = Redis(os.path.join(self.tmp, "redis"))
-        self.stack.append(("redis", self.redis.stop))
-        log("redis-server pid %d on 127.0.0.1:%d" % (self.redis.child.pid, self.redis.port))
+        if self.sentinel:
+            self.redis = RedisSentinel(os.path.join(self.tmp, "redis-ha"))
+            self.stack.append(("redis", self.redis.stop))
+            log("redis master pid %d on 127.0.0.1:%d, replica pid %d on 127.0.0.1:%d, "
+                "Sentinels %s" % (self.redis.nodes[0].child.pid, self.redis.nodes[0].port,
+                                  self.redis.nodes[1].child.pid, self.redis.nodes[1].port,
+                                  self.redis.setting()))
+        else:
+            self.redis = Redis(os.path.join(self.tmp, "redis"))
+            self.stack.append(("redis", self.redis.stop))
+            log("redis-server pid %d on 127.0.0.1:%d" % (self.redis.child.pid, self.redis.port))
 
         self.policy_port = free_port()
         self.milter_port = free_port()
         conf = open(os.path.join(self.source, "conf/postwarden.conf")).read()
-        conf = set_ini(conf, "redis", "address", "127.0.0.1:%d" % self.redis.port)
+        if self.sentinel:
+            # Nothing listens on address: with sentinels set it must be ignored (docs/ha.md).
+            conf = set_ini(conf, "redis", "address", "127.0.0.1:%d" % free_port())
+            conf = set_ini(conf, "redis", "sentinels", self.redis.setting())
+            conf = set_ini(conf, "redis", "master_name", SENTINEL_MASTER)
+        else:
+            conf = set_ini(conf, "redis", "address", "127.0.0.1:%d" % self.redis.port)
         conf = set_ini(conf, "policyd", "listen", "127.0.0.1:%d" % self.policy_port)
         conf = set_ini(conf, "greylist", "delay", str(GREYLIST_DELAY))
         if self.milter_socket:
@@ -652,6 +781,8 @@ class World:
             if text:
                 print("----- %s (last 60 lines) -----" % name)
                 print("\n".join(text.splitlines()[-60:]))
+        if self.sentinel:
+            print("----- Sentinel events -----\n" + self.redis.events())
 
     # -- mail ----------------------------------------------------------------------------------
     def client(self, addr=None, name=None, helo="mx.client.example"):
@@ -1455,6 +1586,76 @@ def scenario_auth_imap(world):
           "a login in block:login (S4) could not log in over IMAP (S12)")
 
 
+def scenario_sentinel(world):
+    """Redis through Sentinels (docs/ha.md): a greylisted message is accepted on retry and an
+    authenticated submission passes; then the master is SIGKILLed, and within 10 s of the
+    Sentinels naming the promoted replica a new triplet is greylisted with its state on the new
+    master, a block:sender added there refuses the next message, and a submission passes."""
+    ha = world.redis
+    old = ha.port
+    check(old == ha.nodes[0].port, "the Sentinels do not name the master they were given")
+    scenario_greylist(world)
+    passed = ha.cli("KEYS", "pw:grey:*:alice@plain.example:bob@example.net").split("\n")
+    check(len(passed) == 1 and ha.cli("GET", passed[0]) == "p",
+          "the passed triplet is not on the master the Sentinels name: %s" % passed)
+    scenario_sasl(world)
+    check(ha.cli("WAIT", "1", "2000") == "1", "the replica did not acknowledge the writes")
+
+    ha.node(old).child.proc.kill()  # SIGKILL
+    ha.node(old).child.proc.wait()
+    killed = time.monotonic()
+    log("master 127.0.0.1:%d SIGKILLed" % old)
+    new = ha.wait_for_switch(old, 15)
+    switched = time.monotonic()
+    log("every Sentinel names 127.0.0.1:%d, %.1f s after the kill" % (new, switched - killed))
+    log("Sentinel events:\n" + ha.events("+switch-master"))
+    check(new == ha.nodes[1].port and ha.cli("ROLE").split("\n")[0] == "master",
+          "the replica was not promoted")
+    check(ha.cli("GET", passed[0]) == "p", "the passed triplet did not survive the failover")
+
+    bound = switched + 10
+    rcpt = "bob@example.net"
+    client = lambda: world.client("198.51.100.70", "mx.plain.example", "mx.plain.example")
+    i = 0
+    while True:  # until policyd answers from the new master (fail_mode = open until then)
+        i += 1
+        sender = "after%d@plain.example" % i
+        c = client()
+        r = c.send(sender, [rcpt], make_message(sender, rcpt, "failover", new_token()))
+        c.close()
+        log("new triplet %.2f s after the switch: %s" % (time.monotonic() - switched, summary(r)))
+        codes = [r["mail"][0]] + [x[0] for x in r["rcpt"]]
+        check(not any(500 <= c < 600 for c in codes), "refused permanently: " + summary(r))
+        if r["rcpt"] and r["rcpt"][0][0] == 450 and "Greylisted" in r["rcpt"][0][1]:
+            break
+        check(time.monotonic() < bound, "greylisting did not resume within 10 s of the switch")
+        time.sleep(0.2)
+    keys = ha.cli("KEYS", "pw:grey:*:%s:%s" % (sender, rcpt)).split("\n")
+    check(len(keys) == 1 and ha.cli("GET", keys[0]).startswith("f"),
+          "the new triplet's state is not on the new master: %s" % keys)
+    log("new master has %s = %s" % (keys[0], ha.cli("GET", keys[0])))
+
+    check(ha.cli("SADD", "pw:block:sender", sender) == "1", "SADD on the new master failed")
+    c = client()
+    r = c.send(sender, [rcpt], make_message(sender, rcpt, "blocked", new_token()))
+    c.close()
+    log("after SADD pw:block:sender %s on the new master: %s" % (sender, summary(r)))
+    check(r["rcpt"] and r["rcpt"][0][0] == 554 and "5.7.1" in r["rcpt"][0][1] and
+          LIST_CASES[0][2] in r["rcpt"][0][1], "not refused by block:sender: " + summary(r))
+
+    c = world.client("203.0.113.50", "client.isp.example", "laptop.isp.example")
+    code, msg = c.login("alice@example.com", USERS["alice@example.com"])
+    check(code == 235, "AUTH after the failover failed: %d %s" % (code, msg))
+    token = new_token()
+    r = c.send("alice@example.com", ["dave@remote.example"],
+               make_message("Alice <alice@example.com>", "dave@remote.example", "after", token))
+    c.close()
+    log("authenticated after the failover: " + summary(r))
+    check(accepted(r), "authenticated submission after the failover not accepted: " + summary(r))
+    check(world.delivered(token), "authenticated submission after the failover not delivered")
+    check(time.monotonic() < bound, "the flow after the switch took longer than 10 s")
+    log("mail flows through the new master %.1f s after the switch" % (time.monotonic() - switched))
+
 def readme_wiring(source):
     """The README's "Wiring into Postfix and Dovecot" section against what these tests use:
     every line of its main.cf block must be in conf/main.cf.example, in the same order, and
@@ -1499,6 +1700,7 @@ SCENARIOS = {
     "auth-lockout": (scenario_auth_lockout, {"auth": True}),
     "dkim-sign": (scenario_dkim_sign, {"milter": True}),
     "auth-imap": (scenario_auth_imap, {"auth": True, "imap": True}),
+    "sentinel": (scenario_sentinel, {"sentinel": True, "milter": True}),
 }
 
 
@@ -1546,7 +1748,8 @@ def run(args, name):
     zone = BASE_ZONE
     world = World(args, None, quota_limits="3/3600" if needs.get("quota") else None,
                   quota_auto_block="6/3600" if needs.get("quota") else None,
-                  milter_unix=needs.get("milter_unix", False))
+                  milter_unix=needs.get("milter_unix", False),
+                  sentinel=needs.get("sentinel", False))
     world.dkim_key = None
     if needs.get("auth"):
         world.auth_port = free_port()
