@@ -456,6 +456,16 @@ void ClusterClient::Impl::send(const RequestPtr& request, Node* target, bool ask
         case Request::Kind::command:
             return client.command(request->argv, std::move(on_reply));
         case Request::Kind::eval:
+            if (asking) {
+                // ASKING admits one command only: EVALSHA's NOSCRIPT would use it up and the
+                // EVAL that follows be sent back with MOVED, again and again on a node that has
+                // never run the script (one just added). EVAL runs it, and caches it there.
+                std::vector<std::string> argv{"EVAL", request->script->text(),
+                                              std::to_string(request->keys.size())};
+                argv.insert(argv.end(), request->keys.begin(), request->keys.end());
+                argv.insert(argv.end(), request->args.begin(), request->args.end());
+                return client.command(std::move(argv), std::move(on_reply));
+            }
             return client.eval(*request->script, request->keys, request->args, std::move(on_reply));
         case Request::Kind::transaction:
             return client.transaction(request->batch, std::move(on_reply));
