@@ -114,6 +114,23 @@ TEST_CASE("dkim keygen: keys 0600 for the milter's user, records printed, nothin
     }
 }
 
+TEST_CASE(
+    "dkim keygen: a domain directory that is a symlink is refused, nothing written through it",
+    "[admin][dkim-cli]") {
+    DkimCli t;
+    // Whoever may write in key_dir (the milter's user, when it owns it) points a domain
+    // elsewhere, hoping root writes a key file, owned by that user, where it points.
+    TempDir elsewhere("postwarden-dkim-elsewhere");
+    REQUIRE(mkdir((t.keys.path() + "/dkim").c_str(), 0755) == 0);
+    REQUIRE(symlink(elsewhere.path().c_str(), (t.keys.path() + "/dkim/example.com").c_str()) == 0);
+    auto r = t.run({"dkim", "keygen", "example.com", "--type", "ed25519", "--selector", "s1"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "not a directory"));
+    struct stat st {};
+    CHECK(lstat((elsewhere.path() + "/s1.key").c_str(), &st) != 0);
+}
+
 TEST_CASE("dkim activate, retire and list: the selector SET edited and shown",
           "[admin][dkim-cli]") {
     DkimCli t;
