@@ -46,6 +46,13 @@ redis::Options redis_options(const Config& c) {
     o.address = c.redis.address;
     o.password = c.redis.password;
     o.timeout_ms = c.redis.timeout_ms;
+    // Sentinel and Cluster as for the policy server: without them the auth server would talk to
+    // [redis] address alone, and on a cluster or after a failover count nothing (fail_mode).
+    o.sentinels = c.redis.sentinels;
+    o.master_name = c.redis.master_name;
+    o.sentinel_password = c.redis.sentinel_password;
+    o.cluster = c.redis.cluster;
+    o.seeds = c.redis.seeds;
     o.latency = &metrics().redis_latency;
     o.failures = &metrics().redis_failures;
     return o;
