@@ -286,14 +286,18 @@ std::set<std::string> key_files(const Config& config, const std::string& domain)
 std::set<std::string> all_domains(Context& ctx) {
     std::set<std::string> out;
     const auto prefix = selectors_key(ctx, "");
-    std::string cursor = "0";
-    do {
-        auto page = ctx.store.run({"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
-        if (page.elements.size() != 2) break;
-        cursor = page.elements[0].str;
-        for (const auto& k : strings_of(page.elements[1]))
-            out.insert(k.substr(prefix.size()));
-    } while (cursor != "0");
+    // SCAN walks one node's keys: on a cluster, each master's in turn.
+    for (std::size_t master = 0, n = ctx.store.masters(); master < n; ++master) {
+        std::string cursor = "0";
+        do {
+            auto page =
+                ctx.store.run_on(master, {"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
+            if (page.elements.size() != 2) break;
+            cursor = page.elements[0].str;
+            for (const auto& k : strings_of(page.elements[1]))
+                out.insert(k.substr(prefix.size()));
+        } while (cursor != "0");
+    }
     if (DIR* dir = opendir(ctx.config.dkim.key_dir.c_str())) {
         while (const dirent* e = readdir(dir))
             if (dkim::valid_key_domain(e->d_name)) out.insert(e->d_name);

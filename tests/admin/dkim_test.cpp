@@ -170,6 +170,23 @@ TEST_CASE("dkim activate, retire and list: the selector SET edited and shown",
     CHECK(t.run({"dkim", "retire", "example.com", "../x"}).code == 2);
 }
 
+TEST_CASE("dkim list: every domain with active selectors, on every master of a cluster",
+          "[admin][dkim-cli][cluster]") {
+    DkimCli t;
+    // Selectors of domains whose keys live on the milter's hosts, not here: only Redis knows
+    // them, and on a cluster their SETs are spread over the masters.
+    std::string expected;
+    for (int i = 0; i < 12; ++i) {
+        const auto domain = "d" + std::to_string(10 + i) + ".example";
+        REQUIRE(t.redis.run({"SADD", "pw:dkim:selectors:" + domain, "s1"}).integer == 1);
+        expected += std::string(expected.empty() ? "" : ", ") + "\"" + domain + "\"";
+    }
+    auto r = t.run({"--json", "dkim", "list"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(json_query(r.out, "sorted(set(e['domain'] for e in d))") == "[" + expected + "]");
+}
+
 TEST_CASE("dkim check: published keys compared with the key files", "[admin][dkim-cli]") {
     const auto other = dkim::generate_key(dkim::KeyType::ed25519, 0);
     // The keys are made first (below), so the zone is filled in afterwards from their files.
