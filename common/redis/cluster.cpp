@@ -478,7 +478,12 @@ bool ClusterClient::Impl::may_retry(Request& request) const {
 
 void ClusterClient::Impl::on_reply(const RequestPtr& request, Node* from, Reply reply) {
     if (!reply.ok) {
-        if (reply.error == "not connected") refresh_wanted_ = true;
+        if (reply.error != "not connected") return request->done(std::move(reply));
+        refresh_wanted_ = true;
+        // Refused before anything was sent. A node a redirection named may be one never used
+        // before (a replica that took over), still connecting: waited for, within the request's
+        // deadline. Without a redirection the map's own master is down: answered at once.
+        if (request->redirects > 0 && may_retry(*request)) return retry_later(request);
         return request->done(std::move(reply));
     }
     if (reply.value.is_error()) {

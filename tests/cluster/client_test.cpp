@@ -258,3 +258,42 @@ TEST_CASE("a script meets its key moved to a node without the script cached: it 
         cluster.node(i).run({"CLUSTER", "SETSLOT", s, "NODE", cluster.id(to)});
     CHECK(cluster.run({"GET", key}).str == "42");  // run once, on the target
 }
+
+TEST_CASE("a redirection to a node not yet connected waits for its connection, not fails",
+          "[cluster]") {
+    RedisCluster cluster(3, 1);
+    boost::asio::io_context io;
+    redis::Client client(io, cluster_options(cluster));
+    client.start();
+    REQUIRE(run_until(io, [&] { return client.connected(); }));
+    const std::string key = "{handover}:count";
+    auto incr = [&] { return call(io, client, {"INCR", key}); };
+    auto first = incr();
+    REQUIRE(first);
+    REQUIRE(first->ok);
+
+    auto& master = cluster.owner(redis::key_slot(key));
+    RedisServer* replica = nullptr;
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        if (cluster.node(i).info_field("replication", "master_port") ==
+            std::to_string(master.port()))
+            replica = &cluster.node(i);
+    REQUIRE(replica);
+    // A planned handover: the old master stays up and answers MOVED to its replica, a node the
+    // client has never connected to (replicas are not in its map).
+    REQUIRE(replica->run({"CLUSTER", "FAILOVER"}).str == "OK");
+    REQUIRE(wait_until(
+        [&] {
+            return master.run({"ROLE"}).elements.at(0).str == "slave" &&
+                   replica->run({"ROLE"}).elements.at(0).str == "master";
+        },
+        10s));
+
+    auto r = incr();
+    REQUIRE(r);
+    INFO(r->error << r->value.str);
+    CHECK(r->ok);
+    CHECK_FALSE(r->value.is_error());
+    CHECK(r->value.integer == 2);
+    CHECK(client.stats().moved > 0);
+}
