@@ -77,19 +77,41 @@ std::string zone_record(const std::string& domain, const std::string& selector,
     return out + " )\n";
 }
 
-// Creates a directory unless it exists; one created as root is given to `owner`.
-void make_dir(const std::string& path, mode_t mode, const MilterUser* owner) {
-    if (mkdir(path.c_str(), mode) != 0) {
-        if (errno == EEXIST) return;
+// Creates a directory unless it exists.
+void make_dir(const std::string& path, mode_t mode) {
+    if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
         throw Failure(exit_usage, "cannot create " + path + ": " + std::strerror(errno));
-    }
-    if (owner && geteuid() == 0 && chown(path.c_str(), owner->uid, owner->gid) != 0)
-        throw Failure(exit_usage, "cannot give " + path + " to " + owner->name);
 }
 
-// Writes a new key file, never over an existing one, mode 0600, owned by the milter's user.
-void write_key_file(const std::string& path, const std::string& pem, const MilterUser& owner) {
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+// A domain's key directory, created unless it exists (one created as root is given to `owner`)
+// and opened without following a symlink: whoever may write in key_dir could otherwise point
+// it anywhere, and have root create files, or change an owner, there. Everything after goes
+// through the descriptor, never through the path again.
+int open_domain_dir(const std::string& path, const MilterUser& owner) {
+    const bool created = mkdir(path.c_str(), 0700) == 0;
+    if (!created && errno != EEXIST)
+        throw Failure(exit_usage, "cannot create " + path + ": " + std::strerror(errno));
+    const int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        const bool link = errno == ELOOP || errno == ENOTDIR;
+        throw Failure(exit_usage, "cannot use " + path + ": " +
+                                      (link ? std::string("not a directory (a symlink is not "
+                                                          "followed)")
+                                            : std::strerror(errno)));
+    }
+    if (created && geteuid() == 0 && fchown(fd, owner.uid, owner.gid) != 0) {
+        close(fd);
+        throw Failure(exit_usage, "cannot give " + path + " to " + owner.name);
+    }
+    return fd;
+}
+
+// Writes a new key file `name` in the directory `dir`, never over an existing one, mode 0600,
+// owned by the milter's user; `path` names it in messages.
+void write_key_file(int dir, const std::string& name, const std::string& path,
+                    const std::string& pem, const MilterUser& owner) {
+    const int fd =
+        openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         throw Failure(exit_usage, "cannot create " + path + ": " + std::strerror(errno) +
                                       (errno == EEXIST ? " (keys are never overwritten)" : ""));
@@ -103,7 +125,7 @@ void write_key_file(const std::string& path, const std::string& pem, const Milte
     ok = fsync(fd) == 0 && ok;
     close(fd);
     if (!ok) {
-        unlink(path.c_str());
+        unlinkat(dir, name.c_str(), 0);
         throw Failure(exit_usage, "cannot write " + path);
     }
 }
@@ -171,15 +193,18 @@ Output keygen(Context& ctx, const std::vector<std::string>& args) {
         if (access(dkim::key_path(dir, domain, selector).c_str(), F_OK) == 0)
             throw Failure(exit_usage, dkim::key_path(dir, domain, selector) +
                                           " exists; keys are never overwritten");
-    make_dir(dir, 0755, nullptr);
-    make_dir(dir + "/" + domain, 0700, &owner);
+    make_dir(dir, 0755);
+    struct Closer {
+        int fd;
+        ~Closer() { close(fd); }
+    } domain_dir{open_domain_dir(dir + "/" + domain, owner)};
     Output out;
     JsonWriter json;
     json.begin_object().field("domain", domain).key("keys").begin_array();
     for (const auto& [type, selector] : wanted) {
         const auto key = dkim::generate_key(type, options.bits);
         const auto path = dkim::key_path(dir, domain, selector);
-        write_key_file(path, key.pem, owner);
+        write_key_file(domain_dir.fd, selector + ".key", path, key.pem, owner);
         out.text += "; " + path + " (" + std::string(dkim::algorithm_of(type)) + ", " +
                     std::to_string(key.bits) + " bits)\n" + zone_record(domain, selector, key);
         json.begin_object()
@@ -261,14 +286,18 @@ std::set<std::string> key_files(const Config& config, const std::string& domain)
 std::set<std::string> all_domains(Context& ctx) {
     std::set<std::string> out;
     const auto prefix = selectors_key(ctx, "");
-    std::string cursor = "0";
-    do {
-        auto page = ctx.store.run({"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
-        if (page.elements.size() != 2) break;
-        cursor = page.elements[0].str;
-        for (const auto& k : strings_of(page.elements[1]))
-            out.insert(k.substr(prefix.size()));
-    } while (cursor != "0");
+    // SCAN walks one node's keys: on a cluster, each master's in turn.
+    for (std::size_t master = 0, n = ctx.store.masters(); master < n; ++master) {
+        std::string cursor = "0";
+        do {
+            auto page =
+                ctx.store.run_on(master, {"SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"});
+            if (page.elements.size() != 2) break;
+            cursor = page.elements[0].str;
+            for (const auto& k : strings_of(page.elements[1]))
+                out.insert(k.substr(prefix.size()));
+        } while (cursor != "0");
+    }
     if (DIR* dir = opendir(ctx.config.dkim.key_dir.c_str())) {
         while (const dirent* e = readdir(dir))
             if (dkim::valid_key_domain(e->d_name)) out.insert(e->d_name);

@@ -120,15 +120,18 @@ std::string relaxed_header(std::string_view field) {
     out.push_back(':');
     auto colon = field.find(':');
     auto value = colon == std::string_view::npos ? std::string_view() : field.substr(colon + 1);
-    bool space = false;
+    // Blanks before the value's first character go; a colon inside the value is text like any
+    // other, so "Re: x" keeps its space.
+    bool space = false, started = false;
     for (char c : value) {
         if (c == '\r' || c == '\n') continue;  // unfolding
         if (blank(c)) {
             space = true;
             continue;
         }
-        if (space && out.back() != ':') out.push_back(' ');
+        if (space && started) out.push_back(' ');
         space = false;
+        started = true;
         out.push_back(c);
     }
     return out + "\r\n";

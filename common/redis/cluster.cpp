@@ -456,6 +456,16 @@ void ClusterClient::Impl::send(const RequestPtr& request, Node* target, bool ask
         case Request::Kind::command:
             return client.command(request->argv, std::move(on_reply));
         case Request::Kind::eval:
+            if (asking) {
+                // ASKING admits one command only: EVALSHA's NOSCRIPT would use it up and the
+                // EVAL that follows be sent back with MOVED, again and again on a node that has
+                // never run the script (one just added). EVAL runs it, and caches it there.
+                std::vector<std::string> argv{"EVAL", request->script->text(),
+                                              std::to_string(request->keys.size())};
+                argv.insert(argv.end(), request->keys.begin(), request->keys.end());
+                argv.insert(argv.end(), request->args.begin(), request->args.end());
+                return client.command(std::move(argv), std::move(on_reply));
+            }
             return client.eval(*request->script, request->keys, request->args, std::move(on_reply));
         case Request::Kind::transaction:
             return client.transaction(request->batch, std::move(on_reply));
@@ -468,7 +478,12 @@ bool ClusterClient::Impl::may_retry(Request& request) const {
 
 void ClusterClient::Impl::on_reply(const RequestPtr& request, Node* from, Reply reply) {
     if (!reply.ok) {
-        if (reply.error == "not connected") refresh_wanted_ = true;
+        if (reply.error != "not connected") return request->done(std::move(reply));
+        refresh_wanted_ = true;
+        // Refused before anything was sent. A node a redirection named may be one never used
+        // before (a replica that took over), still connecting: waited for, within the request's
+        // deadline. Without a redirection the map's own master is down: answered at once.
+        if (request->redirects > 0 && may_retry(*request)) return retry_later(request);
         return request->done(std::move(reply));
     }
     if (reply.value.is_error()) {

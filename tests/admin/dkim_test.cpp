@@ -114,6 +114,23 @@ TEST_CASE("dkim keygen: keys 0600 for the milter's user, records printed, nothin
     }
 }
 
+TEST_CASE(
+    "dkim keygen: a domain directory that is a symlink is refused, nothing written through it",
+    "[admin][dkim-cli]") {
+    DkimCli t;
+    // Whoever may write in key_dir (the milter's user, when it owns it) points a domain
+    // elsewhere, hoping root writes a key file, owned by that user, where it points.
+    TempDir elsewhere("postwarden-dkim-elsewhere");
+    REQUIRE(mkdir((t.keys.path() + "/dkim").c_str(), 0755) == 0);
+    REQUIRE(symlink(elsewhere.path().c_str(), (t.keys.path() + "/dkim/example.com").c_str()) == 0);
+    auto r = t.run({"dkim", "keygen", "example.com", "--type", "ed25519", "--selector", "s1"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "not a directory"));
+    struct stat st {};
+    CHECK(lstat((elsewhere.path() + "/s1.key").c_str(), &st) != 0);
+}
+
 TEST_CASE("dkim activate, retire and list: the selector SET edited and shown",
           "[admin][dkim-cli]") {
     DkimCli t;
@@ -151,6 +168,23 @@ TEST_CASE("dkim activate, retire and list: the selector SET edited and shown",
     CHECK(json_query(r.out, "sorted([e['selector'], e['active']] for e in d)") ==
           "[[\"a\", false], [\"b\", true]]");
     CHECK(t.run({"dkim", "retire", "example.com", "../x"}).code == 2);
+}
+
+TEST_CASE("dkim list: every domain with active selectors, on every master of a cluster",
+          "[admin][dkim-cli][cluster]") {
+    DkimCli t;
+    // Selectors of domains whose keys live on the milter's hosts, not here: only Redis knows
+    // them, and on a cluster their SETs are spread over the masters.
+    std::string expected;
+    for (int i = 0; i < 12; ++i) {
+        const auto domain = "d" + std::to_string(10 + i) + ".example";
+        REQUIRE(t.redis.run({"SADD", "pw:dkim:selectors:" + domain, "s1"}).integer == 1);
+        expected += std::string(expected.empty() ? "" : ", ") + "\"" + domain + "\"";
+    }
+    auto r = t.run({"--json", "dkim", "list"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(json_query(r.out, "sorted(set(e['domain'] for e in d))") == "[" + expected + "]");
 }
 
 TEST_CASE("dkim check: published keys compared with the key files", "[admin][dkim-cli]") {

@@ -217,3 +217,83 @@ TEST_CASE("nodes that disagree for a moment on a slot's owner are waited out", "
     CHECK(reply->value.integer == 1);
     CHECK(client.stats().moved >= 4);
 }
+
+TEST_CASE("a script meets its key moved to a node without the script cached: it runs there once",
+          "[cluster]") {
+    RedisCluster cluster;
+    boost::asio::io_context io;
+    redis::Client client(io, cluster_options(cluster));
+    client.start();
+    REQUIRE(run_until(io, [&] { return client.connected(); }));
+
+    const redis::Script incr("return redis.call('INCR', KEYS[1])");
+    const std::string key = "{ask-noscript}:n";
+    const int slot = redis::key_slot(key);
+    const auto from = cluster.owner_index(slot), to = (from + 1) % cluster.size();
+    auto& source = cluster.node(from);
+    auto& target = cluster.node(to);
+    REQUIRE(source.run({"SET", key, "41"}).str == "OK");
+    // The node the key goes to has never run the script (a node just added to the cluster).
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        REQUIRE(cluster.node(i).run({"SCRIPT", "FLUSH"}).str == "OK");
+    // The slot mid-move, its key already on the target: the owner answers ASK.
+    const auto s = std::to_string(slot);
+    REQUIRE(target.run({"CLUSTER", "SETSLOT", s, "IMPORTING", cluster.id(from)}).str == "OK");
+    REQUIRE(source.run({"CLUSTER", "SETSLOT", s, "MIGRATING", cluster.id(to)}).str == "OK");
+    REQUIRE(source
+                .run({"MIGRATE", "127.0.0.1", std::to_string(target.port()), "", "0", "5000",
+                      "KEYS", key})
+                .str == "OK");
+
+    std::optional<redis::Reply> r;
+    client.eval(incr, {key}, {}, [&](redis::Reply reply) { r = std::move(reply); });
+    REQUIRE(run_until(io, [&] { return r.has_value(); }));
+    REQUIRE(r->ok);
+    INFO(r->value.str);
+    CHECK_FALSE(r->value.is_error());
+    CHECK(r->value.integer == 42);
+    CHECK(client.stats().asked > 0);
+
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        cluster.node(i).run({"CLUSTER", "SETSLOT", s, "NODE", cluster.id(to)});
+    CHECK(cluster.run({"GET", key}).str == "42");  // run once, on the target
+}
+
+TEST_CASE("a redirection to a node not yet connected waits for its connection, not fails",
+          "[cluster]") {
+    RedisCluster cluster(3, 1);
+    boost::asio::io_context io;
+    redis::Client client(io, cluster_options(cluster));
+    client.start();
+    REQUIRE(run_until(io, [&] { return client.connected(); }));
+    const std::string key = "{handover}:count";
+    auto incr = [&] { return call(io, client, {"INCR", key}); };
+    auto first = incr();
+    REQUIRE(first);
+    REQUIRE(first->ok);
+
+    auto& master = cluster.owner(redis::key_slot(key));
+    RedisServer* replica = nullptr;
+    for (std::size_t i = 0; i < cluster.size(); ++i)
+        if (cluster.node(i).info_field("replication", "master_port") ==
+            std::to_string(master.port()))
+            replica = &cluster.node(i);
+    REQUIRE(replica);
+    // A planned handover: the old master stays up and answers MOVED to its replica, a node the
+    // client has never connected to (replicas are not in its map).
+    REQUIRE(replica->run({"CLUSTER", "FAILOVER"}).str == "OK");
+    REQUIRE(wait_until(
+        [&] {
+            return master.run({"ROLE"}).elements.at(0).str == "slave" &&
+                   replica->run({"ROLE"}).elements.at(0).str == "master";
+        },
+        10s));
+
+    auto r = incr();
+    REQUIRE(r);
+    INFO(r->error << r->value.str);
+    CHECK(r->ok);
+    CHECK_FALSE(r->value.is_error());
+    CHECK(r->value.integer == 2);
+    CHECK(client.stats().moved > 0);
+}

@@ -250,6 +250,24 @@ TEST_CASE("DKIM signing: RSA-2048 and Ed25519 both sign, dkimpy and our inbound 
     CHECK(WEXITSTATUS(w.milter.process().status()) == 0);
 }
 
+TEST_CASE("DKIM signing: a reply, a colon and a blank inside the Subject, verifies",
+          "[milter][dkim-sign]") {
+    SignWorld w;
+    w.activate("sender.test", {"pw-ed"});
+    auto headers = alice_headers();
+    for (auto& [name, value] : headers)
+        if (name == "Subject") value = "Re: Fwd:  lunch at 12:30";
+    auto t = outbound(headers, "see you\r\n");
+    auto out = w.run(t);
+    INFO(w.milter.log());
+    REQUIRE(out.accepted());
+    auto signed_headers = apply_modifications(t.headers, out.modifications);
+    REQUIRE(signatures(signed_headers).size() == 1);
+    auto verdicts = dkimpy(signed_headers, "see you\r\n");
+    REQUIRE(verdicts.size() == 1);
+    CHECK(verdicts[0] == "pass d=sender.test s=pw-ed a=ed25519-sha256");
+}
+
 TEST_CASE("DKIM signing: RSA-4096 and Ed25519 alone verify", "[milter][dkim-sign]") {
     SignWorld w(true);
     for (const auto& [selector, algorithm] : std::vector<std::pair<std::string, std::string>>{

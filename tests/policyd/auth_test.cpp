@@ -142,7 +142,7 @@ bool has_line(const std::string& text, const std::string& line) {
 }  // namespace
 
 TEST_CASE("auth policy: a client is locked after ip_lockout failures, others are not",
-          "[policyd][auth]") {
+          "[policyd][auth][cluster]") {
     RedisServer redis;
     AuthDaemon d(redis, "ip_lockout = 3/60\nlockout_time = 2\ntarpit_after = 0\n");
     HttpClient c(d.auth_port);  // one keep-alive connection for all of it

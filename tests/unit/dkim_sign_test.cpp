@@ -123,6 +123,14 @@ TEST_CASE("DKIM relaxed canonicalization: the examples of RFC 6376 3.4.5 and chu
     CHECK(empty.finish() == "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");  // SHA-256 of ""
 }
 
+TEST_CASE("DKIM relaxed canonicalization: a colon inside a header value keeps the space after it",
+          "[unit][dkim-sign]") {
+    CHECK(relaxed_header("Subject: Re: hello") == "subject:Re: hello\r\n");
+    CHECK(relaxed_header("Subject:Re:  a:\r\n\t b") == "subject:Re: a: b\r\n");
+    CHECK(relaxed_header("To: Team: a@example.com, b@example.com;") ==
+          "to:Team: a@example.com, b@example.com;\r\n");
+}
+
 TEST_CASE("DKIM selectors from Redis: only valid names, sorted, at most 8", "[unit][dkim-sign]") {
     std::vector<std::string> set{"rsa-202612", "../../etc/passwd", "ed-202612", "a/b",    "",
                                  "x..y",       "rsa-202612",       "-",         "ok.sub", "x y"};
