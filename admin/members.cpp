@@ -174,7 +174,7 @@ std::optional<ListName> parse_list_name(std::string_view text, std::string* erro
             return *error = "alias:LOGIN needs a login without spaces", std::nullopt;
         return ListName{lower, MemberKind::alias};
     }
-    if (lower == "block:login") return ListName{lower, MemberKind::login};
+    if (lower == "block:login" || lower == "block:auth") return ListName{lower, MemberKind::login};
     if (lower == "block:tld") return ListName{lower, MemberKind::tld};
     if (lower == "allow:tld") return ListName{lower, MemberKind::domain};
     for (std::string_view level : {"block:", "allow:"}) {
@@ -251,7 +251,8 @@ std::string_view known_lists_text() {
            "  block:domain  allow:domain   sender domains (and their subdomains)\n"
            "  block:net     allow:net      client IP addresses or CIDR networks\n"
            "  block:sender:RCPTDOMAIN ... allow:net:RCPTDOMAIN   the same, for mail to RCPTDOMAIN\n"
-           "  block:login                  SASL login names\n"
+           "  block:login                  SASL login names (refused sending)\n"
+           "  block:auth                   SASL login names (refused logging in, in Dovecot)\n"
            "  block:tld                    TLDs without the dot (icu)\n"
            "  allow:tld                    sender domains exempt from block:tld\n"
            "  alias:LOGIN                  addresses (or @domain) LOGIN may send as\n";

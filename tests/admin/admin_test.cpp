@@ -73,6 +73,11 @@ TEST_CASE("list add stores lower-cased, canonical members, show and del", "[admi
     CHECK(contains(r.out, "added spammer@example.com to block:sender"));
     CHECK(members(redis, "pw:block:sender") == std::vector<std::string>{"spammer@example.com"});
 
+    // block:auth is read by the auth-policy server with the login lower-cased, as here.
+    r = cli.run({"list", "add", "block:auth", "Cracked@Example.COM"});
+    CHECK(r.code == 0);
+    CHECK(members(redis, "pw:block:auth") == std::vector<std::string>{"cracked@example.com"});
+
     r = cli.run({"list", "add", "allow:sender:Example.NET", "Partner@Example.org"});
     CHECK(r.code == 0);
     CHECK(members(redis, "pw:allow:sender:example.net") ==
