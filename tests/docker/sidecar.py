@@ -76,7 +76,7 @@ CLIENT_NAME = "client." + SENDER_DOMAIN
 # The compose keys this script turns into podman options (each handled in service_args).
 SERVICE_KEYS = {"build", "image", "network_mode", "depends_on", "volumes", "secrets",
                 "entrypoint", "command", "read_only", "tmpfs", "cap_drop", "security_opt",
-                "restart", "ports"}
+                "restart", "ports", "profiles"}
 TOP_KEYS = {"version", "services", "volumes", "secrets"}
 
 # The APT sources of Debian's official images: main of bookworm, its updates and security.
@@ -256,7 +256,10 @@ class Run:
             check(not unknown, "docker-compose.yml: service %s: keys this test does not handle:"
                   " %s" % (name, sorted(unknown)))
         self.compose = interpolate(compose)
-        self.services = self.compose["services"]
+        # As `docker-compose up` without --profile: a service with profiles (the ha profile's
+        # replica and Sentinels) is not part of the default stack.
+        self.services = {name: service for name, service in self.compose["services"].items()
+                         if not service.get("profiles")}
 
     def image_of(self, name):
         service = self.services[name]
