@@ -160,6 +160,10 @@ void Connection::close(const std::string& reason) {
         post_reply(io_, std::move(pending_[i].done), failure(reason));
     pending_.clear();
     expired_ = 0;
+    // A closed connection calls neither back: owners' callbacks often hold the connection
+    // itself (a shared_ptr), which would otherwise keep both alive for good.
+    ready_ = nullptr;
+    failed_ = nullptr;
 }
 
 void Connection::fail(const std::string& reason) {
@@ -167,9 +171,9 @@ void Connection::fail(const std::string& reason) {
     auto answered = std::count_if(pending_.begin() + static_cast<std::ptrdiff_t>(expired_),
                                   pending_.end(), [](const Pending& p) { return bool(p.done); });
     count_failure(options_, Failure::connection_lost, static_cast<std::size_t>(answered));
+    auto failed = std::move(failed_);
     close(reason);
-    ready_ = nullptr;
-    if (auto failed = std::move(failed_)) failed(reason);
+    if (failed) failed(reason);
 }
 
 void Connection::start_read() {
