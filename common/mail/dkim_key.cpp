@@ -35,6 +35,8 @@ using Bio = std::unique_ptr<BIO, BioFree>;
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, CtxFree>;
 
+}  // namespace
+
 std::string base64(const unsigned char* data, std::size_t size) {
     std::string out(4 * ((size + 2) / 3) + 1, '\0');
     const int n =
@@ -42,6 +44,8 @@ std::string base64(const unsigned char* data, std::size_t size) {
     out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     return out;
 }
+
+namespace {
 
 // Strict base64 (RFC 4648 §4, padding required); nullopt when malformed.
 std::optional<std::vector<unsigned char>> unbase64(std::string_view text) {

@@ -3,7 +3,7 @@
 // key (RFC 6376 §3.6.1, RFC 8463 for Ed25519), and reading a published record back.
 //
 // Entry points: read_key_file(), parse_private_key(), generate_key(), txt_record(),
-// parse_key_record(), valid_selector(), valid_key_domain(), key_path().
+// parse_key_record(), valid_selector(), valid_key_domain(), key_path(), base64().
 //
 // Key files are operator input on disk: at most max_key_file_bytes, a regular file, owned by the
 // reading process's user and readable by nobody else, RSA of 1024 to 8192 bits or Ed25519;
@@ -30,6 +30,9 @@ enum class KeyType { rsa, ed25519 };
 std::string_view algorithm_of(KeyType type);
 // "rsa" or "ed25519": the k= tag of the key's record.
 std::string_view key_tag_of(KeyType type);
+
+// Base64 (RFC 4648 §4, padded, no line breaks): p=, b= and bh= as DKIM writes them.
+std::string base64(const unsigned char* data, std::size_t size);
 
 struct PrivateKey {
     KeyType type = KeyType::rsa;
